@@ -1,0 +1,417 @@
+// The broker's sockets, its poll loop and timers, and the public Broker.
+#include "broker/broker.h"
+
+#include <future>
+#include <random>
+
+#include "broker/broker_loop.h"
+
+namespace meshbus {
+namespace {
+
+// "tcp://HOST:PORT" -> HOST (brackets kept for IPv6).
+std::string HostOf(const std::string& tcp_endpoint) {
+  std::string rest = tcp_endpoint.substr(6);
+  size_t colon = rest.rfind(':');
+  return colon == std::string::npos ? rest : rest.substr(0, colon);
+}
+
+std::string WithHost(const std::string& tcp_endpoint, const std::string& host) {
+  std::string rest = tcp_endpoint.substr(6);
+  size_t colon = rest.rfind(':');
+  return "tcp://" + host + (colon == std::string::npos ? "" : rest.substr(colon));
+}
+
+uint64_t FreshIncarnation() {
+  // Microseconds since the epoch: a restarted node gets a larger value, which
+  // lets peers tell a restart from a late message of the old process.
+  uint64_t us = std::chrono::duration_cast<std::chrono::microseconds>(
+                    std::chrono::system_clock::now().time_since_epoch())
+                    .count();
+  return us == 0 ? 1 : us;
+}
+
+}  // namespace
+
+BrokerLoop::BrokerLoop(BrokerOptions options)
+    : options_(std::move(options)),
+      log_(options_.node_name, ParseLogLevel(options_.log_level)),
+      context_(1),
+      detector_(FailureDetector::Options{
+          options_.suspicion_timeout, options_.probe_timeout,
+          std::chrono::milliseconds(std::max<int64_t>(3 * options_.heartbeat_interval.count(),
+                                                      options_.probe_timeout.count())),
+          2}) {
+  self_.node = options_.node_name;
+  self_.incarnation = FreshIncarnation();
+  client_endpoint_ = options_.ClientEndpoint();
+}
+
+BrokerLoop::~BrokerLoop() {
+  if (thread_.joinable()) Stop(true);
+}
+
+Result<std::unique_ptr<BrokerLoop>> BrokerLoop::Create(BrokerOptions options) {
+  if (Status s = options.Validate(); !s.ok()) return s;
+  std::unique_ptr<BrokerLoop> loop(new BrokerLoop(std::move(options)));
+  if (Status s = loop->Bind(); !s.ok()) return s;
+  return loop;
+}
+
+Status BrokerLoop::Bind() {
+  std::string host = HostOf(options_.listen);
+  std::string advertise = options_.advertise_host.empty() ? host : options_.advertise_host;
+  if (advertise == "0.0.0.0" || advertise == "*" || advertise == "[::]") {
+    return Status::InvalidArgument("listen address " + options_.listen +
+                                   " binds every interface: give --advertise HOST for peers");
+  }
+  std::string step;
+  try {
+    auto last_endpoint = [](zmq::socket_t& s) { return s.get(zmq::sockopt::last_endpoint); };
+
+    step = "bind the calls socket to " + options_.listen;
+    calls_ = zmq::socket_t(context_, zmq::socket_type::router);
+    calls_.set(zmq::sockopt::linger, 0);
+    calls_.set(zmq::sockopt::router_mandatory, 1);
+    calls_.set(zmq::sockopt::sndhwm, 100000);
+    calls_.set(zmq::sockopt::rcvhwm, 100000);
+    calls_.bind(options_.listen);
+    endpoints_.calls = WithHost(last_endpoint(calls_), advertise);
+
+    step = "bind the control socket on " + host;
+    control_pub_ = zmq::socket_t(context_, zmq::socket_type::pub);
+    control_pub_.set(zmq::sockopt::linger, 0);
+    control_pub_.set(zmq::sockopt::sndhwm, 100000);
+    control_pub_.bind("tcp://" + host + ":*");
+    endpoints_.control = WithHost(last_endpoint(control_pub_), advertise);
+
+    step = "bind the data socket on " + host;
+    data_pub_ = zmq::socket_t(context_, zmq::socket_type::pub);
+    data_pub_.set(zmq::sockopt::linger, 0);
+    data_pub_.set(zmq::sockopt::sndhwm, 100000);
+    data_pub_.bind("tcp://" + host + ":*");
+    endpoints_.data = WithHost(last_endpoint(data_pub_), advertise);
+
+    control_sub_ = zmq::socket_t(context_, zmq::socket_type::sub);
+    control_sub_.set(zmq::sockopt::linger, 0);
+    control_sub_.set(zmq::sockopt::rcvhwm, 100000);
+    control_sub_.set(zmq::sockopt::subscribe, "");
+    data_sub_ = zmq::socket_t(context_, zmq::socket_type::sub);
+    data_sub_.set(zmq::sockopt::linger, 0);
+
+    step = "bind the client socket to " + client_endpoint_;
+    clients_ = zmq::socket_t(context_, zmq::socket_type::router);
+    clients_.set(zmq::sockopt::linger, 0);
+    // A full client queue is an error we count and report, never a silent drop.
+    clients_.set(zmq::sockopt::router_mandatory, 1);
+    clients_.set(zmq::sockopt::sndhwm, options_.client_queue_messages);
+    clients_.set(zmq::sockopt::rcvhwm, 100000);
+    clients_.set(zmq::sockopt::maxmsgsize, int64_t(wire::kMaxFrameBytes));
+    clients_.bind(client_endpoint_);
+
+    step = "open the loop's pipe";
+    std::string pipe = "inproc://loop-pipe";
+    pipe_rx_ = zmq::socket_t(context_, zmq::socket_type::pair);
+    pipe_rx_.bind(pipe);
+    pipe_tx_ = zmq::socket_t(context_, zmq::socket_type::pair);
+    pipe_tx_.connect(pipe);
+  } catch (const zmq::error_t& e) {
+    return Status::InvalidArgument("cannot " + step + ": " + e.what());
+  }
+  return Status::Ok();
+}
+
+void BrokerLoop::StartThread() {
+  running_ = true;
+  thread_ = std::thread([this] { Run(); });
+}
+
+void BrokerLoop::Post(std::function<void()> fn) {
+  std::lock_guard<std::mutex> lock(post_mu_);
+  posted_.push_back(std::move(fn));
+  try {
+    pipe_tx_.send(zmq::const_buffer("", 0), zmq::send_flags::dontwait);
+  } catch (const zmq::error_t&) {
+    // The loop is gone; the function will never run. Callers that wait use
+    // RunAndWait, which checks running_ first.
+  }
+}
+
+void BrokerLoop::RunAndWait(std::function<void()> fn) {
+  if (!running_) return;
+  std::promise<void> done;
+  std::future<void> f = done.get_future();
+  Post([&] {
+    fn();
+    done.set_value();
+  });
+  f.wait();
+}
+
+void BrokerLoop::Stop(bool graceful) {
+  if (!thread_.joinable()) return;
+  Post([this, graceful] {
+    stopping_ = true;
+    graceful_stop_ = graceful;
+  });
+  thread_.join();
+}
+
+void BrokerLoop::DrainPipe() {
+  zmq::message_t m;
+  while (pipe_rx_.recv(m, zmq::recv_flags::dontwait)) {
+  }
+  std::deque<std::function<void()>> work;
+  {
+    std::lock_guard<std::mutex> lock(post_mu_);
+    work.swap(posted_);
+  }
+  for (auto& fn : work) fn();
+}
+
+void BrokerLoop::Run() {
+  log_.Log(LogLevel::kInfo, "broker up: incarnation " + IncarnationHex(self_.incarnation) +
+                                ", calls " + endpoints_.calls + ", clients " + client_endpoint_ +
+                                (options_.seeds.empty() ? "" : ", seeds " + std::to_string(options_.seeds.size())));
+  TimePoint now = Clock::now();
+  next_heartbeat_ = now;
+  next_hello_retry_ = now + options_.hello_retry_interval;
+  next_session_check_ = now;
+  for (const std::string& seed : options_.seeds) {
+    if (seed != endpoints_.calls) SendHello(EnsureLink(seed), now);
+  }
+  while (!stopping_) {
+    try {
+      PollOnce();
+    } catch (const std::exception& e) {
+      // A bug, not bad input (that is validated before use): keep serving.
+      log_.LogLimited(LogLevel::kError, "loop", std::string("loop error: ") + e.what());
+    }
+  }
+  if (graceful_stop_) {
+    PublishControl(wire::PeerBye{self_});
+    control_pub_.set(zmq::sockopt::linger, 200);  // let the bye go out
+  }
+  log_.Log(LogLevel::kInfo, graceful_stop_ ? "broker stopped" : "broker stopped abruptly");
+  // Close every socket on the thread that owned them.
+  links_.clear();
+  for (zmq::socket_t* s : {&clients_, &calls_, &control_sub_, &data_pub_, &data_sub_, &pipe_rx_}) {
+    s->close();
+  }
+  control_pub_.close();
+  running_ = false;
+}
+
+BrokerLoop::TimePoint BrokerLoop::NextTimer() const {
+  // The failure detector needs a look every few ms to keep its verdicts prompt.
+  return std::min(next_heartbeat_, Clock::now() + std::chrono::milliseconds(10));
+}
+
+void BrokerLoop::PollOnce() {
+  std::vector<zmq::pollitem_t> items = {
+      {pipe_rx_.handle(), 0, ZMQ_POLLIN, 0},     {clients_.handle(), 0, ZMQ_POLLIN, 0},
+      {calls_.handle(), 0, ZMQ_POLLIN, 0},       {control_sub_.handle(), 0, ZMQ_POLLIN, 0},
+      {data_sub_.handle(), 0, ZMQ_POLLIN, 0},
+  };
+  std::vector<Link*> link_of;
+  for (auto& [ep, link] : links_) {
+    items.push_back({link->dealer.handle(), 0, ZMQ_POLLIN, 0});
+    items.push_back({link->monitor.handle(), 0, ZMQ_POLLIN, 0});
+    link_of.push_back(link.get());
+  }
+  auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(NextTimer() - Clock::now());
+  zmq::poll(items.data(), items.size(), std::max(wait, std::chrono::milliseconds(0)));
+
+  TimePoint now = Clock::now();
+  constexpr int kBudget = 2000;  // per socket per turn, so none starves the others
+  if (items[0].revents & ZMQ_POLLIN) DrainPipe();
+  if (stopping_) return;
+  if (items[1].revents & ZMQ_POLLIN) {
+    for (int i = 0; i < kBudget; ++i) {
+      std::vector<zmq::message_t> frames;
+      if (!zmq::recv_multipart(clients_, std::back_inserter(frames), zmq::recv_flags::dontwait)) break;
+      OnClientMessage(frames, now);
+    }
+  }
+  if (items[2].revents & ZMQ_POLLIN) {
+    for (int i = 0; i < kBudget; ++i) {
+      std::vector<zmq::message_t> frames;
+      if (!zmq::recv_multipart(calls_, std::back_inserter(frames), zmq::recv_flags::dontwait)) break;
+      OnCallsMessage(frames, now);
+    }
+  }
+  if (items[3].revents & ZMQ_POLLIN) {
+    for (int i = 0; i < kBudget; ++i) {
+      std::vector<zmq::message_t> frames;
+      if (!zmq::recv_multipart(control_sub_, std::back_inserter(frames), zmq::recv_flags::dontwait)) break;
+      if (frames.size() != 1) {
+        ++counters_.peer_bad_messages;
+        log_.LogLimited(LogLevel::kWarn, "control-frames", "dropped a control message with " +
+                                                               std::to_string(frames.size()) + " frames");
+        continue;
+      }
+      OnControlMessage(frames[0], now);
+    }
+  }
+  if (items[4].revents & ZMQ_POLLIN) {
+    for (int i = 0; i < kBudget; ++i) {
+      std::vector<zmq::message_t> frames;
+      if (!zmq::recv_multipart(data_sub_, std::back_inserter(frames), zmq::recv_flags::dontwait)) break;
+      ++counters_.data_messages_in;  // the data channel carries publishes from the next release on
+    }
+  }
+  for (size_t i = 0; i < link_of.size(); ++i) {
+    Link& link = *link_of[i];
+    if (items[5 + 2 * i].revents & ZMQ_POLLIN) {
+      for (int n = 0; n < kBudget; ++n) {
+        std::vector<zmq::message_t> frames;
+        if (!zmq::recv_multipart(link.dealer, std::back_inserter(frames), zmq::recv_flags::dontwait)) break;
+        if (frames.size() != 1) {
+          ++counters_.peer_bad_messages;
+          continue;
+        }
+        OnLinkMessage(link, frames[0], now);
+      }
+    }
+    if (items[6 + 2 * i].revents & ZMQ_POLLIN) OnLinkEvent(link, now);
+  }
+  FlushDeltas();
+  OnTimers(Clock::now());
+  FlushDeltas();
+}
+
+void BrokerLoop::OnTimers(TimePoint now) {
+  if (now >= next_heartbeat_) {
+    PublishControl(wire::PeerHeartbeat{self_, seq_, endpoints_.calls});
+    next_heartbeat_ = now + options_.heartbeat_interval;
+  }
+  PeerTimers(now);
+  if (now >= next_session_check_) {
+    CheckSessions(now);
+    next_session_check_ = now + std::chrono::milliseconds(50);
+  }
+}
+
+void BrokerLoop::FlushDeltas() {
+  if (pending_ops_.empty()) return;
+  wire::PeerDelta delta{self_, ++seq_, std::move(pending_ops_)};
+  pending_ops_.clear();
+  if (drop_next_deltas_ > 0) {
+    --drop_next_deltas_;
+    ++counters_.deltas_dropped_on_purpose;
+    return;
+  }
+  PublishControl(delta);
+  ++counters_.deltas_sent;
+}
+
+bool BrokerLoop::SendFrames(zmq::socket_ref socket, const std::string& routing_id,
+                            const std::string& body) {
+  try {
+    if (!socket.send(zmq::buffer(routing_id), zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
+      return false;
+    }
+    return socket.send(zmq::buffer(body), zmq::send_flags::dontwait).has_value();
+  } catch (const zmq::error_t&) {
+    return false;  // EHOSTUNREACH: that peer or client is gone
+  }
+}
+
+void BrokerLoop::NotifyMonitors(const GroupChanges& changes) {
+  for (const GroupChange& c : changes) {
+    auto scope = monitors_by_scope_.find(c.scope);
+    if (scope == monitors_by_scope_.end()) continue;
+    for (uint64_t ref : scope->second) {
+      const MonitorReg& reg = monitors_.at(ref);
+      if (reg.group && *reg.group != c.group) continue;
+      auto s = sessions_.find(reg.session);
+      if (s == sessions_.end()) continue;
+      Deliver(s->second, wire::Event{ref, c.kind, c.scope, c.group, c.members});
+    }
+  }
+}
+
+std::map<std::string, uint64_t> BrokerLoop::CounterMap() const {
+  const BrokerCounters& c = counters_;
+  std::map<std::string, uint64_t> m = {
+      {"client_messages_in", c.client_messages_in},
+      {"client_messages_out", c.client_messages_out},
+      {"client_bad_messages", c.client_bad_messages},
+      {"client_deliveries_lost", c.client_deliveries_lost},
+      {"sessions_opened", c.sessions_opened},
+      {"sessions_ended", c.sessions_ended},
+      {"sessions_timed_out", c.sessions_timed_out},
+      {"sessions_open", sessions_.size()},
+      {"peer_messages_in", c.peer_messages_in},
+      {"peer_bad_messages", c.peer_bad_messages},
+      {"peer_stale_messages", c.peer_stale_messages},
+      {"peer_unknown_messages", c.peer_unknown_messages},
+      {"peer_blocked_messages", c.peer_blocked_messages},
+      {"peer_sends_failed", c.peer_sends_failed},
+      {"deltas_sent", c.deltas_sent},
+      {"deltas_dropped_on_purpose", c.deltas_dropped_on_purpose},
+      {"deltas_applied", c.deltas_applied},
+      {"delta_gaps", c.delta_gaps},
+      {"resyncs_requested", c.resyncs_requested},
+      {"snapshots_served", c.snapshots_served},
+      {"snapshots_applied", c.snapshots_applied},
+      {"peers_met", c.peers_met},
+      {"peers_purged", c.peers_purged},
+      {"peers_alive", peers_.size()},
+      {"probes_sent", c.probes_sent},
+      {"data_messages_in", c.data_messages_in},
+      {"groups", table_.GroupCountTotal()},
+      {"delta_seq", seq_},
+  };
+  return m;
+}
+
+void BrokerLoop::SetBlockedPeers(std::vector<std::string> nodes) {
+  blocked_ = std::unordered_set<std::string>(nodes.begin(), nodes.end());
+}
+
+void BrokerLoop::ForceResync() {
+  TimePoint now = Clock::now();
+  for (auto& [node, peer] : peers_) {
+    peer.tracker.StartResync(now);
+    RequestSync(peer, now);
+  }
+}
+
+// ---- Broker ----------------------------------------------------------------
+
+Broker::Broker(std::unique_ptr<BrokerLoop> loop) : loop_(std::move(loop)) {}
+Broker::~Broker() { Stop(true); }
+
+Result<std::unique_ptr<Broker>> Broker::Start(BrokerOptions options) {
+  Result<std::unique_ptr<BrokerLoop>> loop = BrokerLoop::Create(std::move(options));
+  if (!loop.ok()) return loop.status();
+  std::unique_ptr<Broker> broker(new Broker(std::move(loop.value())));
+  broker->loop_->StartThread();
+  return broker;
+}
+
+void Broker::Stop(bool graceful) {
+  if (loop_) loop_->Stop(graceful);
+}
+const std::string& Broker::node() const { return loop_->node(); }
+uint64_t Broker::incarnation() const { return loop_->incarnation(); }
+const std::string& Broker::client_endpoint() const { return loop_->client_endpoint(); }
+const std::string& Broker::calls_endpoint() const { return loop_->calls_endpoint(); }
+
+std::map<std::string, uint64_t> Broker::Stats() {
+  std::map<std::string, uint64_t> out;
+  loop_->RunAndWait([&] { out = loop_->CounterMap(); });
+  return out;
+}
+void Broker::SetBlockedPeers(std::vector<std::string> nodes) {
+  loop_->RunAndWait([&] { loop_->SetBlockedPeers(nodes); });
+}
+void Broker::DropNextDeltas(int n) {
+  loop_->RunAndWait([&] { loop_->DropNextDeltas(n); });
+}
+void Broker::ForceResync() {
+  loop_->RunAndWait([&] { loop_->ForceResync(); });
+}
+
+}  // namespace meshbus

@@ -1,0 +1,58 @@
+// Broker: one node's meshbus broker. Start() binds every socket before it
+// returns (so a bad address is an error there, with nothing half-started)
+// and then runs the broker's loop on a thread of its own, which owns every
+// socket and all state. Thread-safe: every public method may be called from
+// any thread; they reach the loop through an inproc pipe.
+//
+// The test hooks below (partition, delta loss, forced resync) exist so that
+// integration tests can make real brokers misbehave on purpose; meshbusd does
+// not expose them.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "broker/options.h"
+#include "topics/status.h"
+
+namespace meshbus {
+
+class BrokerLoop;
+
+class Broker {
+ public:
+  static Result<std::unique_ptr<Broker>> Start(BrokerOptions options);
+  ~Broker();
+  Broker(const Broker&) = delete;
+  Broker& operator=(const Broker&) = delete;
+
+  // Stops the loop and closes every socket. Graceful: peers are told (bye)
+  // and purge this node at once. Not graceful: as if the process died.
+  void Stop(bool graceful = true);
+
+  const std::string& node() const;
+  uint64_t incarnation() const;
+  const std::string& client_endpoint() const;  // where SDK clients connect
+  const std::string& calls_endpoint() const;   // what peers use as a seed
+
+  // Counters: messages, bad input, resyncs, purges, ...
+  std::map<std::string, uint64_t> Stats();
+
+  // ---- test hooks ----
+  // Drops every message from, and sends nothing to, the named nodes: a
+  // partition, as far as this broker is concerned. Empty: heals.
+  void SetBlockedPeers(std::vector<std::string> nodes);
+  // The next n membership deltas are numbered but not published.
+  void DropNextDeltas(int n);
+  // Asks every peer for a fresh snapshot, as after a gap.
+  void ForceResync();
+
+ private:
+  explicit Broker(std::unique_ptr<BrokerLoop> loop);
+  std::unique_ptr<BrokerLoop> loop_;
+};
+
+}  // namespace meshbus

@@ -1,0 +1,224 @@
+// BrokerLoop: the inside of a Broker (private to broker/). One thread runs
+// Run(); it owns every socket and every piece of state below, and nothing
+// else touches them. Other threads reach it only through Post(), which queues
+// a function and wakes the loop through an inproc pipe.
+//
+// The code is split by concern: broker.cc (sockets, the poll loop, timers,
+// lifecycle), clients.cc (SDK sessions and their requests), peers.cc (the
+// mesh: hello, heartbeats, deltas, resync, failure detection).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include <zmq.hpp>
+#include <zmq_addon.hpp>
+
+#include "broker/failure_detector.h"
+#include "broker/group_table.h"
+#include "broker/log.h"
+#include "broker/options.h"
+#include "broker/origin_tracker.h"
+#include "topics/wire.h"
+
+namespace meshbus {
+
+// Counters reported by Stats(); every dropped or refused message is in one.
+struct BrokerCounters {
+  uint64_t client_messages_in = 0;
+  uint64_t client_messages_out = 0;
+  uint64_t client_bad_messages = 0;
+  uint64_t client_deliveries_lost = 0;  // client queue full or client gone
+  uint64_t sessions_opened = 0;
+  uint64_t sessions_ended = 0;
+  uint64_t sessions_timed_out = 0;
+  uint64_t peer_messages_in = 0;
+  uint64_t peer_bad_messages = 0;
+  uint64_t peer_stale_messages = 0;     // from an old incarnation
+  uint64_t peer_unknown_messages = 0;   // from a node we have not met
+  uint64_t peer_blocked_messages = 0;   // test partitions
+  uint64_t peer_sends_failed = 0;
+  uint64_t deltas_sent = 0;
+  uint64_t deltas_dropped_on_purpose = 0;
+  uint64_t deltas_applied = 0;
+  uint64_t delta_gaps = 0;
+  uint64_t resyncs_requested = 0;
+  uint64_t snapshots_served = 0;
+  uint64_t snapshots_applied = 0;
+  uint64_t peers_met = 0;
+  uint64_t peers_purged = 0;
+  uint64_t probes_sent = 0;
+  uint64_t data_messages_in = 0;
+};
+
+class BrokerLoop {
+ public:
+  using Clock = std::chrono::steady_clock;
+  using TimePoint = Clock::time_point;
+
+  // Binds every socket; an error here leaves nothing running.
+  static Result<std::unique_ptr<BrokerLoop>> Create(BrokerOptions options);
+  ~BrokerLoop();
+
+  void StartThread();
+  void Stop(bool graceful);
+  // Runs `fn` on the loop thread, soon. Safe from any thread.
+  void Post(std::function<void()> fn);
+  // Runs `fn` on the loop thread and waits for it. Not from the loop thread.
+  void RunAndWait(std::function<void()> fn);
+
+  const std::string& node() const { return self_.node; }
+  uint64_t incarnation() const { return self_.incarnation; }
+  const std::string& client_endpoint() const { return client_endpoint_; }
+  const std::string& calls_endpoint() const { return endpoints_.calls; }
+
+  // ---- loop-thread only ----
+  std::map<std::string, uint64_t> CounterMap() const;
+  void SetBlockedPeers(std::vector<std::string> nodes);
+  void DropNextDeltas(int n) { drop_next_deltas_ += n; }
+  void ForceResync();
+
+ private:
+  struct Session {
+    uint64_t id = 0;
+    uint64_t token = 0;
+    std::string routing_id;
+    std::string name;
+    TimePoint last_heard;
+    std::map<std::pair<std::string, std::string>, uint32_t> joins;
+    std::set<uint64_t> monitors;
+    uint64_t lost = 0;  // deliveries lost since the last gap notice
+  };
+  struct MonitorReg {
+    uint64_t ref = 0;
+    uint64_t session = 0;
+    std::string scope;
+    std::optional<std::string> group;
+  };
+  // One DEALER to one peer's calls ROUTER, with a monitor of its connection.
+  struct Link {
+    std::string endpoint;
+    zmq::socket_t dealer;
+    zmq::socket_t monitor;
+    std::string node;  // known once a welcome came back on it
+    TimePoint last_hello{};
+  };
+  struct Peer {
+    wire::PeerId id;
+    wire::PeerEndpoints endpoints;
+    OriginTracker tracker;
+    TimePoint met_at;
+  };
+  struct DeadPeer {
+    uint64_t incarnation = 0;
+    std::string calls_endpoint;
+    TimePoint died_at;
+    std::string reason;
+  };
+
+  explicit BrokerLoop(BrokerOptions options);
+  Status Bind();
+  void Run();
+
+  // broker.cc
+  void PollOnce();
+  void DrainPipe();
+  void OnTimers(TimePoint now);
+  TimePoint NextTimer() const;
+  void FlushDeltas();
+  void NotifyMonitors(const GroupChanges& changes);
+  bool SendFrames(zmq::socket_ref socket, const std::string& routing_id, const std::string& body);
+
+  // clients.cc
+  void OnClientMessage(std::vector<zmq::message_t>& frames, TimePoint now);
+  void HandleRequest(const std::string& rid, wire::ClientRequest& request, TimePoint now);
+  void Reply(const std::string& rid, uint64_t req, Status status, wire::ReplyBody body = {});
+  void Deliver(Session& session, const wire::ClientInbound& message);
+  Session* SessionByRoute(const std::string& rid);
+  void EndSession(uint64_t session_id, const std::string& why);
+  void CheckSessions(TimePoint now);
+  wire::MonitorBody MonitorSnapshot(const MonitorReg& reg) const;
+
+  // peers.cc
+  void OnControlMessage(zmq::message_t& frame, TimePoint now);
+  void OnCallsMessage(std::vector<zmq::message_t>& frames, TimePoint now);
+  void OnLinkMessage(Link& link, zmq::message_t& frame, TimePoint now);
+  void OnLinkEvent(Link& link, TimePoint now);
+  // Decodes and screens a peer message; nullopt when it was dropped (counted).
+  std::optional<wire::PeerMessage> DecodePeer(const zmq::message_t& frame);
+  // True when `from` is a live peer of that incarnation (and notes liveness).
+  bool FromLivePeer(const wire::PeerId& from, TimePoint now);
+  void MeetPeer(const wire::PeerHello& hello, TimePoint now);
+  void ApplySnapshot(Peer& peer, const wire::Snapshot& snapshot, TimePoint now);
+  void ApplyOps(const Peer& peer, const std::vector<wire::DeltaOp>& ops);
+  void RequestSync(Peer& peer, TimePoint now);
+  void DeclareDead(const std::string& node, const std::string& reason, TimePoint now);
+  Link& EnsureLink(const std::string& endpoint);
+  void SendHello(Link& link, TimePoint now);
+  bool SendToPeer(const std::string& node, const wire::PeerMessage& message);
+  void PublishControl(const wire::PeerMessage& message);
+  wire::PeerHello MakeHello(bool is_welcome);
+  wire::Snapshot SelfSnapshot();
+  void PeerTimers(TimePoint now);
+
+  BrokerOptions options_;
+  wire::PeerId self_;
+  wire::PeerEndpoints endpoints_;
+  std::string client_endpoint_;
+  Logger log_;
+
+  zmq::context_t context_;
+  zmq::socket_t clients_;
+  zmq::socket_t calls_;
+  zmq::socket_t control_pub_, control_sub_;
+  zmq::socket_t data_pub_, data_sub_;
+  zmq::socket_t pipe_rx_, pipe_tx_;
+  std::mutex post_mu_;  // guards pipe_tx_ and posted_
+  std::deque<std::function<void()>> posted_;
+
+  std::thread thread_;
+  bool stopping_ = false;
+  bool graceful_stop_ = true;
+  std::atomic<bool> running_{false};
+
+  GroupTable table_;
+  BrokerCounters counters_;
+  uint64_t seq_ = 0;  // last delta number of our own state
+  std::vector<wire::DeltaOp> pending_ops_;
+  int drop_next_deltas_ = 0;
+
+  uint64_t next_session_ = 1;
+  std::unordered_map<uint64_t, Session> sessions_;
+  std::unordered_map<std::string, uint64_t> session_by_route_;
+  uint64_t next_monitor_ = 1;
+  std::unordered_map<uint64_t, MonitorReg> monitors_;
+  std::unordered_map<std::string, std::set<uint64_t>> monitors_by_scope_;
+
+  std::map<std::string, std::unique_ptr<Link>> links_;  // by calls endpoint
+  std::map<std::string, Peer> peers_;                   // live peers by node
+  std::map<std::string, DeadPeer> dead_;
+  std::unordered_set<std::string> blocked_;
+  FailureDetector detector_;
+  uint64_t next_nonce_ = 1;
+  int next_monitor_socket_ = 0;
+
+  TimePoint next_heartbeat_{};
+  TimePoint next_hello_retry_{};
+  TimePoint next_session_check_{};
+};
+
+}  // namespace meshbus

@@ -1,0 +1,260 @@
+// SDK sessions: hello, heartbeats, requests, monitors and deliveries.
+#include <random>
+
+#include "broker/broker_loop.h"
+
+namespace meshbus {
+namespace {
+
+uint64_t RandomToken() {
+  static thread_local std::mt19937_64 rng(std::random_device{}());
+  uint64_t t = rng();
+  return t == 0 ? 1 : t;
+}
+
+}  // namespace
+
+BrokerLoop::Session* BrokerLoop::SessionByRoute(const std::string& rid) {
+  auto it = session_by_route_.find(rid);
+  if (it == session_by_route_.end()) return nullptr;
+  auto s = sessions_.find(it->second);
+  return s == sessions_.end() ? nullptr : &s->second;
+}
+
+void BrokerLoop::Reply(const std::string& rid, uint64_t req, Status status, wire::ReplyBody body) {
+  wire::Reply reply{req, std::move(status), std::move(body)};
+  if (Session* s = SessionByRoute(rid)) {
+    Deliver(*s, reply);
+    return;
+  }
+  // No session (an error before hello): best effort, and counted if lost.
+  if (SendFrames(clients_, rid, wire::Encode(wire::ClientInbound(reply)))) {
+    ++counters_.client_messages_out;
+  } else {
+    ++counters_.client_deliveries_lost;
+  }
+}
+
+// Everything a session receives goes through here, so that a loss is always
+// followed, at the next message that does get through, by a gap notice with
+// the count: the client learns what it missed and where.
+void BrokerLoop::Deliver(Session& session, const wire::ClientInbound& message) {
+  if (session.lost > 0) {
+    if (!SendFrames(clients_, session.routing_id, wire::Encode(wire::ClientInbound(wire::Gap{session.lost})))) {
+      ++session.lost;
+      ++counters_.client_deliveries_lost;
+      return;
+    }
+    ++counters_.client_messages_out;
+    session.lost = 0;
+  }
+  if (SendFrames(clients_, session.routing_id, wire::Encode(message))) {
+    ++counters_.client_messages_out;
+  } else {
+    ++session.lost;
+    ++counters_.client_deliveries_lost;
+    log_.LogLimited(LogLevel::kWarn, "client-full-" + std::to_string(session.id),
+                    "session " + std::to_string(session.id) + " (" + session.name +
+                        ") is not reading: a delivery was lost and will be reported to it");
+  }
+}
+
+void BrokerLoop::OnClientMessage(std::vector<zmq::message_t>& frames, TimePoint now) {
+  ++counters_.client_messages_in;
+  if (frames.size() != 2) {
+    ++counters_.client_bad_messages;
+    if (!frames.empty()) {
+      Reply(frames[0].to_string(), 0,
+            Status::BadMessage("expected one frame per request, got " + std::to_string(frames.size() - 1)));
+    }
+    return;
+  }
+  std::string rid = frames[0].to_string();
+  uint64_t req = 0;
+  Result<wire::ClientRequest> request = wire::DecodeClientRequest(frames[1].to_string_view(), &req);
+  if (!request.ok()) {
+    ++counters_.client_bad_messages;
+    log_.LogLimited(LogLevel::kWarn, "client-bad", "bad client request: " + request.status().message());
+    Reply(rid, req, request.status());
+    return;
+  }
+  HandleRequest(rid, request.value(), now);
+}
+
+void BrokerLoop::HandleRequest(const std::string& rid, wire::ClientRequest& request, TimePoint now) {
+  if (auto* hb = std::get_if<wire::SessionHeartbeat>(&request)) {
+    auto s = sessions_.find(hb->session);
+    if (s != sessions_.end() && s->second.token == hb->token) {
+      s->second.last_heard = now;
+    } else {
+      ++counters_.client_bad_messages;  // a session that ended, or a forged one
+    }
+    return;
+  }
+  if (auto* hello = std::get_if<wire::Hello>(&request)) {
+    if (hello->version != wire::kProtocolVersion) {
+      Reply(rid, hello->req, Status::InvalidArgument("protocol version " + std::to_string(hello->version) +
+                                                     " is not supported; this broker speaks " +
+                                                     std::to_string(wire::kProtocolVersion)));
+      return;
+    }
+    if (Session* old = SessionByRoute(rid)) EndSession(old->id, "said hello again");
+    Session s;
+    s.id = next_session_++;
+    s.token = RandomToken();
+    s.routing_id = rid;
+    s.name = hello->client_name;
+    s.last_heard = now;
+    sessions_[s.id] = s;
+    session_by_route_[rid] = s.id;
+    ++counters_.sessions_opened;
+    log_.Log(LogLevel::kDebug, "session " + std::to_string(s.id) + " opened by '" + s.name + "'");
+    Reply(rid, hello->req, Status::Ok(),
+          wire::WelcomeBody{self_.node, self_.incarnation, s.id, s.token,
+                            static_cast<uint32_t>(options_.client_heartbeat_interval.count()),
+                            static_cast<uint32_t>(options_.session_timeout.count())});
+    return;
+  }
+
+  uint64_t req = std::visit(
+      [](const auto& r) -> uint64_t {
+        if constexpr (requires { r.req; }) return r.req; else return 0;
+      },
+      request);
+  Session* session = SessionByRoute(rid);
+  if (session == nullptr) {
+    Reply(rid, req, Status::Unavailable("no session: say hello first (or the broker restarted)"));
+    return;
+  }
+  session->last_heard = now;
+  MemberId me{self_.node, self_.incarnation, session->id};
+
+  std::visit(
+      [&](auto& r) {
+        using T = std::decay_t<decltype(r)>;
+        if constexpr (std::is_same_v<T, wire::Bye>) {
+          uint64_t id = session->id;
+          Reply(rid, r.req, Status::Ok());
+          EndSession(id, "said goodbye");
+        } else if constexpr (std::is_same_v<T, wire::Join>) {
+          GroupChanges changes;
+          table_.Join(me, r.scope, r.group, &changes);
+          ++session->joins[{r.scope, r.group}];
+          pending_ops_.push_back({wire::DeltaOpKind::kJoin, r.scope, r.group, session->id});
+          Reply(rid, r.req, Status::Ok());
+          NotifyMonitors(changes);
+        } else if constexpr (std::is_same_v<T, wire::Leave>) {
+          GroupChanges changes;
+          Status s = table_.Leave(me, r.scope, r.group, &changes);
+          if (s.ok()) {
+            auto it = session->joins.find({r.scope, r.group});
+            if (it != session->joins.end() && --it->second == 0) session->joins.erase(it);
+            pending_ops_.push_back({wire::DeltaOpKind::kLeave, r.scope, r.group, session->id});
+          }
+          Reply(rid, r.req, s);
+          NotifyMonitors(changes);
+        } else if constexpr (std::is_same_v<T, wire::Members>) {
+          wire::MembersBody body{r.local_only ? table_.LocalMembers(r.scope, r.group, self_.node)
+                                              : table_.Members(r.scope, r.group)};
+          Reply(rid, r.req, Status::Ok(), std::move(body));
+        } else if constexpr (std::is_same_v<T, wire::WhichGroups>) {
+          wire::GroupsBody body{table_.WhichGroups(r.scope, r.local_only ? self_.node : "")};
+          Reply(rid, r.req, Status::Ok(), std::move(body));
+        } else if constexpr (std::is_same_v<T, wire::Monitor>) {
+          MonitorReg reg{next_monitor_++, session->id, r.scope, r.group};
+          monitors_[reg.ref] = reg;
+          monitors_by_scope_[reg.scope].insert(reg.ref);
+          session->monitors.insert(reg.ref);
+          Reply(rid, r.req, Status::Ok(), MonitorSnapshot(reg));
+        } else if constexpr (std::is_same_v<T, wire::Demonitor>) {
+          auto it = monitors_.find(r.ref);
+          if (it == monitors_.end() || it->second.session != session->id) {
+            Reply(rid, r.req, Status::NotFound("no monitor " + std::to_string(r.ref) + " in this session"));
+            return;
+          }
+          monitors_by_scope_[it->second.scope].erase(r.ref);
+          if (monitors_by_scope_[it->second.scope].empty()) monitors_by_scope_.erase(it->second.scope);
+          session->monitors.erase(r.ref);
+          monitors_.erase(it);
+          Reply(rid, r.req, Status::Ok());
+        } else if constexpr (std::is_same_v<T, wire::Nodes>) {
+          wire::NodesBody body;
+          body.nodes.push_back({self_.node, self_.incarnation, "alive", endpoints_.calls, 0, true});
+          for (const auto& [node, peer] : peers_) {
+            auto ago = std::chrono::duration_cast<std::chrono::milliseconds>(now - detector_.LastHeard(node));
+            body.nodes.push_back({node, peer.id.incarnation,
+                                  detector_.IsSuspect(node) ? "suspect" : "alive",
+                                  peer.endpoints.calls, static_cast<uint64_t>(std::max<int64_t>(0, ago.count())),
+                                  false});
+          }
+          for (const auto& [node, dead] : dead_) {
+            auto ago = std::chrono::duration_cast<std::chrono::milliseconds>(now - dead.died_at);
+            body.nodes.push_back({node, dead.incarnation, "dead", dead.calls_endpoint,
+                                  static_cast<uint64_t>(std::max<int64_t>(0, ago.count())), false});
+          }
+          Reply(rid, r.req, Status::Ok(), std::move(body));
+        } else if constexpr (std::is_same_v<T, wire::Stats>) {
+          wire::StatsBody body;
+          for (const auto& [k, v] : CounterMap()) body.counters.emplace_back(k, v);
+          Reply(rid, r.req, Status::Ok(), std::move(body));
+        }
+      },
+      request);
+}
+
+wire::MonitorBody BrokerLoop::MonitorSnapshot(const MonitorReg& reg) const {
+  wire::MonitorBody body{reg.ref, {}};
+  if (reg.group) {
+    body.groups.push_back({reg.scope, *reg.group, table_.Members(reg.scope, *reg.group)});
+  } else {
+    for (const wire::GroupCount& g : table_.WhichGroups(reg.scope)) {
+      body.groups.push_back({g.scope, g.group, table_.Members(g.scope, g.group)});
+    }
+  }
+  return body;
+}
+
+// Ends a session as pg handles a dead process: its joins are undone (each
+// join once), everywhere, and its monitors go.
+void BrokerLoop::EndSession(uint64_t session_id, const std::string& why) {
+  auto it = sessions_.find(session_id);
+  if (it == sessions_.end()) return;
+  Session s = std::move(it->second);
+  sessions_.erase(it);
+  session_by_route_.erase(s.routing_id);
+  for (uint64_t ref : s.monitors) {
+    auto m = monitors_.find(ref);
+    if (m == monitors_.end()) continue;
+    auto scope = monitors_by_scope_.find(m->second.scope);
+    if (scope != monitors_by_scope_.end()) {
+      scope->second.erase(ref);
+      if (scope->second.empty()) monitors_by_scope_.erase(scope);
+    }
+    monitors_.erase(m);
+  }
+  MemberId me{self_.node, self_.incarnation, s.id};
+  GroupChanges changes;
+  for (const auto& [key, count] : s.joins) {
+    for (uint32_t i = 0; i < count; ++i) {
+      if (table_.Leave(me, key.first, key.second, &changes).ok()) {
+        pending_ops_.push_back({wire::DeltaOpKind::kLeave, key.first, key.second, s.id});
+      }
+    }
+  }
+  ++counters_.sessions_ended;
+  log_.Log(LogLevel::kDebug, "session " + std::to_string(s.id) + " ('" + s.name + "') ended: " + why);
+  NotifyMonitors(changes);
+}
+
+void BrokerLoop::CheckSessions(TimePoint now) {
+  std::vector<uint64_t> expired;
+  for (const auto& [id, s] : sessions_) {
+    if (now - s.last_heard > options_.session_timeout) expired.push_back(id);
+  }
+  for (uint64_t id : expired) {
+    ++counters_.sessions_timed_out;
+    EndSession(id, "no heartbeat for " + std::to_string(options_.session_timeout.count()) + " ms");
+  }
+}
+
+}  // namespace meshbus

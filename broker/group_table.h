@@ -1,0 +1,71 @@
+// GroupTable: the process-group state one broker knows, for every origin node
+// (itself included): which members are in which (scope, group), and how many
+// times each joined (pg counts a double join twice). Pure; not thread-safe:
+// the broker's loop thread owns it.
+//
+// Every mutation reports what it changed as a list of Changes, in the order
+// they happened, so the broker can tell monitors exactly what a snapshot
+// replacement or a purge did, as pg does.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <tuple>
+#include <unordered_map>
+#include <vector>
+
+#include "topics/names.h"
+#include "topics/status.h"
+#include "topics/wire.h"
+
+namespace meshbus {
+
+struct GroupChange {
+  wire::EventKind kind;
+  std::string scope, group;
+  std::vector<MemberId> members;  // a member twice when it joined twice
+};
+using GroupChanges = std::vector<GroupChange>;
+
+class GroupTable {
+ public:
+  void Join(const MemberId& member, const std::string& scope, const std::string& group,
+            GroupChanges* out);
+  // kNotJoined when the member is not in the group.
+  Status Leave(const MemberId& member, const std::string& scope, const std::string& group,
+               GroupChanges* out);
+  // Makes what we know of `node` exactly `entries` (all of incarnation
+  // `incarnation`), reporting the difference.
+  void Replace(const std::string& node, uint64_t incarnation,
+               const std::vector<wire::MembershipEntry>& entries, GroupChanges* out);
+  // Removes everything `node` owned (any incarnation).
+  void Purge(const std::string& node, GroupChanges* out);
+
+  // Members of a group, sorted; a member appears once per join.
+  std::vector<MemberId> Members(const std::string& scope, const std::string& group) const;
+  std::vector<MemberId> LocalMembers(const std::string& scope, const std::string& group,
+                                     const std::string& node) const;
+  // Groups with at least one member (of `node` only when node is non-empty);
+  // every scope when scope is empty. count = joins in the group.
+  std::vector<wire::GroupCount> WhichGroups(const std::string& scope,
+                                            const std::string& node = "") const;
+  // The membership entries owned by `node`: what a snapshot of it holds.
+  std::vector<wire::MembershipEntry> EntriesOf(const std::string& node) const;
+  // How many times `member` joined (scope, group).
+  uint32_t JoinCount(const MemberId& member, const std::string& scope,
+                     const std::string& group) const;
+  size_t GroupCountTotal() const;
+
+ private:
+  using GroupKey = std::pair<std::string, std::string>;  // scope, group
+  // (scope, group) -> member -> join count. Ordered so listings are stable.
+  std::map<GroupKey, std::map<MemberId, uint32_t>> groups_;
+  // node -> the group keys it has members in, for purge and snapshots.
+  std::unordered_map<std::string, std::map<GroupKey, std::map<MemberId, uint32_t>>> by_node_;
+
+  void Add(const MemberId& m, const GroupKey& key, uint32_t n, GroupChanges* out);
+  void Remove(const MemberId& m, const GroupKey& key, uint32_t n, GroupChanges* out);
+};
+
+}  // namespace meshbus

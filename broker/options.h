@@ -1,0 +1,55 @@
+// BrokerOptions: everything that configures one broker, with the defaults a
+// LAN wants. A plain value; thread-compatible. meshbusd fills it from flags
+// and a config file; tests fill it directly.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "topics/status.h"
+
+namespace meshbus {
+
+struct BrokerOptions {
+  // Unique in the mesh: [A-Za-z0-9_-]{1,64}.
+  std::string node_name;
+  // Where peers reach this broker's calls ROUTER. The control and data PUB
+  // sockets bind on the same host, on ephemeral ports that peers learn in the
+  // hello exchange. "tcp://127.0.0.1:*" picks a free port (for tests).
+  std::string listen = "tcp://127.0.0.1:7100";
+  // The host peers should dial, when `listen` binds a wildcard address.
+  std::string advertise_host;
+  // Calls endpoints of peers to meet at start; the rest of the mesh is learnt
+  // from them.
+  std::vector<std::string> seeds;
+  // Where SDK clients connect. Empty: ipc:///tmp/meshbus-<node>.ipc.
+  std::string client_endpoint;
+
+  std::chrono::milliseconds heartbeat_interval{100};
+  // Silence after which a peer is probed; it is dead if the probe also goes
+  // unanswered for probe_timeout. Defaults: dead within 0.9 s of silence.
+  std::chrono::milliseconds suspicion_timeout{500};
+  std::chrono::milliseconds probe_timeout{400};
+  // Client sessions: the SDK heartbeats at this interval; a session silent
+  // for session_timeout ends.
+  std::chrono::milliseconds client_heartbeat_interval{200};
+  std::chrono::milliseconds session_timeout{1500};
+  // How often unanswered hellos (seeds, peers that died) are tried again.
+  std::chrono::milliseconds hello_retry_interval{500};
+  // Per-client outbound queue in messages (ZeroMQ high-water mark); beyond
+  // it deliveries are counted as lost and the client gets a gap notice.
+  int client_queue_messages = 10000;
+
+  std::string log_level = "info";  // debug, info, warn, error
+
+  // A one-line explanation of the first thing wrong, if anything.
+  Status Validate() const;
+  // The client endpoint, with the default filled in.
+  std::string ClientEndpoint() const;
+};
+
+std::string DefaultClientEndpoint(const std::string& node_name);
+
+}  // namespace meshbus

@@ -1,0 +1,420 @@
+// The mesh: meeting peers (hello/welcome), heartbeats, membership deltas and
+// resync, probes and failure detection, and purging what dead peers owned.
+#include <cstring>
+
+#include "broker/broker_loop.h"
+
+namespace meshbus {
+
+std::optional<wire::PeerMessage> BrokerLoop::DecodePeer(const zmq::message_t& frame) {
+  ++counters_.peer_messages_in;
+  Result<wire::PeerMessage> m = wire::DecodePeerMessage(frame.to_string_view());
+  if (!m.ok()) {
+    ++counters_.peer_bad_messages;
+    log_.LogLimited(LogLevel::kWarn, "peer-bad", "dropped a bad peer message: " + m.status().message());
+    return std::nullopt;
+  }
+  const wire::PeerId& from = wire::SenderOf(m.value());
+  if (from.node == self_.node) {
+    // Our own name from elsewhere: a misconfigured twin, or ourselves via a
+    // known-peers list. Never let it touch our state.
+    if (from.incarnation != self_.incarnation) {
+      log_.LogLimited(LogLevel::kWarn, "twin", "another broker calls itself '" + self_.node + "'");
+    }
+    ++counters_.peer_unknown_messages;
+    return std::nullopt;
+  }
+  if (blocked_.count(from.node)) {
+    ++counters_.peer_blocked_messages;
+    return std::nullopt;
+  }
+  return std::move(m.value());
+}
+
+bool BrokerLoop::FromLivePeer(const wire::PeerId& from, TimePoint now) {
+  auto it = peers_.find(from.node);
+  if (it == peers_.end()) return false;
+  if (it->second.id.incarnation == from.incarnation) {
+    detector_.Heard(from.node, now);
+    return true;
+  }
+  if (from.incarnation > it->second.id.incarnation) {
+    // The node restarted: what the old incarnation owned goes now, without
+    // waiting for a timeout. The new one is met through its hello.
+    DeclareDead(from.node, "restarted as incarnation " + IncarnationHex(from.incarnation), now);
+  } else {
+    ++counters_.peer_stale_messages;
+  }
+  return false;
+}
+
+void BrokerLoop::OnControlMessage(zmq::message_t& frame, TimePoint now) {
+  std::optional<wire::PeerMessage> m = DecodePeer(frame);
+  if (!m) return;
+  const wire::PeerId& from = wire::SenderOf(*m);
+  bool live = FromLivePeer(from, now);
+
+  if (auto* hb = std::get_if<wire::PeerHeartbeat>(&*m)) {
+    if (!live) {
+      auto dead = dead_.find(from.node);
+      if (dead != dead_.end() && dead->second.incarnation > from.incarnation) {
+        ++counters_.peer_stale_messages;
+        return;
+      }
+      // A node we have not met, or one we declared dead that is talking
+      // again (a healed partition, a resumed process): meet it.
+      Link& link = EnsureLink(hb->calls_endpoint);
+      if (now - link.last_hello >= std::chrono::milliseconds(100)) SendHello(link, now);
+      return;
+    }
+    Peer& peer = peers_.at(from.node);
+    if (peer.tracker.OnHeartbeat(hb->seq, now)) {
+      ++counters_.delta_gaps;
+      log_.Log(LogLevel::kInfo, "gap in deltas of " + from.node + " (at " +
+                                    std::to_string(peer.tracker.applied()) + ", heartbeat says " +
+                                    std::to_string(hb->seq) + "): resync");
+      RequestSync(peer, now);
+    }
+    return;
+  }
+  if (auto* delta = std::get_if<wire::PeerDelta>(&*m)) {
+    if (!live) {
+      ++counters_.peer_unknown_messages;
+      return;
+    }
+    Peer& peer = peers_.at(from.node);
+    switch (peer.tracker.OnDelta(*delta, now)) {
+      case OriginTracker::Verdict::kApply:
+        ApplyOps(peer, delta->ops);
+        break;
+      case OriginTracker::Verdict::kResync:
+        ++counters_.delta_gaps;
+        log_.Log(LogLevel::kInfo, "gap in deltas of " + from.node + " (at " +
+                                      std::to_string(peer.tracker.applied()) + ", got " +
+                                      std::to_string(delta->seq) + "): resync");
+        RequestSync(peer, now);
+        break;
+      case OriginTracker::Verdict::kIgnore:
+      case OriginTracker::Verdict::kBuffer:
+        break;
+    }
+    return;
+  }
+  if (std::holds_alternative<wire::PeerBye>(*m)) {
+    if (live) DeclareDead(from.node, "left the mesh", now);
+    return;
+  }
+  ++counters_.peer_bad_messages;  // a calls message on the control channel
+}
+
+// Requests from peers to us, on our calls ROUTER: [routing id][body].
+void BrokerLoop::OnCallsMessage(std::vector<zmq::message_t>& frames, TimePoint now) {
+  if (frames.size() != 2) {
+    ++counters_.peer_messages_in;
+    ++counters_.peer_bad_messages;
+    log_.LogLimited(LogLevel::kWarn, "calls-frames", "dropped a calls message with " +
+                                                         std::to_string(frames.size()) + " frames");
+    return;
+  }
+  std::string rid = frames[0].to_string();
+  std::optional<wire::PeerMessage> m = DecodePeer(frames[1]);
+  if (!m) return;
+  const wire::PeerId& from = wire::SenderOf(*m);
+  bool live = FromLivePeer(from, now);
+  auto answer = [&](const wire::PeerMessage& reply) {
+    if (!SendFrames(calls_, rid, wire::Encode(reply))) ++counters_.peer_sends_failed;
+  };
+
+  if (auto* hello = std::get_if<wire::PeerHello>(&*m)) {
+    if (hello->is_welcome) {
+      ++counters_.peer_bad_messages;  // welcomes come back on our links, not here
+      return;
+    }
+    if (hello->version != wire::kProtocolVersion) {
+      log_.LogLimited(LogLevel::kWarn, "version-" + from.node,
+                      from.node + " speaks protocol " + std::to_string(hello->version) + ", not " +
+                          std::to_string(wire::kProtocolVersion) + ": not meeting it");
+      return;
+    }
+    MeetPeer(*hello, now);
+    answer(MakeHello(/*is_welcome=*/true));
+    ++counters_.snapshots_served;
+    return;
+  }
+  if (auto* sync = std::get_if<wire::PeerSyncRequest>(&*m)) {
+    if (sync->target_incarnation != self_.incarnation) {
+      ++counters_.peer_stale_messages;  // meant for an earlier incarnation of us
+      return;
+    }
+    answer(wire::PeerSyncReply{self_, SelfSnapshot()});
+    ++counters_.snapshots_served;
+    return;
+  }
+  if (auto* probe = std::get_if<wire::PeerProbe>(&*m)) {
+    // Answered even for nodes we do not know: a probe asks only "are you there".
+    if (!probe->is_reply) answer(wire::PeerProbe{self_, probe->nonce, true});
+    return;
+  }
+  if (!live) ++counters_.peer_unknown_messages;
+  else ++counters_.peer_bad_messages;  // a control or reply message sent as a request
+}
+
+// Answers to our requests, on the DEALER of one link.
+void BrokerLoop::OnLinkMessage(Link& link, zmq::message_t& frame, TimePoint now) {
+  std::optional<wire::PeerMessage> m = DecodePeer(frame);
+  if (!m) return;
+  const wire::PeerId& from = wire::SenderOf(*m);
+  bool live = FromLivePeer(from, now);
+
+  if (auto* hello = std::get_if<wire::PeerHello>(&*m)) {
+    if (!hello->is_welcome || hello->version != wire::kProtocolVersion) {
+      ++counters_.peer_bad_messages;
+      return;
+    }
+    link.node = from.node;
+    MeetPeer(*hello, now);
+    return;
+  }
+  if (auto* probe = std::get_if<wire::PeerProbe>(&*m)) {
+    if (probe->is_reply && live) detector_.ProbeAnswered(from.node, now);
+    return;
+  }
+  if (auto* sync = std::get_if<wire::PeerSyncReply>(&*m)) {
+    if (!live) {
+      ++counters_.peer_unknown_messages;
+      return;
+    }
+    ApplySnapshot(peers_.at(from.node), sync->snapshot, now);
+    return;
+  }
+  ++counters_.peer_bad_messages;
+}
+
+void BrokerLoop::OnLinkEvent(Link& link, TimePoint now) {
+  for (int i = 0; i < 64; ++i) {
+    std::vector<zmq::message_t> frames;
+    if (!zmq::recv_multipart(link.monitor, std::back_inserter(frames), zmq::recv_flags::dontwait)) return;
+    if (frames.size() < 1 || frames[0].size() < 6) continue;
+    uint16_t event;
+    std::memcpy(&event, frames[0].data(), sizeof event);
+    if (link.node.empty() || !peers_.count(link.node)) continue;
+    switch (event) {
+      case ZMQ_EVENT_DISCONNECTED:
+        log_.Log(LogLevel::kInfo, "connection to " + link.node + " closed: probing it");
+        detector_.Disconnected(link.node, now);
+        SendToPeer(link.node, wire::PeerProbe{self_, next_nonce_++, false});
+        ++counters_.probes_sent;
+        break;
+      case ZMQ_EVENT_CONNECTED:
+        detector_.Connected(link.node, now);
+        break;
+      case ZMQ_EVENT_CONNECT_RETRIED:
+        detector_.ConnectRetried(link.node, now);
+        break;
+      default:
+        break;
+    }
+  }
+}
+
+void BrokerLoop::MeetPeer(const wire::PeerHello& hello, TimePoint now) {
+  const std::string& node = hello.from.node;
+  if (node == self_.node) return;
+  auto it = peers_.find(node);
+  if (it != peers_.end() && it->second.id.incarnation != hello.from.incarnation) {
+    if (hello.from.incarnation < it->second.id.incarnation) {
+      ++counters_.peer_stale_messages;
+      return;
+    }
+    DeclareDead(node, "restarted as incarnation " + IncarnationHex(hello.from.incarnation), now);
+    it = peers_.end();
+  }
+  if (auto dead = dead_.find(node); dead != dead_.end() && dead->second.incarnation > hello.from.incarnation) {
+    ++counters_.peer_stale_messages;
+    return;
+  }
+  if (it == peers_.end()) {
+    Peer peer{hello.from, hello.endpoints, OriginTracker(0), now};
+    try {
+      control_sub_.connect(hello.endpoints.control);
+      data_sub_.connect(hello.endpoints.data);
+    } catch (const zmq::error_t& e) {
+      log_.LogLimited(LogLevel::kWarn, "connect-" + node,
+                      "cannot subscribe to " + node + ": " + e.what());
+      return;
+    }
+    it = peers_.emplace(node, std::move(peer)).first;
+    dead_.erase(node);
+    detector_.Track(node, now);
+    EnsureLink(hello.endpoints.calls).node = node;
+    ++counters_.peers_met;
+    log_.Log(LogLevel::kInfo, "met " + node + " (incarnation " + IncarnationHex(hello.from.incarnation) +
+                                  ", " + hello.endpoints.calls + ")");
+  } else {
+    detector_.Heard(node, now);
+  }
+  ApplySnapshot(it->second, hello.snapshot, now);
+  for (const std::string& ep : hello.known_peers) {
+    if (ep == endpoints_.calls || links_.count(ep)) continue;
+    SendHello(EnsureLink(ep), now);
+  }
+}
+
+void BrokerLoop::ApplySnapshot(Peer& peer, const wire::Snapshot& snapshot, TimePoint now) {
+  if (peer.tracker.IsStale(snapshot.seq)) return;  // overtaken by deltas we applied
+  GroupChanges changes;
+  table_.Replace(peer.id.node, peer.id.incarnation, snapshot.entries, &changes);
+  ++counters_.snapshots_applied;
+  bool again = false;
+  std::deque<wire::PeerDelta> follow = peer.tracker.OnSnapshot(snapshot.seq, now, &again);
+  NotifyMonitors(changes);
+  for (const wire::PeerDelta& d : follow) ApplyOps(peer, d.ops);
+  if (again) RequestSync(peer, now);
+}
+
+void BrokerLoop::ApplyOps(const Peer& peer, const std::vector<wire::DeltaOp>& ops) {
+  GroupChanges changes;
+  for (const wire::DeltaOp& op : ops) {
+    MemberId m{peer.id.node, peer.id.incarnation, op.session};
+    if (op.op == wire::DeltaOpKind::kJoin) {
+      table_.Join(m, op.scope, op.group, &changes);
+    } else if (!table_.Leave(m, op.scope, op.group, &changes).ok()) {
+      // Our copy disagrees with the origin: only a snapshot can settle it.
+      log_.LogLimited(LogLevel::kWarn, "leave-" + peer.id.node,
+                      "leave of a member we do not have, from " + peer.id.node);
+    }
+  }
+  ++counters_.deltas_applied;
+  NotifyMonitors(changes);
+}
+
+void BrokerLoop::RequestSync(Peer& peer, TimePoint now) {
+  peer.tracker.MarkResyncRequested(now);
+  ++counters_.resyncs_requested;
+  SendToPeer(peer.id.node, wire::PeerSyncRequest{self_, peer.id.incarnation});
+}
+
+void BrokerLoop::DeclareDead(const std::string& node, const std::string& reason, TimePoint now) {
+  auto it = peers_.find(node);
+  if (it == peers_.end()) return;
+  Peer peer = std::move(it->second);
+  peers_.erase(it);
+  detector_.Forget(node);
+  try {
+    control_sub_.disconnect(peer.endpoints.control);
+    data_sub_.disconnect(peer.endpoints.data);
+  } catch (const zmq::error_t&) {
+    // Already gone.
+  }
+  dead_[node] = DeadPeer{peer.id.incarnation, peer.endpoints.calls, now, reason};
+  ++counters_.peers_purged;
+  GroupChanges changes;
+  table_.Purge(node, &changes);
+  size_t members = 0;
+  for (const GroupChange& c : changes) members += c.members.size();
+  log_.Log(LogLevel::kInfo, "purged " + node + " (" + reason + "): " + std::to_string(members) +
+                                " memberships removed");
+  NotifyMonitors(changes);
+}
+
+BrokerLoop::Link& BrokerLoop::EnsureLink(const std::string& endpoint) {
+  auto it = links_.find(endpoint);
+  if (it != links_.end()) return *it->second;
+  auto link = std::make_unique<Link>();
+  link->endpoint = endpoint;
+  link->dealer = zmq::socket_t(context_, zmq::socket_type::dealer);
+  link->dealer.set(zmq::sockopt::linger, 0);
+  // Queue nothing for a peer that is not connected: a probe or hello that
+  // cannot go now is not worth delivering late.
+  link->dealer.set(zmq::sockopt::immediate, 1);
+  // Reconnect fast after a drop, so a dead process is told from a live one
+  // within milliseconds; back off for peers that stay away.
+  link->dealer.set(zmq::sockopt::reconnect_ivl, 2);
+  link->dealer.set(zmq::sockopt::reconnect_ivl_max, 500);
+  link->dealer.set(zmq::sockopt::sndhwm, 100000);
+  std::string mon = "inproc://link-monitor-" + std::to_string(next_monitor_socket_++);
+  zmq_socket_monitor(link->dealer.handle(), mon.c_str(),
+                     ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_CONNECT_RETRIED);
+  link->monitor = zmq::socket_t(context_, zmq::socket_type::pair);
+  link->monitor.set(zmq::sockopt::linger, 0);
+  link->monitor.connect(mon);
+  try {
+    link->dealer.connect(endpoint);
+  } catch (const zmq::error_t& e) {
+    log_.LogLimited(LogLevel::kWarn, "link-" + endpoint, "cannot connect to " + endpoint + ": " + e.what());
+  }
+  Link& ref = *link;
+  links_.emplace(endpoint, std::move(link));
+  return ref;
+}
+
+void BrokerLoop::SendHello(Link& link, TimePoint now) {
+  link.last_hello = now;
+  try {
+    link.dealer.send(zmq::buffer(wire::Encode(MakeHello(false))), zmq::send_flags::dontwait);
+  } catch (const zmq::error_t&) {
+    // Not connected yet: the retry timer sends another.
+  }
+}
+
+bool BrokerLoop::SendToPeer(const std::string& node, const wire::PeerMessage& message) {
+  if (blocked_.count(node)) return false;
+  auto peer = peers_.find(node);
+  if (peer == peers_.end()) return false;
+  auto link = links_.find(peer->second.endpoints.calls);
+  if (link == links_.end()) return false;
+  try {
+    if (link->second->dealer.send(zmq::buffer(wire::Encode(message)), zmq::send_flags::dontwait)) {
+      return true;
+    }
+  } catch (const zmq::error_t&) {
+  }
+  ++counters_.peer_sends_failed;
+  return false;
+}
+
+void BrokerLoop::PublishControl(const wire::PeerMessage& message) {
+  try {
+    control_pub_.send(zmq::buffer(wire::Encode(message)), zmq::send_flags::dontwait);
+  } catch (const zmq::error_t&) {
+    ++counters_.peer_sends_failed;
+  }
+}
+
+wire::Snapshot BrokerLoop::SelfSnapshot() {
+  FlushDeltas();  // a snapshot at seq N holds exactly deltas 1..N
+  return wire::Snapshot{seq_, table_.EntriesOf(self_.node)};
+}
+
+wire::PeerHello BrokerLoop::MakeHello(bool is_welcome) {
+  wire::PeerHello h;
+  h.from = self_;
+  h.is_welcome = is_welcome;
+  h.endpoints = endpoints_;
+  for (const auto& [node, peer] : peers_) h.known_peers.push_back(peer.endpoints.calls);
+  h.snapshot = SelfSnapshot();
+  return h;
+}
+
+void BrokerLoop::PeerTimers(TimePoint now) {
+  FailureDetector::Verdicts v = detector_.Tick(now);
+  for (const std::string& node : v.probe) {
+    ++counters_.probes_sent;
+    SendToPeer(node, wire::PeerProbe{self_, next_nonce_++, false});
+  }
+  for (const std::string& node : v.dead) {
+    DeclareDead(node, "failure detector: silent, and did not answer a probe or refused connections", now);
+  }
+  for (auto& [node, peer] : peers_) {
+    if (peer.tracker.ResyncOverdue(now, std::chrono::milliseconds(500))) RequestSync(peer, now);
+  }
+  if (now >= next_hello_retry_) {
+    next_hello_retry_ = now + options_.hello_retry_interval;
+    for (auto& [ep, link] : links_) {
+      bool met = !link->node.empty() && peers_.count(link->node);
+      if (!met && !(link->node.size() && blocked_.count(link->node))) SendHello(*link, now);
+    }
+  }
+}
+
+}  // namespace meshbus

@@ -1,0 +1,301 @@
+#include "sdk/client.h"
+
+#include <condition_variable>
+#include <cstdlib>
+#include <deque>
+#include <mutex>
+#include <thread>
+
+#include <zmq.hpp>
+
+namespace meshbus {
+
+std::string DefaultBrokerEndpoint() {
+  if (const char* env = std::getenv("MESHBUS_BROKER"); env != nullptr && *env != 0) return env;
+  return "ipc:///tmp/meshbus-" + DefaultNodeName() + ".ipc";
+}
+
+// The session's sockets and state. The heartbeat thread has a socket of its
+// own (sockets are not shared across threads) and sends only heartbeats.
+struct Client::Impl {
+  using Clock = std::chrono::steady_clock;
+
+  ClientOptions options;
+  zmq::context_t context{1};
+  zmq::socket_t dealer;
+  MemberId self;
+  uint64_t token = 0;
+  std::chrono::milliseconds heartbeat_interval{200};
+  uint64_t next_req = 1;
+  std::deque<Delivery> pending;
+  bool closed = false;
+
+  std::thread heartbeat_thread;
+  std::mutex mu;
+  std::condition_variable cv;
+  bool stop_heartbeats = false;
+
+  ~Impl() { Shutdown(); }
+
+  void Shutdown() {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      stop_heartbeats = true;
+    }
+    cv.notify_all();
+    if (heartbeat_thread.joinable()) heartbeat_thread.join();
+    dealer.close();
+    context.close();
+  }
+
+  Status Send(const std::string& body, Clock::time_point deadline) {
+    zmq::pollitem_t item{dealer.handle(), 0, ZMQ_POLLOUT, 0};
+    while (true) {
+      try {
+        if (dealer.send(zmq::buffer(body), zmq::send_flags::dontwait)) return Status::Ok();
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+        if (left.count() <= 0) break;
+        zmq::poll(&item, 1, left);
+      } catch (const zmq::error_t& e) {
+        return Status::Unreachable(std::string("cannot send to the broker: ") + e.what());
+      }
+    }
+    return Status::Unreachable("broker not reachable at " + options.endpoint);
+  }
+
+  // Reads one message, waiting until `deadline`; nullopt on timeout.
+  Result<std::optional<wire::ClientInbound>> Read(Clock::time_point deadline) {
+    zmq::pollitem_t item{dealer.handle(), 0, ZMQ_POLLIN, 0};
+    while (true) {
+      try {
+        zmq::message_t msg;
+        if (dealer.recv(msg, zmq::recv_flags::dontwait)) {
+          while (msg.more()) {  // a well-behaved broker sends one frame; drain any more
+            zmq::message_t extra;
+            (void)dealer.recv(extra, zmq::recv_flags::dontwait);
+            if (!extra.more()) break;
+          }
+          Result<wire::ClientInbound> in = wire::DecodeClientInbound(msg.to_string_view());
+          if (!in.ok()) return Status::BadMessage("from the broker: " + in.status().message());
+          return std::optional<wire::ClientInbound>(std::move(in.value()));
+        }
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+        if (left.count() <= 0) return std::optional<wire::ClientInbound>();
+        zmq::poll(&item, 1, left);
+      } catch (const zmq::error_t& e) {
+        return Status::Unreachable(std::string("cannot read from the broker: ") + e.what());
+      }
+    }
+  }
+
+  static Delivery ToDelivery(wire::ClientInbound& in) {
+    if (auto* e = std::get_if<wire::Event>(&in)) {
+      return MonitorEvent{e->ref, e->kind, std::move(e->scope), std::move(e->group), std::move(e->members)};
+    }
+    return GapNotice{std::get<wire::Gap>(in).lost};
+  }
+
+  // Sends a request and waits for its reply; deliveries that come first are
+  // kept, in order, for Receive().
+  Result<wire::Reply> Call(wire::ClientRequest request, std::chrono::milliseconds timeout) {
+    if (closed) return Status::Unavailable("the client is closed");
+    uint64_t req = next_req++;
+    std::visit([&](auto& r) { if constexpr (requires { r.req; }) r.req = req; }, request);
+    Clock::time_point deadline = Clock::now() + timeout;
+    if (Status s = Send(wire::Encode(request), deadline); !s.ok()) return s;
+    while (true) {
+      Result<std::optional<wire::ClientInbound>> in = Read(deadline);
+      if (!in.ok()) return in.status();
+      if (!in->has_value()) {
+        return Status::Timeout("no answer from the broker at " + options.endpoint + " within " +
+                               std::to_string(timeout.count()) + " ms");
+      }
+      wire::ClientInbound& m = **in;
+      if (auto* reply = std::get_if<wire::Reply>(&m)) {
+        if (reply->req != req) continue;  // the late answer to a call that timed out
+        if (!reply->status.ok()) return reply->status;
+        return std::move(*reply);
+      }
+      pending.push_back(ToDelivery(m));
+    }
+  }
+
+  template <typename Body>
+  Result<Body> CallFor(wire::ClientRequest request) {
+    Result<wire::Reply> r = Call(std::move(request), options.call_timeout);
+    if (!r.ok()) return r.status();
+    if (Body* b = std::get_if<Body>(&r->body)) return std::move(*b);
+    return Status::BadMessage("the broker answered with an unexpected body");
+  }
+
+  void RunHeartbeats(std::chrono::milliseconds interval, uint64_t session, uint64_t token_value) {
+    zmq::socket_t hb(context, zmq::socket_type::dealer);
+    hb.set(zmq::sockopt::linger, 0);
+    hb.set(zmq::sockopt::immediate, 1);
+    hb.connect(options.endpoint);
+    std::string body = wire::Encode(wire::ClientRequest(wire::SessionHeartbeat{session, token_value}));
+    std::unique_lock<std::mutex> lock(mu);
+    while (!stop_heartbeats) {
+      try {
+        (void)hb.send(zmq::buffer(body), zmq::send_flags::dontwait);
+      } catch (const zmq::error_t&) {
+      }
+      cv.wait_for(lock, interval, [&] { return stop_heartbeats; });
+    }
+    hb.close();
+  }
+};
+
+Client::Client(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Client::Client(Client&&) noexcept = default;
+Client& Client::operator=(Client&&) noexcept = default;
+Client::~Client() {
+  if (impl_) (void)Close();
+}
+
+Result<Client> Client::Connect(ClientOptions options) {
+  if (options.endpoint.empty()) options.endpoint = DefaultBrokerEndpoint();
+  if (Status s = ValidateEndpoint(options.endpoint); !s.ok()) return s;
+  auto impl = std::make_unique<Impl>();
+  impl->options = options;
+  try {
+    impl->dealer = zmq::socket_t(impl->context, zmq::socket_type::dealer);
+    impl->dealer.set(zmq::sockopt::linger, 0);
+    // Never queue a request for a broker that is not there: fail it instead.
+    impl->dealer.set(zmq::sockopt::immediate, 1);
+    impl->dealer.connect(options.endpoint);
+  } catch (const zmq::error_t& e) {
+    return Status::Unreachable("cannot connect to " + options.endpoint + ": " + e.what());
+  }
+  Result<wire::Reply> r = impl->Call(wire::Hello{0, wire::kProtocolVersion, options.name}, options.connect_timeout);
+  if (!r.ok()) return r.status();
+  auto* welcome = std::get_if<wire::WelcomeBody>(&r->body);
+  if (welcome == nullptr) return Status::BadMessage("the broker did not answer hello with a welcome");
+  impl->self = MemberId{welcome->node, welcome->incarnation, welcome->session};
+  impl->token = welcome->token;
+  impl->heartbeat_interval = std::chrono::milliseconds(std::max<uint32_t>(welcome->heartbeat_ms, 10));
+  Impl* raw = impl.get();
+  impl->heartbeat_thread = std::thread([raw, interval = impl->heartbeat_interval,
+                                        session = welcome->session, token = welcome->token] {
+    raw->RunHeartbeats(interval, session, token);
+  });
+  return Client(std::move(impl));
+}
+
+Status Client::Close() {
+  if (!impl_ || impl_->closed) return Status::Ok();
+  Result<wire::Reply> r = impl_->Call(wire::Bye{}, std::min(impl_->options.call_timeout, std::chrono::milliseconds(1000)));
+  impl_->closed = true;
+  impl_->Shutdown();
+  return r.status();
+}
+
+const MemberId& Client::self() const { return impl_->self; }
+
+namespace {
+Status CheckGroup(const std::string& scope, const std::string& group) {
+  if (Status s = ValidateScope(scope); !s.ok()) return s;
+  return ValidateGroup(group);
+}
+std::vector<std::string> GroupNames(const std::vector<GroupCount>& groups) {
+  std::vector<std::string> out;
+  for (const GroupCount& g : groups) out.push_back(g.group);
+  return out;
+}
+}  // namespace
+
+Status Client::Join(const std::string& scope, const std::string& group) {
+  if (Status s = CheckGroup(scope, group); !s.ok()) return s;
+  return impl_->Call(wire::Join{0, scope, group}, impl_->options.call_timeout).status();
+}
+
+Status Client::Leave(const std::string& scope, const std::string& group) {
+  if (Status s = CheckGroup(scope, group); !s.ok()) return s;
+  return impl_->Call(wire::Leave{0, scope, group}, impl_->options.call_timeout).status();
+}
+
+Result<std::vector<MemberId>> Client::Members(const std::string& scope, const std::string& group) {
+  if (Status s = CheckGroup(scope, group); !s.ok()) return s;
+  Result<wire::MembersBody> b = impl_->CallFor<wire::MembersBody>(wire::Members{0, scope, group, false});
+  if (!b.ok()) return b.status();
+  return std::move(b->members);
+}
+
+Result<std::vector<MemberId>> Client::LocalMembers(const std::string& scope, const std::string& group) {
+  if (Status s = CheckGroup(scope, group); !s.ok()) return s;
+  Result<wire::MembersBody> b = impl_->CallFor<wire::MembersBody>(wire::Members{0, scope, group, true});
+  if (!b.ok()) return b.status();
+  return std::move(b->members);
+}
+
+Result<std::vector<GroupCount>> Client::Groups(const std::string& scope) {
+  if (!scope.empty()) {
+    if (Status s = ValidateScope(scope); !s.ok()) return s;
+  }
+  Result<wire::GroupsBody> b = impl_->CallFor<wire::GroupsBody>(wire::WhichGroups{0, scope, false});
+  if (!b.ok()) return b.status();
+  return std::move(b->groups);
+}
+
+Result<std::vector<std::string>> Client::WhichGroups(const std::string& scope) {
+  if (Status s = ValidateScope(scope); !s.ok()) return s;
+  Result<wire::GroupsBody> b = impl_->CallFor<wire::GroupsBody>(wire::WhichGroups{0, scope, false});
+  if (!b.ok()) return b.status();
+  return GroupNames(b->groups);
+}
+
+Result<std::vector<std::string>> Client::WhichLocalGroups(const std::string& scope) {
+  if (Status s = ValidateScope(scope); !s.ok()) return s;
+  Result<wire::GroupsBody> b = impl_->CallFor<wire::GroupsBody>(wire::WhichGroups{0, scope, true});
+  if (!b.ok()) return b.status();
+  return GroupNames(b->groups);
+}
+
+Result<MonitorStart> Client::MonitorScope(const std::string& scope) {
+  if (Status s = ValidateScope(scope); !s.ok()) return s;
+  Result<wire::MonitorBody> b = impl_->CallFor<wire::MonitorBody>(wire::Monitor{0, scope, std::nullopt});
+  if (!b.ok()) return b.status();
+  return MonitorStart{b->ref, std::move(b->groups)};
+}
+
+Result<MonitorStart> Client::Monitor(const std::string& scope, const std::string& group) {
+  if (Status s = CheckGroup(scope, group); !s.ok()) return s;
+  Result<wire::MonitorBody> b = impl_->CallFor<wire::MonitorBody>(wire::Monitor{0, scope, group});
+  if (!b.ok()) return b.status();
+  return MonitorStart{b->ref, std::move(b->groups)};
+}
+
+Status Client::Demonitor(uint64_t ref) {
+  return impl_->Call(wire::Demonitor{0, ref}, impl_->options.call_timeout).status();
+}
+
+Result<std::vector<NodeInfo>> Client::Nodes() {
+  Result<wire::NodesBody> b = impl_->CallFor<wire::NodesBody>(wire::Nodes{});
+  if (!b.ok()) return b.status();
+  return std::move(b->nodes);
+}
+
+Result<std::map<std::string, uint64_t>> Client::Stats() {
+  Result<wire::StatsBody> b = impl_->CallFor<wire::StatsBody>(wire::Stats{});
+  if (!b.ok()) return b.status();
+  return std::map<std::string, uint64_t>(b->counters.begin(), b->counters.end());
+}
+
+Result<Delivery> Client::Receive(std::chrono::milliseconds timeout) {
+  if (!impl_->pending.empty()) {
+    Delivery d = std::move(impl_->pending.front());
+    impl_->pending.pop_front();
+    return d;
+  }
+  if (impl_->closed) return Status::Unavailable("the client is closed");
+  auto deadline = Impl::Clock::now() + timeout;
+  while (true) {
+    Result<std::optional<wire::ClientInbound>> in = impl_->Read(deadline);
+    if (!in.ok()) return in.status();
+    if (!in->has_value()) return Status::Timeout("no delivery within " + std::to_string(timeout.count()) + " ms");
+    if (std::holds_alternative<wire::Reply>(**in)) continue;  // late answer to a timed-out call
+    return Impl::ToDelivery(**in);
+  }
+}
+
+}  // namespace meshbus

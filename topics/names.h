@@ -1,0 +1,53 @@
+// Names of things in the mesh and their validation: node names, scopes,
+// groups, and member ids. Pure functions and value types; thread-safe.
+//
+// A member (the analogue of an Erlang pid) is one client session on one
+// incarnation of one node. Its text form is "<node>.<incarnation hex>.<session>",
+// e.g. "n1.18a3f5b2c9d4e.17": a node name has no dots, so the form parses
+// back unambiguously.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "topics/status.h"
+
+namespace meshbus {
+
+inline constexpr size_t kMaxNodeNameBytes = 64;
+inline constexpr size_t kMaxScopeBytes = 255;
+inline constexpr size_t kMaxGroupBytes = 255;
+inline constexpr size_t kMaxEndpointBytes = 255;
+
+// Node names: 1..64 of [A-Za-z0-9_-].
+Status ValidateNodeName(std::string_view name);
+// Scopes and groups: 1..255 bytes, printable ASCII or UTF-8, no control bytes
+// (they are printed by the CLI and used as topic parts).
+Status ValidateScope(std::string_view scope);
+Status ValidateGroup(std::string_view group);
+// A ZeroMQ endpoint we are willing to connect to: tcp:// or ipc:// or inproc://.
+Status ValidateEndpoint(std::string_view endpoint);
+
+struct MemberId {
+  std::string node;
+  uint64_t incarnation = 0;
+  uint64_t session = 0;
+
+  std::string ToString() const;
+  static std::optional<MemberId> Parse(std::string_view text);
+
+  friend bool operator==(const MemberId&, const MemberId&) = default;
+  friend auto operator<=>(const MemberId&, const MemberId&) = default;
+};
+
+// This host's name made into a valid node name (up to the first dot, other
+// characters replaced by '-'): the default of meshbusd --node.
+std::string DefaultNodeName();
+
+// Hex rendering of an incarnation, as used in member ids and by the CLI.
+std::string IncarnationHex(uint64_t incarnation);
+
+}  // namespace meshbus

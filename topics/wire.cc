@@ -1,0 +1,636 @@
+#include "topics/wire.h"
+
+#include <msgpack.hpp>
+
+namespace meshbus::wire {
+namespace {
+
+using Packer = msgpack::packer<msgpack::sbuffer>;
+
+// ---- encoding helpers ------------------------------------------------------
+
+void PackStr(Packer& pk, std::string_view s) {
+  pk.pack_str(static_cast<uint32_t>(s.size()));
+  pk.pack_str_body(s.data(), static_cast<uint32_t>(s.size()));
+}
+void PackBool(Packer& pk, bool b) { b ? pk.pack_true() : pk.pack_false(); }
+void PackPeerId(Packer& pk, const PeerId& id) {
+  pk.pack_array(2);
+  PackStr(pk, id.node);
+  pk.pack_uint64(id.incarnation);
+}
+void PackMembers(Packer& pk, const std::vector<MemberId>& members) {
+  pk.pack_array(static_cast<uint32_t>(members.size()));
+  for (const MemberId& m : members) PackStr(pk, m.ToString());
+}
+void PackSnapshot(Packer& pk, const Snapshot& s) {
+  pk.pack_array(2);
+  pk.pack_uint64(s.seq);
+  pk.pack_array(static_cast<uint32_t>(s.entries.size()));
+  for (const MembershipEntry& e : s.entries) {
+    pk.pack_array(4);
+    PackStr(pk, e.scope);
+    PackStr(pk, e.group);
+    pk.pack_uint64(e.session);
+    pk.pack_uint32(e.count);
+  }
+}
+
+// ---- decoding helpers ------------------------------------------------------
+
+// Reads the elements of one msgpack array in order. The first failure is
+// recorded in a Status shared with nested readers; after it every read
+// returns a default value, so callers check ok() once at the end (and inside
+// loops, to stop early).
+class Reader {
+ public:
+  Reader(const msgpack::object* o, Status* st, std::string what) : st_(st), what_(std::move(what)) {
+    if (o == nullptr || o->type != msgpack::type::ARRAY) {
+      Fail("is not an array");
+      return;
+    }
+    items_ = o->via.array.ptr;
+    n_ = o->via.array.size;
+  }
+  bool ok() const { return st_->ok(); }
+  size_t size() const { return n_; }
+  bool has_more() const { return ok() && i_ < n_; }
+
+  void Fail(const std::string& why) {
+    if (st_->ok()) *st_ = Status::BadMessage(what_ + " " + why);
+  }
+
+  const msgpack::object* Next(std::string_view field) {
+    if (!ok()) return nullptr;
+    if (i_ >= n_) {
+      Fail("is missing field '" + std::string(field) + "'");
+      return nullptr;
+    }
+    return &items_[i_++];
+  }
+  uint64_t U64(std::string_view field) {
+    const msgpack::object* o = Next(field);
+    if (o == nullptr) return 0;
+    if (o->type != msgpack::type::POSITIVE_INTEGER) {
+      Fail("field '" + std::string(field) + "' is not an unsigned integer");
+      return 0;
+    }
+    return o->via.u64;
+  }
+  uint32_t U32(std::string_view field) {
+    uint64_t v = U64(field);
+    if (v > UINT32_MAX) Fail("field '" + std::string(field) + "' is out of range");
+    return static_cast<uint32_t>(v);
+  }
+  bool Bool(std::string_view field) {
+    const msgpack::object* o = Next(field);
+    if (o == nullptr) return false;
+    if (o->type != msgpack::type::BOOLEAN) {
+      Fail("field '" + std::string(field) + "' is not a boolean");
+      return false;
+    }
+    return o->via.boolean;
+  }
+  bool PeekNil() const {
+    return ok() && i_ < n_ && items_[i_].type == msgpack::type::NIL;
+  }
+  std::string Str(std::string_view field, size_t max_bytes) {
+    const msgpack::object* o = Next(field);
+    if (o == nullptr) return {};
+    if (o->type != msgpack::type::STR) {
+      Fail("field '" + std::string(field) + "' is not a string");
+      return {};
+    }
+    if (o->via.str.size > max_bytes) {
+      Fail("field '" + std::string(field) + "' is longer than " + std::to_string(max_bytes) +
+           " bytes");
+      return {};
+    }
+    return std::string(o->via.str.ptr, o->via.str.size);
+  }
+  // A string checked by one of the Validate* functions of names.h.
+  std::string Checked(std::string_view field, Status (*validate)(std::string_view)) {
+    std::string s = Str(field, 1u << 16);
+    if (!ok()) return s;
+    Status v = validate(s);
+    if (!v.ok()) Fail("field '" + std::string(field) + "': " + v.message());
+    return s;
+  }
+  Reader Array(std::string_view field) { return Reader(Next(field), st_, what_ + "." + std::string(field)); }
+
+ private:
+  Status* st_;
+  std::string what_;
+  const msgpack::object* items_ = nullptr;
+  size_t n_ = 0;
+  size_t i_ = 0;
+};
+
+
+PeerId ReadPeerId(Reader& r) {
+  Reader a = r.Array("from");
+  PeerId id;
+  id.node = a.Checked("node", ValidateNodeName);
+  id.incarnation = a.U64("incarnation");
+  return id;
+}
+
+std::vector<MemberId> ReadMembers(Reader& r, std::string_view field) {
+  Reader a = r.Array(field);
+  std::vector<MemberId> out;
+  if (!a.ok()) return out;
+  out.reserve(a.size());
+  while (a.has_more()) {
+    std::string text = a.Str("member", kMaxNodeNameBytes + 48);
+    if (!a.ok()) break;
+    std::optional<MemberId> id = MemberId::Parse(text);
+    if (!id) {
+      a.Fail("holds a malformed member id '" + text + "'");
+      break;
+    }
+    out.push_back(std::move(*id));
+  }
+  return out;
+}
+
+Snapshot ReadSnapshot(Reader& r) {
+  Reader s = r.Array("snapshot");
+  Snapshot snap;
+  snap.seq = s.U64("seq");
+  Reader entries = s.Array("entries");
+  if (!entries.ok()) return snap;
+  snap.entries.reserve(entries.size());
+  while (entries.has_more()) {
+    Reader e = entries.Array("entry");
+    MembershipEntry m;
+    m.scope = e.Checked("scope", ValidateScope);
+    m.group = e.Checked("group", ValidateGroup);
+    m.session = e.U64("session");
+    m.count = e.U32("count");
+    if (e.ok() && m.count == 0) e.Fail("has an entry with count 0");
+    if (!e.ok()) break;
+    snap.entries.push_back(std::move(m));
+  }
+  return snap;
+}
+
+// Unpacks one frame into a msgpack object with bounded sizes and depth.
+Result<msgpack::object_handle> Unpack(std::string_view frame) {
+  if (frame.empty()) return Status::BadMessage("empty frame");
+  if (frame.size() > kMaxFrameBytes) return Status::BadMessage("frame is too large");
+  try {
+    size_t off = 0;
+    msgpack::unpack_limit limit(/*array=*/kMaxListItems, /*map=*/0, /*str=*/64u << 20,
+                                /*bin=*/kMaxFrameBytes, /*ext=*/0, /*depth=*/8);
+    msgpack::object_handle oh =
+        msgpack::unpack(frame.data(), frame.size(), off, nullptr, nullptr, limit);
+    if (off != frame.size()) return Status::BadMessage("trailing bytes after the message");
+    return oh;
+  } catch (const std::exception& e) {
+    return Status::BadMessage(std::string("invalid msgpack: ") + e.what());
+  }
+}
+
+template <typename T>
+Result<T> Finish(const Status& st, T value) {
+  if (!st.ok()) return st;
+  return value;
+}
+
+}  // namespace
+
+std::string_view EventKindName(EventKind kind) {
+  return kind == EventKind::kJoin ? "join" : "leave";
+}
+
+// ---- client requests -------------------------------------------------------
+
+std::string Encode(const ClientRequest& m) {
+  msgpack::sbuffer buf;
+  Packer pk(buf);
+  std::visit(
+      [&](const auto& v) {
+        using T = std::decay_t<decltype(v)>;
+        if constexpr (std::is_same_v<T, Hello>) {
+          pk.pack_array(4); pk.pack_uint16(uint16_t(Type::kHello)); pk.pack_uint64(v.req);
+          pk.pack_uint32(v.version); PackStr(pk, v.client_name);
+        } else if constexpr (std::is_same_v<T, Bye>) {
+          pk.pack_array(2); pk.pack_uint16(uint16_t(Type::kBye)); pk.pack_uint64(v.req);
+        } else if constexpr (std::is_same_v<T, SessionHeartbeat>) {
+          pk.pack_array(3); pk.pack_uint16(uint16_t(Type::kHeartbeat));
+          pk.pack_uint64(v.session); pk.pack_uint64(v.token);
+        } else if constexpr (std::is_same_v<T, Join> || std::is_same_v<T, Leave>) {
+          pk.pack_array(4);
+          pk.pack_uint16(uint16_t(std::is_same_v<T, Join> ? Type::kJoin : Type::kLeave));
+          pk.pack_uint64(v.req); PackStr(pk, v.scope); PackStr(pk, v.group);
+        } else if constexpr (std::is_same_v<T, Members>) {
+          pk.pack_array(5); pk.pack_uint16(uint16_t(Type::kMembers)); pk.pack_uint64(v.req);
+          PackStr(pk, v.scope); PackStr(pk, v.group); PackBool(pk, v.local_only);
+        } else if constexpr (std::is_same_v<T, WhichGroups>) {
+          pk.pack_array(4); pk.pack_uint16(uint16_t(Type::kWhichGroups)); pk.pack_uint64(v.req);
+          PackStr(pk, v.scope); PackBool(pk, v.local_only);
+        } else if constexpr (std::is_same_v<T, Monitor>) {
+          pk.pack_array(4); pk.pack_uint16(uint16_t(Type::kMonitor)); pk.pack_uint64(v.req);
+          PackStr(pk, v.scope);
+          if (v.group) PackStr(pk, *v.group); else pk.pack_nil();
+        } else if constexpr (std::is_same_v<T, Demonitor>) {
+          pk.pack_array(3); pk.pack_uint16(uint16_t(Type::kDemonitor)); pk.pack_uint64(v.req);
+          pk.pack_uint64(v.ref);
+        } else if constexpr (std::is_same_v<T, Nodes>) {
+          pk.pack_array(2); pk.pack_uint16(uint16_t(Type::kNodes)); pk.pack_uint64(v.req);
+        } else if constexpr (std::is_same_v<T, Stats>) {
+          pk.pack_array(2); pk.pack_uint16(uint16_t(Type::kStats)); pk.pack_uint64(v.req);
+        }
+      },
+      m);
+  return std::string(buf.data(), buf.size());
+}
+
+Result<ClientRequest> DecodeClientRequest(std::string_view frame, uint64_t* req_out) {
+  if (req_out) *req_out = 0;
+  Result<msgpack::object_handle> oh = Unpack(frame);
+  if (!oh.ok()) return oh.status();
+  Status st;
+  Reader r(&oh->get(), &st, "request");
+  uint64_t type = r.U64("type");
+  if (!st.ok()) return st;
+  if (type == uint64_t(Type::kHeartbeat)) {
+    SessionHeartbeat h;
+    h.session = r.U64("session");
+    h.token = r.U64("token");
+    return Finish<ClientRequest>(st, h);
+  }
+  uint64_t req = r.U64("req");
+  if (!st.ok()) return st;
+  if (req_out) *req_out = req;
+  switch (static_cast<Type>(type)) {
+    case Type::kHello: {
+      Hello h{req};
+      h.version = r.U32("version");
+      h.client_name = r.Str("client_name", 255);
+      return Finish<ClientRequest>(st, std::move(h));
+    }
+    case Type::kBye: return Finish<ClientRequest>(st, Bye{req});
+    case Type::kJoin:
+    case Type::kLeave: {
+      std::string scope = r.Checked("scope", ValidateScope);
+      std::string group = r.Checked("group", ValidateGroup);
+      if (static_cast<Type>(type) == Type::kJoin) return Finish<ClientRequest>(st, Join{req, scope, group});
+      return Finish<ClientRequest>(st, Leave{req, scope, group});
+    }
+    case Type::kMembers: {
+      Members m{req};
+      m.scope = r.Checked("scope", ValidateScope);
+      m.group = r.Checked("group", ValidateGroup);
+      m.local_only = r.Bool("local_only");
+      return Finish<ClientRequest>(st, std::move(m));
+    }
+    case Type::kWhichGroups: {
+      WhichGroups w{req};
+      w.scope = r.Str("scope", kMaxScopeBytes);
+      if (st.ok() && !w.scope.empty()) {
+        Status v = ValidateScope(w.scope);
+        if (!v.ok()) st = Status::BadMessage("request field 'scope': " + v.message());
+      }
+      w.local_only = r.Bool("local_only");
+      return Finish<ClientRequest>(st, std::move(w));
+    }
+    case Type::kMonitor: {
+      Monitor m{req};
+      m.scope = r.Checked("scope", ValidateScope);
+      if (r.PeekNil()) {
+        r.Next("group");
+      } else {
+        m.group = r.Checked("group", ValidateGroup);
+      }
+      return Finish<ClientRequest>(st, std::move(m));
+    }
+    case Type::kDemonitor: {
+      Demonitor d{req};
+      d.ref = r.U64("ref");
+      return Finish<ClientRequest>(st, d);
+    }
+    case Type::kNodes: return Finish<ClientRequest>(st, Nodes{req});
+    case Type::kStats: return Finish<ClientRequest>(st, Stats{req});
+    default: return Status::BadMessage("unknown request type " + std::to_string(type));
+  }
+}
+
+// ---- broker -> client ------------------------------------------------------
+
+std::string Encode(const ClientInbound& m) {
+  msgpack::sbuffer buf;
+  Packer pk(buf);
+  if (const Reply* r = std::get_if<Reply>(&m)) {
+    // Fixed part: type, req, code, message, tag; then the body's fields.
+    size_t body_fields = std::visit(
+        [](const auto& b) -> size_t {
+          using T = std::decay_t<decltype(b)>;
+          if constexpr (std::is_same_v<T, Empty>) return 0;
+          else if constexpr (std::is_same_v<T, WelcomeBody>) return 6;
+          else if constexpr (std::is_same_v<T, MonitorBody>) return 2;
+          else return 1;
+        },
+        r->body);
+    pk.pack_array(static_cast<uint32_t>(5 + body_fields));
+    pk.pack_uint16(uint16_t(Type::kReply));
+    pk.pack_uint64(r->req);
+    pk.pack_uint8(uint8_t(r->status.code()));
+    PackStr(pk, r->status.message());
+    pk.pack_uint8(static_cast<uint8_t>(r->body.index()));
+    std::visit(
+        [&](const auto& b) {
+          using T = std::decay_t<decltype(b)>;
+          if constexpr (std::is_same_v<T, WelcomeBody>) {
+            PackStr(pk, b.node); pk.pack_uint64(b.incarnation); pk.pack_uint64(b.session);
+            pk.pack_uint64(b.token); pk.pack_uint32(b.heartbeat_ms); pk.pack_uint32(b.session_timeout_ms);
+          } else if constexpr (std::is_same_v<T, MembersBody>) {
+            PackMembers(pk, b.members);
+          } else if constexpr (std::is_same_v<T, GroupsBody>) {
+            pk.pack_array(static_cast<uint32_t>(b.groups.size()));
+            for (const GroupCount& g : b.groups) {
+              pk.pack_array(3); PackStr(pk, g.scope); PackStr(pk, g.group); pk.pack_uint64(g.count);
+            }
+          } else if constexpr (std::is_same_v<T, MonitorBody>) {
+            pk.pack_uint64(b.ref);
+            pk.pack_array(static_cast<uint32_t>(b.groups.size()));
+            for (const GroupMembers& g : b.groups) {
+              pk.pack_array(3); PackStr(pk, g.scope); PackStr(pk, g.group); PackMembers(pk, g.members);
+            }
+          } else if constexpr (std::is_same_v<T, NodesBody>) {
+            pk.pack_array(static_cast<uint32_t>(b.nodes.size()));
+            for (const NodeInfo& n : b.nodes) {
+              pk.pack_array(6); PackStr(pk, n.name); pk.pack_uint64(n.incarnation);
+              PackStr(pk, n.state); PackStr(pk, n.calls_endpoint);
+              pk.pack_uint64(n.last_heard_ms_ago); PackBool(pk, n.is_self);
+            }
+          } else if constexpr (std::is_same_v<T, StatsBody>) {
+            pk.pack_array(static_cast<uint32_t>(b.counters.size()));
+            for (const auto& [name, value] : b.counters) {
+              pk.pack_array(2); PackStr(pk, name); pk.pack_uint64(value);
+            }
+          }
+        },
+        r->body);
+  } else if (const Event* e = std::get_if<Event>(&m)) {
+    pk.pack_array(6);
+    pk.pack_uint16(uint16_t(Type::kEvent));
+    pk.pack_uint64(e->ref);
+    pk.pack_uint8(uint8_t(e->kind));
+    PackStr(pk, e->scope);
+    PackStr(pk, e->group);
+    PackMembers(pk, e->members);
+  } else if (const Gap* g = std::get_if<Gap>(&m)) {
+    pk.pack_array(2);
+    pk.pack_uint16(uint16_t(Type::kGap));
+    pk.pack_uint64(g->lost);
+  }
+  return std::string(buf.data(), buf.size());
+}
+
+Result<ClientInbound> DecodeClientInbound(std::string_view frame) {
+  Result<msgpack::object_handle> oh = Unpack(frame);
+  if (!oh.ok()) return oh.status();
+  Status st;
+  Reader r(&oh->get(), &st, "broker message");
+  uint64_t type = r.U64("type");
+  if (!st.ok()) return st;
+  switch (static_cast<Type>(type)) {
+    case Type::kReply: {
+      Reply rep;
+      rep.req = r.U64("req");
+      uint64_t code = r.U64("code");
+      std::string message = r.Str("message", 1u << 16);
+      uint64_t tag = r.U64("body_tag");
+      if (!st.ok()) return st;
+      if (code > uint64_t(Code::kInternal)) return Status::BadMessage("reply has unknown code");
+      rep.status = Status(static_cast<Code>(code), std::move(message));
+      switch (tag) {
+        case 0: rep.body = Empty{}; break;
+        case 1: {
+          WelcomeBody w;
+          w.node = r.Checked("node", ValidateNodeName);
+          w.incarnation = r.U64("incarnation");
+          w.session = r.U64("session");
+          w.token = r.U64("token");
+          w.heartbeat_ms = r.U32("heartbeat_ms");
+          w.session_timeout_ms = r.U32("session_timeout_ms");
+          rep.body = std::move(w);
+          break;
+        }
+        case 2: rep.body = MembersBody{ReadMembers(r, "members")}; break;
+        case 3: {
+          GroupsBody g;
+          Reader list = r.Array("groups");
+          while (list.has_more()) {
+            Reader item = list.Array("group");
+            GroupCount c;
+            c.scope = item.Checked("scope", ValidateScope);
+            c.group = item.Checked("group", ValidateGroup);
+            c.count = item.U64("count");
+            g.groups.push_back(std::move(c));
+          }
+          rep.body = std::move(g);
+          break;
+        }
+        case 4: {
+          MonitorBody m;
+          m.ref = r.U64("ref");
+          Reader list = r.Array("groups");
+          while (list.has_more()) {
+            Reader item = list.Array("group");
+            GroupMembers gm;
+            gm.scope = item.Checked("scope", ValidateScope);
+            gm.group = item.Checked("group", ValidateGroup);
+            gm.members = ReadMembers(item, "members");
+            m.groups.push_back(std::move(gm));
+          }
+          rep.body = std::move(m);
+          break;
+        }
+        case 5: {
+          NodesBody n;
+          Reader list = r.Array("nodes");
+          while (list.has_more()) {
+            Reader item = list.Array("node");
+            NodeInfo info;
+            info.name = item.Checked("name", ValidateNodeName);
+            info.incarnation = item.U64("incarnation");
+            info.state = item.Str("state", 16);
+            info.calls_endpoint = item.Str("calls_endpoint", kMaxEndpointBytes);
+            info.last_heard_ms_ago = item.U64("last_heard_ms_ago");
+            info.is_self = item.Bool("is_self");
+            n.nodes.push_back(std::move(info));
+          }
+          rep.body = std::move(n);
+          break;
+        }
+        case 6: {
+          StatsBody s;
+          Reader list = r.Array("counters");
+          while (list.has_more()) {
+            Reader item = list.Array("counter");
+            std::string name = item.Str("name", 255);
+            uint64_t value = item.U64("value");
+            s.counters.emplace_back(std::move(name), value);
+          }
+          rep.body = std::move(s);
+          break;
+        }
+        default: return Status::BadMessage("reply has unknown body tag " + std::to_string(tag));
+      }
+      return Finish<ClientInbound>(st, std::move(rep));
+    }
+    case Type::kEvent: {
+      Event e;
+      e.ref = r.U64("ref");
+      uint64_t kind = r.U64("kind");
+      if (st.ok() && kind != 1 && kind != 2) return Status::BadMessage("event has unknown kind");
+      e.kind = static_cast<EventKind>(kind);
+      e.scope = r.Checked("scope", ValidateScope);
+      e.group = r.Checked("group", ValidateGroup);
+      e.members = ReadMembers(r, "members");
+      return Finish<ClientInbound>(st, std::move(e));
+    }
+    case Type::kGap: {
+      Gap g;
+      g.lost = r.U64("lost");
+      return Finish<ClientInbound>(st, g);
+    }
+    default: return Status::BadMessage("unknown broker message type " + std::to_string(type));
+  }
+}
+
+// ---- broker <-> broker -----------------------------------------------------
+
+std::string Encode(const PeerMessage& m) {
+  msgpack::sbuffer buf;
+  Packer pk(buf);
+  std::visit(
+      [&](const auto& v) {
+        using T = std::decay_t<decltype(v)>;
+        if constexpr (std::is_same_v<T, PeerHeartbeat>) {
+          pk.pack_array(4); pk.pack_uint16(uint16_t(Type::kPeerHeartbeat)); PackPeerId(pk, v.from);
+          pk.pack_uint64(v.seq); PackStr(pk, v.calls_endpoint);
+        } else if constexpr (std::is_same_v<T, PeerDelta>) {
+          pk.pack_array(4); pk.pack_uint16(uint16_t(Type::kPeerDelta)); PackPeerId(pk, v.from);
+          pk.pack_uint64(v.seq);
+          pk.pack_array(static_cast<uint32_t>(v.ops.size()));
+          for (const DeltaOp& op : v.ops) {
+            pk.pack_array(4); pk.pack_uint8(uint8_t(op.op)); PackStr(pk, op.scope);
+            PackStr(pk, op.group); pk.pack_uint64(op.session);
+          }
+        } else if constexpr (std::is_same_v<T, PeerBye>) {
+          pk.pack_array(2); pk.pack_uint16(uint16_t(Type::kPeerBye)); PackPeerId(pk, v.from);
+        } else if constexpr (std::is_same_v<T, PeerHello>) {
+          pk.pack_array(6);
+          pk.pack_uint16(uint16_t(v.is_welcome ? Type::kPeerWelcome : Type::kPeerHello));
+          PackPeerId(pk, v.from);
+          pk.pack_uint32(v.version);
+          pk.pack_array(3); PackStr(pk, v.endpoints.calls); PackStr(pk, v.endpoints.control);
+          PackStr(pk, v.endpoints.data);
+          pk.pack_array(static_cast<uint32_t>(v.known_peers.size()));
+          for (const std::string& p : v.known_peers) PackStr(pk, p);
+          PackSnapshot(pk, v.snapshot);
+        } else if constexpr (std::is_same_v<T, PeerSyncRequest>) {
+          pk.pack_array(3); pk.pack_uint16(uint16_t(Type::kPeerSyncRequest)); PackPeerId(pk, v.from);
+          pk.pack_uint64(v.target_incarnation);
+        } else if constexpr (std::is_same_v<T, PeerSyncReply>) {
+          pk.pack_array(3); pk.pack_uint16(uint16_t(Type::kPeerSyncReply)); PackPeerId(pk, v.from);
+          PackSnapshot(pk, v.snapshot);
+        } else if constexpr (std::is_same_v<T, PeerProbe>) {
+          pk.pack_array(3);
+          pk.pack_uint16(uint16_t(v.is_reply ? Type::kPeerProbeReply : Type::kPeerProbe));
+          PackPeerId(pk, v.from); pk.pack_uint64(v.nonce);
+        }
+      },
+      m);
+  return std::string(buf.data(), buf.size());
+}
+
+Result<PeerMessage> DecodePeerMessage(std::string_view frame) {
+  Result<msgpack::object_handle> oh = Unpack(frame);
+  if (!oh.ok()) return oh.status();
+  Status st;
+  Reader r(&oh->get(), &st, "peer message");
+  uint64_t type = r.U64("type");
+  if (!st.ok()) return st;
+  switch (static_cast<Type>(type)) {
+    case Type::kPeerHeartbeat: {
+      PeerHeartbeat h;
+      h.from = ReadPeerId(r);
+      h.seq = r.U64("seq");
+      h.calls_endpoint = r.Checked("calls_endpoint", ValidateEndpoint);
+      return Finish<PeerMessage>(st, std::move(h));
+    }
+    case Type::kPeerDelta: {
+      PeerDelta d;
+      d.from = ReadPeerId(r);
+      d.seq = r.U64("seq");
+      Reader ops = r.Array("ops");
+      d.ops.reserve(ops.ok() ? ops.size() : 0);
+      while (ops.has_more()) {
+        Reader o = ops.Array("op");
+        DeltaOp op;
+        uint64_t kind = o.U64("op");
+        if (o.ok() && kind != 1 && kind != 2) o.Fail("has unknown op " + std::to_string(kind));
+        op.op = static_cast<DeltaOpKind>(kind);
+        op.scope = o.Checked("scope", ValidateScope);
+        op.group = o.Checked("group", ValidateGroup);
+        op.session = o.U64("session");
+        if (!o.ok()) break;
+        d.ops.push_back(std::move(op));
+      }
+      return Finish<PeerMessage>(st, std::move(d));
+    }
+    case Type::kPeerBye: {
+      PeerBye b;
+      b.from = ReadPeerId(r);
+      return Finish<PeerMessage>(st, std::move(b));
+    }
+    case Type::kPeerHello:
+    case Type::kPeerWelcome: {
+      PeerHello h;
+      h.is_welcome = static_cast<Type>(type) == Type::kPeerWelcome;
+      h.from = ReadPeerId(r);
+      h.version = r.U32("version");
+      Reader eps = r.Array("endpoints");
+      h.endpoints.calls = eps.Checked("calls", ValidateEndpoint);
+      h.endpoints.control = eps.Checked("control", ValidateEndpoint);
+      h.endpoints.data = eps.Checked("data", ValidateEndpoint);
+      Reader known = r.Array("known_peers");
+      while (known.has_more() && h.known_peers.size() < 4096) {
+        h.known_peers.push_back(known.Checked("peer", ValidateEndpoint));
+      }
+      h.snapshot = ReadSnapshot(r);
+      return Finish<PeerMessage>(st, std::move(h));
+    }
+    case Type::kPeerSyncRequest: {
+      PeerSyncRequest s;
+      s.from = ReadPeerId(r);
+      s.target_incarnation = r.U64("target_incarnation");
+      return Finish<PeerMessage>(st, std::move(s));
+    }
+    case Type::kPeerSyncReply: {
+      PeerSyncReply s;
+      s.from = ReadPeerId(r);
+      s.snapshot = ReadSnapshot(r);
+      return Finish<PeerMessage>(st, std::move(s));
+    }
+    case Type::kPeerProbe:
+    case Type::kPeerProbeReply: {
+      PeerProbe p;
+      p.is_reply = static_cast<Type>(type) == Type::kPeerProbeReply;
+      p.from = ReadPeerId(r);
+      p.nonce = r.U64("nonce");
+      return Finish<PeerMessage>(st, std::move(p));
+    }
+    default: return Status::BadMessage("unknown peer message type " + std::to_string(type));
+  }
+}
+
+const PeerId& SenderOf(const PeerMessage& m) {
+  return std::visit([](const auto& v) -> const PeerId& { return v.from; }, m);
+}
+
+}  // namespace meshbus::wire

@@ -1,0 +1,206 @@
+// The wire formats of meshbus and their msgpack codec. Pure: no sockets, no
+// threads; every function is thread-safe.
+//
+// Every message is one msgpack array in one ZeroMQ frame (later message kinds
+// add an opaque payload frame after it). The first element is the message
+// type; the layouts, one per line, are:
+//
+// Client -> broker (clients ROUTER; `req` is chosen by the client and echoed):
+//   [1  Hello,       req, version, client_name]
+//   [2  Bye,         req]
+//   [3  Heartbeat,   session, token]                      (no reply)
+//   [10 Join,        req, scope, group]
+//   [11 Leave,       req, scope, group]
+//   [12 Members,     req, scope, group, local_only]
+//   [13 WhichGroups, req, scope ("" = every scope), local_only]
+//   [14 Monitor,     req, scope, group or nil (nil = the whole scope)]
+//   [15 Demonitor,   req, ref]
+//   [16 Nodes,       req]
+//   [17 Stats,       req]
+// Broker -> client:
+//   [100 Reply, req, code, message, body_tag, body...]    body by tag:
+//        0 empty            -
+//        1 welcome          node, incarnation, session, token, heartbeat_ms, session_timeout_ms
+//        2 members          [member_id...]
+//        3 groups           [[scope, group, count]...]
+//        4 monitor          ref, [[scope, group, [member_id...]]...]
+//        5 nodes            [[name, incarnation, state, calls_ep, last_heard_ms_ago, is_self]...]
+//        6 stats            [[name, value]...]
+//   [101 Event, ref, kind (1 join, 2 leave), scope, group, [member_id...]]
+//   [102 Gap,   lost]    deliveries lost for this client since the last one it got
+//
+// Broker <-> broker. `from` is [node, incarnation] in every message.
+//   control PUB/SUB:
+//   [200 Heartbeat, from, seq, calls_ep]           seq = latest delta sequence of `from`
+//   [201 Delta,     from, seq, [[op, scope, group, session]...]]   op 1 join, 2 leave
+//   [202 Bye,       from]                          graceful stop: purge `from` now
+//   calls DEALER -> ROUTER, and the answers back:
+//   [210 Hello,     from, version, [calls_ep, control_ep, data_ep], [known calls_ep...], snapshot]
+//   [211 Welcome,   same fields as Hello]          the answer to a Hello
+//   [212 SyncRequest, from, target_incarnation]
+//   [213 SyncReply,   from, snapshot]
+//   [214 Probe,       from, nonce]
+//   [215 ProbeReply,  from, nonce]
+//   snapshot = [seq, [[scope, group, session, count]...]]
+//
+// Decoding validates every field (types, lengths, names, counts) and ignores
+// nothing silently: a message that fails gets a Status naming the problem.
+// Trailing extra array elements are accepted, so a newer peer may append fields.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "topics/names.h"
+#include "topics/status.h"
+
+namespace meshbus::wire {
+
+inline constexpr uint32_t kProtocolVersion = 1;
+// Upper bounds on decoded collections: a peer or client cannot make us
+// allocate without limit by sending a large count.
+inline constexpr size_t kMaxListItems = 4'000'000;
+inline constexpr size_t kMaxFrameBytes = 256u << 20;
+
+enum class Type : uint16_t {
+  kHello = 1,
+  kBye = 2,
+  kHeartbeat = 3,
+  kJoin = 10,
+  kLeave = 11,
+  kMembers = 12,
+  kWhichGroups = 13,
+  kMonitor = 14,
+  kDemonitor = 15,
+  kNodes = 16,
+  kStats = 17,
+  kReply = 100,
+  kEvent = 101,
+  kGap = 102,
+  kPeerHeartbeat = 200,
+  kPeerDelta = 201,
+  kPeerBye = 202,
+  kPeerHello = 210,
+  kPeerWelcome = 211,
+  kPeerSyncRequest = 212,
+  kPeerSyncReply = 213,
+  kPeerProbe = 214,
+  kPeerProbeReply = 215,
+};
+
+// ---- client -> broker ------------------------------------------------------
+
+struct Hello { uint64_t req = 0; uint32_t version = kProtocolVersion; std::string client_name; };
+struct Bye { uint64_t req = 0; };
+struct SessionHeartbeat { uint64_t session = 0; uint64_t token = 0; };
+struct Join { uint64_t req = 0; std::string scope, group; };
+struct Leave { uint64_t req = 0; std::string scope, group; };
+struct Members { uint64_t req = 0; std::string scope, group; bool local_only = false; };
+struct WhichGroups { uint64_t req = 0; std::string scope; bool local_only = false; };
+struct Monitor { uint64_t req = 0; std::string scope; std::optional<std::string> group; };
+struct Demonitor { uint64_t req = 0; uint64_t ref = 0; };
+struct Nodes { uint64_t req = 0; };
+struct Stats { uint64_t req = 0; };
+
+using ClientRequest = std::variant<Hello, Bye, SessionHeartbeat, Join, Leave, Members, WhichGroups,
+                                   Monitor, Demonitor, Nodes, Stats>;
+
+std::string Encode(const ClientRequest& m);
+// On failure, *req (if given) holds the request id when it could be read, so
+// the broker can address its error reply; 0 otherwise.
+Result<ClientRequest> DecodeClientRequest(std::string_view frame, uint64_t* req = nullptr);
+
+// ---- broker -> client ------------------------------------------------------
+
+struct Empty {};
+struct WelcomeBody {
+  std::string node;
+  uint64_t incarnation = 0, session = 0, token = 0;
+  uint32_t heartbeat_ms = 0, session_timeout_ms = 0;
+};
+struct MembersBody { std::vector<MemberId> members; };
+struct GroupCount { std::string scope, group; uint64_t count = 0; };
+struct GroupsBody { std::vector<GroupCount> groups; };
+struct GroupMembers { std::string scope, group; std::vector<MemberId> members; };
+struct MonitorBody { uint64_t ref = 0; std::vector<GroupMembers> groups; };
+struct NodeInfo {
+  std::string name;
+  uint64_t incarnation = 0;
+  std::string state;  // alive, suspect, dead
+  std::string calls_endpoint;
+  uint64_t last_heard_ms_ago = 0;
+  bool is_self = false;
+};
+struct NodesBody { std::vector<NodeInfo> nodes; };
+struct StatsBody { std::vector<std::pair<std::string, uint64_t>> counters; };
+using ReplyBody =
+    std::variant<Empty, WelcomeBody, MembersBody, GroupsBody, MonitorBody, NodesBody, StatsBody>;
+
+struct Reply { uint64_t req = 0; Status status; ReplyBody body; };
+
+enum class EventKind : uint8_t { kJoin = 1, kLeave = 2 };
+std::string_view EventKindName(EventKind kind);
+struct Event {
+  uint64_t ref = 0;
+  EventKind kind = EventKind::kJoin;
+  std::string scope, group;
+  std::vector<MemberId> members;
+};
+struct Gap { uint64_t lost = 0; };
+
+using ClientInbound = std::variant<Reply, Event, Gap>;
+
+std::string Encode(const ClientInbound& m);
+Result<ClientInbound> DecodeClientInbound(std::string_view frame);
+
+// ---- broker <-> broker -----------------------------------------------------
+
+struct PeerId {
+  std::string node;
+  uint64_t incarnation = 0;
+  friend bool operator==(const PeerId&, const PeerId&) = default;
+};
+struct PeerEndpoints { std::string calls, control, data; };
+struct MembershipEntry {
+  std::string scope, group;
+  uint64_t session = 0;
+  uint32_t count = 0;  // joins of this session to this group (pg counts twice)
+  friend bool operator==(const MembershipEntry&, const MembershipEntry&) = default;
+};
+struct Snapshot { uint64_t seq = 0; std::vector<MembershipEntry> entries; };
+enum class DeltaOpKind : uint8_t { kJoin = 1, kLeave = 2 };
+struct DeltaOp {
+  DeltaOpKind op = DeltaOpKind::kJoin;
+  std::string scope, group;
+  uint64_t session = 0;
+  friend bool operator==(const DeltaOp&, const DeltaOp&) = default;
+};
+
+struct PeerHeartbeat { PeerId from; uint64_t seq = 0; std::string calls_endpoint; };
+struct PeerDelta { PeerId from; uint64_t seq = 0; std::vector<DeltaOp> ops; };
+struct PeerBye { PeerId from; };
+struct PeerHello {
+  PeerId from;
+  bool is_welcome = false;  // false: a Hello; true: the Welcome that answers one
+  uint32_t version = kProtocolVersion;
+  PeerEndpoints endpoints;
+  std::vector<std::string> known_peers;  // calls endpoints
+  Snapshot snapshot;
+};
+struct PeerSyncRequest { PeerId from; uint64_t target_incarnation = 0; };
+struct PeerSyncReply { PeerId from; Snapshot snapshot; };
+struct PeerProbe { PeerId from; uint64_t nonce = 0; bool is_reply = false; };
+
+using PeerMessage = std::variant<PeerHeartbeat, PeerDelta, PeerBye, PeerHello, PeerSyncRequest,
+                                 PeerSyncReply, PeerProbe>;
+
+std::string Encode(const PeerMessage& m);
+Result<PeerMessage> DecodePeerMessage(std::string_view frame);
+const PeerId& SenderOf(const PeerMessage& m);
+
+}  // namespace meshbus::wire
