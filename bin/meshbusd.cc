@@ -9,6 +9,7 @@
 #include <CLI/CLI.hpp>
 
 #include "broker/broker.h"
+#include "topics/names.h"
 
 namespace {
 

@@ -352,6 +352,7 @@ std::map<std::string, uint64_t> BrokerLoop::CounterMap() const {
       {"deltas_dropped_on_purpose", c.deltas_dropped_on_purpose},
       {"deltas_applied", c.deltas_applied},
       {"delta_gaps", c.delta_gaps},
+      {"delta_inconsistencies", c.delta_inconsistencies},
       {"resyncs_requested", c.resyncs_requested},
       {"snapshots_served", c.snapshots_served},
       {"snapshots_applied", c.snapshots_applied},

@@ -56,6 +56,7 @@ struct BrokerCounters {
   uint64_t deltas_dropped_on_purpose = 0;
   uint64_t deltas_applied = 0;
   uint64_t delta_gaps = 0;
+  uint64_t delta_inconsistencies = 0;  // a leave of a member we do not have
   uint64_t resyncs_requested = 0;
   uint64_t snapshots_served = 0;
   uint64_t snapshots_applied = 0;
@@ -164,7 +165,7 @@ class BrokerLoop {
   bool FromLivePeer(const wire::PeerId& from, TimePoint now);
   void MeetPeer(const wire::PeerHello& hello, TimePoint now);
   void ApplySnapshot(Peer& peer, const wire::Snapshot& snapshot, TimePoint now);
-  void ApplyOps(const Peer& peer, const std::vector<wire::DeltaOp>& ops);
+  void ApplyOps(Peer& peer, const std::vector<wire::DeltaOp>& ops, TimePoint now);
   void RequestSync(Peer& peer, TimePoint now);
   void DeclareDead(const std::string& node, const std::string& reason, TimePoint now);
   Link& EnsureLink(const std::string& endpoint);

@@ -62,7 +62,9 @@ void FailureDetector::ConnectRetried(const std::string& peer, TimePoint now) {
 FailureDetector::Verdicts FailureDetector::Tick(TimePoint now) {
   Verdicts v;
   for (auto& [name, p] : peers_) {
+    if (p.declared_dead) continue;
     if (p.dead_now) {
+      p.declared_dead = true;
       v.dead.push_back(name);
       continue;
     }
@@ -72,6 +74,7 @@ FailureDetector::Verdicts FailureDetector::Tick(TimePoint now) {
       p.probe_due = true;
     }
     if (p.suspect && now >= p.deadline) {
+      p.declared_dead = true;
       v.dead.push_back(name);
       continue;
     }

@@ -38,7 +38,8 @@ class FailureDetector {
 
   struct Verdicts {
     std::vector<std::string> probe;  // send a probe to these now
-    std::vector<std::string> dead;   // declare these dead (and Forget them)
+    std::vector<std::string> dead;   // declare these dead (and Forget them);
+                                     // each peer once until it is tracked again
   };
 
   explicit FailureDetector(Options options) : options_(options) {}
@@ -67,6 +68,7 @@ class FailureDetector {
     int retries_since_disconnect = 0;
     bool probe_due = false;
     bool dead_now = false;
+    bool declared_dead = false;  // given in a Tick's dead list: never again until Track
   };
   Options options_;
   std::unordered_map<std::string, PeerState> peers_;

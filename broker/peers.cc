@@ -85,7 +85,7 @@ void BrokerLoop::OnControlMessage(zmq::message_t& frame, TimePoint now) {
     Peer& peer = peers_.at(from.node);
     switch (peer.tracker.OnDelta(*delta, now)) {
       case OriginTracker::Verdict::kApply:
-        ApplyOps(peer, delta->ops);
+        ApplyOps(peer, delta->ops, now);
         break;
       case OriginTracker::Verdict::kResync:
         ++counters_.delta_gaps;
@@ -197,7 +197,15 @@ void BrokerLoop::OnLinkEvent(Link& link, TimePoint now) {
     if (frames.size() < 1 || frames[0].size() < 6) continue;
     uint16_t event;
     std::memcpy(&event, frames[0].data(), sizeof event);
-    if (link.node.empty() || !peers_.count(link.node)) continue;
+    bool met = !link.node.empty() && peers_.count(link.node);
+    if (!met) {
+      // A seed or a returning peer just became reachable: greet it now rather
+      // than at the next retry.
+      if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED && !(link.node.size() && blocked_.count(link.node))) {
+        SendHello(link, now);
+      }
+      continue;
+    }
     switch (event) {
       case ZMQ_EVENT_DISCONNECTED:
         log_.Log(LogLevel::kInfo, "connection to " + link.node + " closed: probing it");
@@ -268,24 +276,31 @@ void BrokerLoop::ApplySnapshot(Peer& peer, const wire::Snapshot& snapshot, TimeP
   bool again = false;
   std::deque<wire::PeerDelta> follow = peer.tracker.OnSnapshot(snapshot.seq, now, &again);
   NotifyMonitors(changes);
-  for (const wire::PeerDelta& d : follow) ApplyOps(peer, d.ops);
+  for (const wire::PeerDelta& d : follow) ApplyOps(peer, d.ops, now);
   if (again) RequestSync(peer, now);
 }
 
-void BrokerLoop::ApplyOps(const Peer& peer, const std::vector<wire::DeltaOp>& ops) {
+void BrokerLoop::ApplyOps(Peer& peer, const std::vector<wire::DeltaOp>& ops, TimePoint now) {
   GroupChanges changes;
+  bool inconsistent = false;
   for (const wire::DeltaOp& op : ops) {
     MemberId m{peer.id.node, peer.id.incarnation, op.session};
     if (op.op == wire::DeltaOpKind::kJoin) {
       table_.Join(m, op.scope, op.group, &changes);
     } else if (!table_.Leave(m, op.scope, op.group, &changes).ok()) {
-      // Our copy disagrees with the origin: only a snapshot can settle it.
-      log_.LogLimited(LogLevel::kWarn, "leave-" + peer.id.node,
-                      "leave of a member we do not have, from " + peer.id.node);
+      inconsistent = true;
     }
   }
   ++counters_.deltas_applied;
   NotifyMonitors(changes);
+  if (inconsistent && !peer.tracker.resyncing()) {
+    // Our copy disagrees with the origin: only its snapshot can settle it.
+    ++counters_.delta_inconsistencies;
+    log_.LogLimited(LogLevel::kWarn, "leave-" + peer.id.node,
+                    "leave of a member we do not have, from " + peer.id.node + ": resync");
+    peer.tracker.StartResync(now);
+    RequestSync(peer, now);
+  }
 }
 
 void BrokerLoop::RequestSync(Peer& peer, TimePoint now) {
@@ -334,7 +349,8 @@ BrokerLoop::Link& BrokerLoop::EnsureLink(const std::string& endpoint) {
   link->dealer.set(zmq::sockopt::sndhwm, 100000);
   std::string mon = "inproc://link-monitor-" + std::to_string(next_monitor_socket_++);
   zmq_socket_monitor(link->dealer.handle(), mon.c_str(),
-                     ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_CONNECT_RETRIED);
+                     ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_CONNECT_RETRIED |
+                         ZMQ_EVENT_HANDSHAKE_SUCCEEDED);
   link->monitor = zmq::socket_t(context_, zmq::socket_type::pair);
   link->monitor.set(zmq::sockopt::linger, 0);
   link->monitor.connect(mon);

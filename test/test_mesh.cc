@@ -31,13 +31,13 @@ BrokerOptions TestMesh::FastOptions() {
   return o;
 }
 
-TestMesh::TestMesh(int n, BrokerOptions base) : base_(std::move(base)) {
+TestMesh::TestMesh(int n, BrokerOptions base, int started) : base_(std::move(base)) {
   char tmpl[] = "/tmp/meshbus-test-XXXXXX";
   if (mkdtemp(tmpl) == nullptr) throw std::runtime_error("mkdtemp failed");
   dir_ = tmpl;
   brokers_.resize(n);
   calls_.resize(n);
-  for (int i = 0; i < n; ++i) Start(i);
+  for (int i = 0; i < (started < 0 ? n : started); ++i) Start(i);
 }
 
 TestMesh::~TestMesh() {

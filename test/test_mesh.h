@@ -25,7 +25,8 @@ class TestMesh {
   // Fast failure detection by default, so tests finish quickly.
   static BrokerOptions FastOptions();
 
-  explicit TestMesh(int n, BrokerOptions base = FastOptions());
+  // Room for n brokers; the first `started` of them (all by default) start now.
+  explicit TestMesh(int n, BrokerOptions base = FastOptions(), int started = -1);
   ~TestMesh();
 
   int size() const { return static_cast<int>(brokers_.size()); }

@@ -1,5 +1,7 @@
 #include "topics/wire.h"
 
+#include <algorithm>
+
 #include <msgpack.hpp>
 
 namespace meshbus::wire {
@@ -180,7 +182,11 @@ Result<msgpack::object_handle> Unpack(std::string_view frame) {
   if (frame.size() > kMaxFrameBytes) return Status::BadMessage("frame is too large");
   try {
     size_t off = 0;
-    msgpack::unpack_limit limit(/*array=*/kMaxListItems, /*map=*/0, /*str=*/64u << 20,
+    // Every element takes at least one byte, so no array can honestly claim
+    // more elements than the frame has bytes: this stops a tiny frame from
+    // making the unpacker reserve room for millions of objects.
+    size_t max_items = std::min(kMaxListItems, frame.size());
+    msgpack::unpack_limit limit(/*array=*/max_items, /*map=*/0, /*str=*/64u << 20,
                                 /*bin=*/kMaxFrameBytes, /*ext=*/0, /*depth=*/8);
     msgpack::object_handle oh =
         msgpack::unpack(frame.data(), frame.size(), off, nullptr, nullptr, limit);
@@ -190,6 +196,11 @@ Result<msgpack::object_handle> Unpack(std::string_view frame) {
     return Status::BadMessage(std::string("invalid msgpack: ") + e.what());
   }
 }
+
+// The message type number as a Type; out of Type's range it is Type{0}, which
+// no message has, so it is reported unknown. (A plain cast would truncate
+// 65546 to 10, Join.)
+Type AsType(uint64_t type) { return type > UINT16_MAX ? Type{0} : static_cast<Type>(type); }
 
 template <typename T>
 Result<T> Finish(const Status& st, T value) {
@@ -263,9 +274,10 @@ Result<ClientRequest> DecodeClientRequest(std::string_view frame, uint64_t* req_
   uint64_t req = r.U64("req");
   if (!st.ok()) return st;
   if (req_out) *req_out = req;
-  switch (static_cast<Type>(type)) {
+  switch (AsType(type)) {
     case Type::kHello: {
-      Hello h{req};
+      Hello h;
+      h.req = req;
       h.version = r.U32("version");
       h.client_name = r.Str("client_name", 255);
       return Finish<ClientRequest>(st, std::move(h));
@@ -279,14 +291,16 @@ Result<ClientRequest> DecodeClientRequest(std::string_view frame, uint64_t* req_
       return Finish<ClientRequest>(st, Leave{req, scope, group});
     }
     case Type::kMembers: {
-      Members m{req};
+      Members m;
+      m.req = req;
       m.scope = r.Checked("scope", ValidateScope);
       m.group = r.Checked("group", ValidateGroup);
       m.local_only = r.Bool("local_only");
       return Finish<ClientRequest>(st, std::move(m));
     }
     case Type::kWhichGroups: {
-      WhichGroups w{req};
+      WhichGroups w;
+      w.req = req;
       w.scope = r.Str("scope", kMaxScopeBytes);
       if (st.ok() && !w.scope.empty()) {
         Status v = ValidateScope(w.scope);
@@ -296,7 +310,8 @@ Result<ClientRequest> DecodeClientRequest(std::string_view frame, uint64_t* req_
       return Finish<ClientRequest>(st, std::move(w));
     }
     case Type::kMonitor: {
-      Monitor m{req};
+      Monitor m;
+      m.req = req;
       m.scope = r.Checked("scope", ValidateScope);
       if (r.PeekNil()) {
         r.Next("group");
@@ -395,7 +410,7 @@ Result<ClientInbound> DecodeClientInbound(std::string_view frame) {
   Reader r(&oh->get(), &st, "broker message");
   uint64_t type = r.U64("type");
   if (!st.ok()) return st;
-  switch (static_cast<Type>(type)) {
+  switch (AsType(type)) {
     case Type::kReply: {
       Reply rep;
       rep.req = r.U64("req");
@@ -555,7 +570,7 @@ Result<PeerMessage> DecodePeerMessage(std::string_view frame) {
   Reader r(&oh->get(), &st, "peer message");
   uint64_t type = r.U64("type");
   if (!st.ok()) return st;
-  switch (static_cast<Type>(type)) {
+  switch (AsType(type)) {
     case Type::kPeerHeartbeat: {
       PeerHeartbeat h;
       h.from = ReadPeerId(r);
@@ -599,9 +614,10 @@ Result<PeerMessage> DecodePeerMessage(std::string_view frame) {
       h.endpoints.control = eps.Checked("control", ValidateEndpoint);
       h.endpoints.data = eps.Checked("data", ValidateEndpoint);
       Reader known = r.Array("known_peers");
-      while (known.has_more() && h.known_peers.size() < 4096) {
-        h.known_peers.push_back(known.Checked("peer", ValidateEndpoint));
+      if (known.ok() && known.size() > kMaxKnownPeers) {
+        known.Fail("lists more than " + std::to_string(kMaxKnownPeers) + " peers");
       }
+      while (known.has_more()) h.known_peers.push_back(known.Checked("peer", ValidateEndpoint));
       h.snapshot = ReadSnapshot(r);
       return Finish<PeerMessage>(st, std::move(h));
     }

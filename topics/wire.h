@@ -66,6 +66,7 @@ inline constexpr uint32_t kProtocolVersion = 1;
 // allocate without limit by sending a large count.
 inline constexpr size_t kMaxListItems = 4'000'000;
 inline constexpr size_t kMaxFrameBytes = 256u << 20;
+inline constexpr size_t kMaxKnownPeers = 4096;
 
 enum class Type : uint16_t {
   kHello = 1,

@@ -1,0 +1,603 @@
+// meshbus: the operator CLI. Talks to one broker (the local one by default)
+// through the SDK and shows what that broker sees of the mesh: nodes, groups,
+// members, monitor events and counters. It can also hold a membership
+// (`join`) and wait for a mesh to form (`wait`), which the scripts use.
+//
+// Exit codes: 0 success, 1 an error (printed as "meshbus: <status>"),
+// 2 a usage error.
+
+#include <signal.h>
+
+#include <algorithm>
+#include <chrono>
+#include <csignal>
+#include <cstdint>
+#include <functional>
+#include <iostream>
+#include <map>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <tuple>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "sdk/client.h"
+
+namespace {
+
+using meshbus::Client;
+using meshbus::MemberId;
+using meshbus::Result;
+using meshbus::Status;
+using Json = nlohmann::json;
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+// How long one Receive() waits before the stop flag and deadlines are checked
+// again: the CLI reacts to a signal within this time.
+constexpr milliseconds kReceiveSlice{100};
+// How often `wait` asks the broker for its nodes.
+constexpr milliseconds kWaitPollInterval{50};
+
+// ---- plumbing ----------------------------------------------------------------
+
+// Options that every command shares.
+struct Global {
+  std::string broker = meshbus::DefaultBrokerEndpoint();
+  int timeout_ms = 3000;  // per call, and for connecting
+};
+
+int Fail(const Status& status) {
+  std::cerr << "meshbus: " << status.ToString() << "\n";
+  return 1;
+}
+
+// Set by SIGINT/SIGTERM in the commands that run until stopped.
+volatile std::sig_atomic_t g_stop_requested = 0;
+
+extern "C" void OnStopSignal(int) { g_stop_requested = 1; }
+
+bool StopRequested() { return g_stop_requested != 0; }
+
+void InstallStopHandlers() {
+  struct sigaction action {};
+  action.sa_handler = OnStopSignal;
+  sigemptyset(&action.sa_mask);
+  action.sa_flags = 0;  // no SA_RESTART: a blocked wait returns early
+  sigaction(SIGINT, &action, nullptr);
+  sigaction(SIGTERM, &action, nullptr);
+}
+
+void SetStopSignalsBlocked(bool blocked) {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(blocked ? SIG_BLOCK : SIG_UNBLOCK, &set, nullptr);
+}
+
+// Connects to the broker. Stop signals are blocked while the SDK (and
+// libzmq) start their threads, so those threads inherit the mask and every
+// signal reaches the main thread; one that came meanwhile is delivered when
+// they are unblocked.
+Result<Client> Connect(const Global& global, milliseconds connect_timeout) {
+  meshbus::ClientOptions options;
+  options.endpoint = global.broker;
+  options.name = "meshbus-cli";
+  options.call_timeout = milliseconds(global.timeout_ms);
+  options.connect_timeout = connect_timeout;
+  SetStopSignalsBlocked(true);
+  Result<Client> client = Client::Connect(std::move(options));
+  SetStopSignalsBlocked(false);
+  if (client.ok()) return client;
+  const Status& status = client.status();
+  if (status.message().find(global.broker) != std::string::npos) return status;
+  return Status(status.code(), "broker " + global.broker + ": " + status.message());
+}
+
+Result<Client> Connect(const Global& global) {
+  return Connect(global, milliseconds(global.timeout_ms));
+}
+
+// Validates a number given on the command line: at least `min`. CLI11's own
+// range validators print the limits of double.
+CLI::Validator AtLeast(double min) {
+  std::ostringstream text;
+  text << min;
+  const std::string min_text = text.str();
+  return CLI::Validator(
+      [min, min_text](std::string& input) -> std::string {
+        double value = 0;
+        if (!CLI::detail::lexical_cast(input, value)) return "'" + input + "' is not a number";
+        if (value < min) return "must be at least " + min_text + ", not " + input;
+        return "";
+      },
+      ">=" + min_text);
+}
+
+milliseconds Seconds(double seconds) {
+  return milliseconds(static_cast<int64_t>(std::min(seconds, 1e9) * 1000.0));  // 1e9 s: forever
+}
+
+// A deadline that many seconds from now; none (never) when not given.
+Clock::time_point DeadlineAfter(std::optional<double> seconds) {
+  return seconds ? Clock::now() + Seconds(*seconds) : Clock::time_point::max();
+}
+
+milliseconds TimeLeft(Clock::time_point deadline) {
+  return std::max(milliseconds(0),
+                  std::chrono::duration_cast<milliseconds>(deadline - Clock::now()));
+}
+
+std::string JoinIds(const std::vector<MemberId>& members) {
+  if (members.empty()) return "-";
+  std::string out;
+  for (const MemberId& m : members) {
+    if (!out.empty()) out += ' ';
+    out += m.ToString();
+  }
+  return out;
+}
+
+Json IdsJson(const std::vector<MemberId>& members) {
+  Json ids = Json::array();
+  for (const MemberId& m : members) ids.push_back(m.ToString());
+  return ids;
+}
+
+// One JSON document on one line. Scopes and groups are validated UTF-8, but
+// a bad byte must not abort the CLI: replace it.
+void PrintJson(const Json& doc) {
+  std::cout << doc.dump(-1, ' ', false, Json::error_handler_t::replace) << std::endl;
+}
+
+// A table printed with aligned columns; the last column is not padded.
+class Table {
+ public:
+  explicit Table(std::vector<std::string> header) : rows_{std::move(header)} {}
+  void Add(std::vector<std::string> row) { rows_.push_back(std::move(row)); }
+
+  void Print(std::ostream& out) const {
+    std::vector<size_t> widths;
+    for (const auto& row : rows_) {
+      widths.resize(std::max(widths.size(), row.size()), 0);
+      for (size_t i = 0; i < row.size(); ++i) widths[i] = std::max(widths[i], row[i].size());
+    }
+    for (const auto& row : rows_) {
+      std::string line;
+      for (size_t i = 0; i < row.size(); ++i) {
+        line += row[i];
+        if (i + 1 < row.size()) line += std::string(widths[i] - row[i].size() + 2, ' ');
+      }
+      out << line << "\n";
+    }
+    out.flush();
+  }
+
+ private:
+  std::vector<std::vector<std::string>> rows_;
+};
+
+// ---- nodes -------------------------------------------------------------------
+
+struct NodesArgs {
+  bool json = false;
+};
+
+int RunNodes(const Global& global, const NodesArgs& args) {
+  Result<Client> client = Connect(global);
+  if (!client.ok()) return Fail(client.status());
+  Result<std::vector<meshbus::NodeInfo>> nodes = client->Nodes();
+  if (!nodes.ok()) return Fail(nodes.status());
+  std::sort(nodes->begin(), nodes->end(),
+            [](const auto& a, const auto& b) { return a.name < b.name; });
+
+  if (args.json) {
+    Json doc = Json::array();
+    for (const meshbus::NodeInfo& n : *nodes) {
+      doc.push_back({{"name", n.name},
+                     {"incarnation", meshbus::IncarnationHex(n.incarnation)},
+                     {"state", n.state},
+                     {"address", n.calls_endpoint},
+                     {"last_heard_ms", n.is_self ? Json(nullptr) : Json(n.last_heard_ms_ago)},
+                     {"self", n.is_self}});
+    }
+    PrintJson(doc);
+    return 0;
+  }
+  Table table({"", "NAME", "INCARNATION", "STATE", "ADDRESS", "LAST HEARD"});
+  for (const meshbus::NodeInfo& n : *nodes) {
+    table.Add({n.is_self ? "*" : "", n.name, meshbus::IncarnationHex(n.incarnation), n.state,
+               n.calls_endpoint,
+               n.is_self ? "-" : std::to_string(n.last_heard_ms_ago) + " ms ago"});
+  }
+  table.Print(std::cout);
+  return 0;
+}
+
+// ---- groups ------------------------------------------------------------------
+
+struct GroupsArgs {
+  std::string scope;  // empty: every scope
+  bool json = false;
+};
+
+int RunGroups(const Global& global, const GroupsArgs& args) {
+  Result<Client> client = Connect(global);
+  if (!client.ok()) return Fail(client.status());
+  Result<std::vector<meshbus::GroupCount>> groups = client->Groups(args.scope);
+  if (!groups.ok()) return Fail(groups.status());
+  std::sort(groups->begin(), groups->end(), [](const auto& a, const auto& b) {
+    return std::tie(a.scope, a.group) < std::tie(b.scope, b.group);
+  });
+
+  if (args.json) {
+    Json doc = Json::array();
+    for (const meshbus::GroupCount& g : *groups) {
+      doc.push_back({{"scope", g.scope}, {"group", g.group}, {"members", g.count}});
+    }
+    PrintJson(doc);
+    return 0;
+  }
+  Table table({"SCOPE", "GROUP", "MEMBERS"});
+  for (const meshbus::GroupCount& g : *groups) {
+    table.Add({g.scope, g.group, std::to_string(g.count)});
+  }
+  table.Print(std::cout);
+  return 0;
+}
+
+// ---- members -----------------------------------------------------------------
+
+struct MembersArgs {
+  std::string scope, group;
+  bool local = false;
+  bool json = false;
+};
+
+int RunMembers(const Global& global, const MembersArgs& args) {
+  Result<Client> client = Connect(global);
+  if (!client.ok()) return Fail(client.status());
+  Result<std::vector<MemberId>> members = args.local
+                                              ? client->LocalMembers(args.scope, args.group)
+                                              : client->Members(args.scope, args.group);
+  if (!members.ok()) return Fail(members.status());
+
+  if (args.json) {
+    PrintJson(IdsJson(*members));
+    return 0;
+  }
+  // One id per line and no header, so that scripts can grep and count.
+  for (const MemberId& m : *members) std::cout << m.ToString() << "\n";
+  std::cout.flush();
+  return 0;
+}
+
+// ---- join --------------------------------------------------------------------
+
+struct JoinArgs {
+  std::string scope, group;
+  std::optional<double> hold_seconds;  // none: until SIGINT/SIGTERM
+};
+
+int RunJoin(const Global& global, const JoinArgs& args) {
+  InstallStopHandlers();
+  Result<Client> client = Connect(global);
+  if (!client.ok()) return Fail(client.status());
+  if (Status s = client->Join(args.scope, args.group); !s.ok()) return Fail(s);
+  std::cout << client->self().ToString() << std::endl;
+
+  // Hold the membership. The SDK heartbeats on its own thread; this thread
+  // only watches the clock, the stop flag and the session's health.
+  const Clock::time_point deadline = DeadlineAfter(args.hold_seconds);
+  while (!StopRequested()) {
+    const milliseconds left = TimeLeft(deadline);
+    if (left <= milliseconds(0)) break;
+    Result<meshbus::Delivery> delivery = client->Receive(std::min(left, kReceiveSlice));
+    if (delivery.ok() || delivery.status().code() == meshbus::Code::kTimeout) continue;
+    if (StopRequested()) break;  // the signal interrupted the wait
+    return Fail(delivery.status());
+  }
+  if (Status s = client->Close(); !s.ok()) return Fail(s);
+  return 0;
+}
+
+// ---- monitor -----------------------------------------------------------------
+
+struct MonitorArgs {
+  std::string scope;
+  std::optional<std::string> group;  // none: the whole scope
+  bool json = false;
+  std::optional<uint64_t> count;       // stop after this many events
+  std::optional<double> timeout_seconds;  // stop after this long
+};
+
+void PrintMembersLine(const MonitorArgs& args, const std::string& scope, const std::string& group,
+                      const std::vector<MemberId>& members) {
+  if (args.json) {
+    PrintJson({{"type", "members"}, {"scope", scope}, {"group", group},
+               {"members", IdsJson(members)}});
+  } else {
+    std::cout << "members  " << scope << " " << group << "  " << JoinIds(members) << std::endl;
+  }
+}
+
+void PrintDelivery(const MonitorArgs& args, const meshbus::Delivery& delivery) {
+  if (const auto* event = std::get_if<meshbus::MonitorEvent>(&delivery)) {
+    const std::string kind(meshbus::wire::EventKindName(event->kind));
+    if (args.json) {
+      PrintJson({{"type", kind}, {"scope", event->scope}, {"group", event->group},
+                 {"members", IdsJson(event->members)}});
+    } else {
+      std::string padded = kind + std::string(kind.size() < 7 ? 7 - kind.size() : 0, ' ');
+      std::cout << padded << "  " << event->scope << " " << event->group << "  "
+                << JoinIds(event->members) << std::endl;
+    }
+  } else if (const auto* gap = std::get_if<meshbus::GapNotice>(&delivery)) {
+    if (args.json) {
+      PrintJson({{"type", "gap"}, {"lost", gap->lost}});
+    } else {
+      std::cout << "gap      " << gap->lost
+                << " deliveries lost (this client read too slowly); the view may be stale"
+                << std::endl;
+    }
+  }
+}
+
+int RunMonitor(const Global& global, const MonitorArgs& args) {
+  InstallStopHandlers();
+  Result<Client> client = Connect(global);
+  if (!client.ok()) return Fail(client.status());
+  Result<meshbus::MonitorStart> start = args.group ? client->Monitor(args.scope, *args.group)
+                                                   : client->MonitorScope(args.scope);
+  if (!start.ok()) return Fail(start.status());
+
+  // The members now. A group monitor always shows its group, even if empty.
+  bool group_shown = false;
+  for (const meshbus::GroupMembers& g : start->groups) {
+    PrintMembersLine(args, g.scope, g.group, g.members);
+    group_shown = group_shown || (args.group && g.group == *args.group);
+  }
+  if (args.group && !group_shown) PrintMembersLine(args, args.scope, *args.group, {});
+
+  const Clock::time_point deadline = DeadlineAfter(args.timeout_seconds);
+  uint64_t events = 0;
+  while (!StopRequested() && !(args.count && events >= *args.count)) {
+    const milliseconds left = TimeLeft(deadline);
+    if (left <= milliseconds(0)) break;
+    Result<meshbus::Delivery> delivery = client->Receive(std::min(left, kReceiveSlice));
+    if (!delivery.ok()) {
+      if (delivery.status().code() == meshbus::Code::kTimeout) continue;
+      if (StopRequested()) break;  // the signal interrupted the wait
+      return Fail(delivery.status());
+    }
+    PrintDelivery(args, *delivery);
+    if (std::holds_alternative<meshbus::MonitorEvent>(*delivery)) ++events;
+  }
+  if (Status s = client->Close(); !s.ok()) return Fail(s);
+  if (args.count && events < *args.count && !StopRequested()) {
+    return Fail(Status::Timeout("saw " + std::to_string(events) + " of " +
+                                std::to_string(*args.count) + " events"));
+  }
+  return 0;
+}
+
+// ---- wait --------------------------------------------------------------------
+
+struct WaitArgs {
+  uint64_t nodes = 1;
+  double timeout_seconds = 10;
+};
+
+std::string DescribeShortfall(const WaitArgs& args, const std::vector<meshbus::NodeInfo>& nodes) {
+  std::vector<std::string> alive, not_alive;
+  for (const meshbus::NodeInfo& n : nodes) {
+    if (n.is_self || n.state == "alive") {
+      alive.push_back(n.name);
+    } else {
+      not_alive.push_back(n.name + " (" + n.state + ")");
+    }
+  }
+  std::ostringstream out;
+  out << alive.size() << " of " << args.nodes << " nodes alive after " << args.timeout_seconds
+      << " s; alive:";
+  for (const auto& name : alive) out << " " << name;
+  if (!not_alive.empty()) {
+    out << "; not alive:";
+    for (const auto& name : not_alive) out << " " << name;
+  }
+  if (nodes.size() < args.nodes) out << "; never heard of: " << args.nodes - nodes.size();
+  return out.str();
+}
+
+size_t AliveCount(const std::vector<meshbus::NodeInfo>& nodes) {
+  return std::count_if(nodes.begin(), nodes.end(),
+                       [](const auto& n) { return n.is_self || n.state == "alive"; });
+}
+
+int RunWait(const Global& global, const WaitArgs& args) {
+  InstallStopHandlers();
+  const Clock::time_point deadline = DeadlineAfter(args.timeout_seconds);
+  auto time_left = [&] { return TimeLeft(deadline); };
+
+  // The broker may still be starting: keep trying to connect until the deadline.
+  std::optional<Client> client;
+  Status last_error;
+  while (!client && !StopRequested()) {
+    Result<Client> attempt =
+        Connect(global, std::clamp(time_left(), milliseconds(1), milliseconds(global.timeout_ms)));
+    if (attempt.ok()) {
+      client.emplace(std::move(attempt).value());
+      break;
+    }
+    last_error = attempt.status();
+    if (time_left() <= milliseconds(0)) {
+      std::ostringstream why;
+      why << "no broker answered at " << global.broker << " within " << args.timeout_seconds
+          << " s (last: " << last_error.ToString() << ")";
+      return Fail(Status::Timeout(why.str()));
+    }
+    std::this_thread::sleep_for(std::min(time_left(), kWaitPollInterval));
+  }
+
+  std::vector<meshbus::NodeInfo> last_seen;
+  while (!StopRequested()) {
+    Result<std::vector<meshbus::NodeInfo>> nodes = client->Nodes();
+    if (nodes.ok()) {
+      last_seen = *nodes;
+      if (AliveCount(last_seen) >= args.nodes) return 0;
+    } else {
+      last_error = nodes.status();  // perhaps transient: keep polling
+    }
+    if (time_left() <= milliseconds(0)) {
+      std::string why = DescribeShortfall(args, last_seen);
+      if (!nodes.ok()) why += "; last error: " + last_error.ToString();
+      return Fail(Status::Timeout(why));
+    }
+    std::this_thread::sleep_for(std::min(time_left(), kWaitPollInterval));
+  }
+  return Fail(Status::Unavailable("interrupted"));
+}
+
+// ---- stats -------------------------------------------------------------------
+
+struct StatsArgs {
+  bool json = false;
+};
+
+int RunStats(const Global& global, const StatsArgs& args) {
+  Result<Client> client = Connect(global);
+  if (!client.ok()) return Fail(client.status());
+  Result<std::map<std::string, uint64_t>> stats = client->Stats();
+  if (!stats.ok()) return Fail(stats.status());
+
+  if (args.json) {
+    Json doc = Json::object();
+    for (const auto& [name, value] : *stats) doc[name] = value;
+    PrintJson(doc);
+    return 0;
+  }
+  Table table({"COUNTER", "VALUE"});
+  for (const auto& [name, value] : *stats) table.Add({name, std::to_string(value)});
+  table.Print(std::cout);
+  return 0;
+}
+
+// ---- command registration ----------------------------------------------------
+
+// A subcommand and what runs it once the command line is parsed. The
+// arguments live in the shared_ptr the `run` closure holds.
+struct Command {
+  CLI::App* app;
+  std::function<int()> run;
+};
+
+template <typename Args>
+Command Bind(CLI::App* app, std::shared_ptr<Args> args, const Global& global,
+             int (*run)(const Global&, const Args&)) {
+  return {app, [args, &global, run] { return run(global, *args); }};
+}
+
+Command AddNodes(CLI::App& app, const Global& global) {
+  auto args = std::make_shared<NodesArgs>();
+  CLI::App* cmd = app.add_subcommand("nodes", "The nodes this broker knows, and their state");
+  cmd->add_flag("--json", args->json, "Print JSON");
+  return Bind(cmd, args, global, RunNodes);
+}
+
+Command AddGroups(CLI::App& app, const Global& global) {
+  auto args = std::make_shared<GroupsArgs>();
+  CLI::App* cmd = app.add_subcommand("groups", "Groups and their member counts");
+  cmd->add_option("scope", args->scope, "Only this scope (default: every scope)");
+  cmd->add_flag("--json", args->json, "Print JSON");
+  return Bind(cmd, args, global, RunGroups);
+}
+
+Command AddMembers(CLI::App& app, const Global& global) {
+  auto args = std::make_shared<MembersArgs>();
+  CLI::App* cmd = app.add_subcommand("members", "The members of a group, one per line");
+  cmd->add_option("scope", args->scope, "Scope")->required();
+  cmd->add_option("group", args->group, "Group")->required();
+  cmd->add_flag("--local", args->local, "Only members on this broker's node");
+  cmd->add_flag("--json", args->json, "Print JSON");
+  return Bind(cmd, args, global, RunMembers);
+}
+
+Command AddJoin(CLI::App& app, const Global& global) {
+  auto args = std::make_shared<JoinArgs>();
+  CLI::App* cmd = app.add_subcommand(
+      "join", "Join a group, print the member id, and stay a member until stopped");
+  cmd->add_option("scope", args->scope, "Scope")->required();
+  cmd->add_option("group", args->group, "Group")->required();
+  cmd->add_option("--hold", args->hold_seconds,
+                  "Leave after this many seconds (default: on SIGINT/SIGTERM)")
+      ->check(AtLeast(0));
+  return Bind(cmd, args, global, RunJoin);
+}
+
+Command AddMonitor(CLI::App& app, const Global& global) {
+  auto args = std::make_shared<MonitorArgs>();
+  CLI::App* cmd = app.add_subcommand(
+      "monitor", "Print a scope's or group's members, then every join and leave as it happens");
+  cmd->add_option("scope", args->scope, "Scope")->required();
+  cmd->add_option("group", args->group, "Group (default: the whole scope)");
+  cmd->add_flag("--json", args->json, "Print one JSON object per line");
+  cmd->add_option("--count", args->count, "Stop after this many events; exit 1 if fewer came")
+      ->check(AtLeast(1));
+  cmd->add_option("--timeout", args->timeout_seconds, "Stop after this many seconds")
+      ->check(AtLeast(0));
+  return Bind(cmd, args, global, RunMonitor);
+}
+
+Command AddWait(CLI::App& app, const Global& global) {
+  auto args = std::make_shared<WaitArgs>();
+  CLI::App* cmd = app.add_subcommand(
+      "wait", "Wait until this broker sees at least N nodes alive (itself included)");
+  cmd->add_option("--nodes", args->nodes, "How many nodes")->required()->check(AtLeast(1));
+  cmd->add_option("--timeout", args->timeout_seconds, "Give up after this many seconds")
+      ->capture_default_str()
+      ->check(AtLeast(0));
+  return Bind(cmd, args, global, RunWait);
+}
+
+Command AddStats(CLI::App& app, const Global& global) {
+  auto args = std::make_shared<StatsArgs>();
+  CLI::App* cmd = app.add_subcommand("stats", "The broker's counters");
+  cmd->add_flag("--json", args->json, "Print JSON");
+  return Bind(cmd, args, global, RunStats);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"meshbus: look at and take part in a meshbus mesh through one broker"};
+  Global global;
+  app.add_option("-b,--broker", global.broker,
+                 "The broker's client endpoint ($MESHBUS_BROKER or the local default)")
+      ->capture_default_str();
+  app.add_option("--timeout", global.timeout_ms, "Per-call and connect timeout in ms")
+      ->capture_default_str()
+      ->check(AtLeast(1));
+  app.require_subcommand(1);
+
+  const std::vector<Command> commands = {
+      AddNodes(app, global), AddGroups(app, global), AddMembers(app, global),
+      AddJoin(app, global),  AddMonitor(app, global), AddWait(app, global),
+      AddStats(app, global),
+  };
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int rc = app.exit(e);  // prints help, or the usage error
+    return rc == 0 ? 0 : 2;
+  }
+  for (const Command& command : commands) {
+    if (command.app->parsed()) return command.run();
+  }
+  return 2;  // unreachable: require_subcommand(1)
+}

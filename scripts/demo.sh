@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# What `make demo` runs: a 3-node mesh on this machine, members of one group
+# on two nodes, and what happens to the group when one node's broker is
+# killed (kill -9, no goodbye): the third node purges that node's members and
+# its monitor reports them as left. Exits non-zero if any of that does not
+# happen. Stops everything it started, whatever happens.
+set -euo pipefail
+
+usage() {
+  echo "usage: $(basename "$0")" >&2
+  exit 2
+}
+[ $# -eq 0 ] || usage
+
+# shellcheck source=scripts/mesh-lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/mesh-lib.sh"
+
+DIR="$MESH_REPO/.mesh/demo"
+BASE_PORT=17200   # apart from mesh-up.sh's default, so a running mesh is left alone
+SCOPE=demo
+GROUP=workers
+
+heading() { printf '\n== %s\n' "$*"; }
+fail() {
+  echo "demo: FAILED: $*" >&2
+  exit 1
+}
+MESHBUS="$MESH_BIN_DIR/meshbus"
+endpoint() { echo "ipc://$DIR/$1.ipc"; }
+# `on NODE ARGS...`: meshbus against NODE's broker. Run in the foreground
+# only: a backgrounded function is a subshell, and its $! is not meshbus's
+# pid, so background commands call "$MESHBUS" directly.
+on() { local node="$1"; shift; "$MESHBUS" -b "$(endpoint "$node")" "$@"; }
+
+# Waits up to $1 seconds for the command after it to succeed.
+wait_until() {
+  local deadline=$((SECONDS + $1))
+  shift
+  until "$@"; do
+    [ $SECONDS -lt $deadline ] || return 1
+    sleep 0.1
+  done
+}
+
+mesh_require_binaries
+mkdir -p "$DIR"
+
+# ---- cleanup: everything started here, by pid ----
+helpers=()  # pids of the background meshbus commands
+cleanup() {
+  local status=$?
+  if [ ${#helpers[@]} -gt 0 ]; then
+    MESH_STOP_GRACE=2 mesh_stop_pids "${helpers[@]}"
+    for pid in "${helpers[@]}"; do wait "$pid" 2>/dev/null || true; done
+  fi
+  "$MESH_REPO/scripts/mesh-down.sh" --dir "$DIR" || true
+  exit $status
+}
+trap cleanup EXIT
+
+heading "starting a 3-node mesh (logs in $DIR)"
+"$MESH_REPO/scripts/mesh-down.sh" --dir "$DIR"  # a previous run's leftovers, if any
+"$MESH_REPO/scripts/mesh-up.sh" 3 --dir "$DIR" --base-port "$BASE_PORT"
+
+heading "nodes, as n1 sees them"
+on n1 nodes
+
+heading "joining $SCOPE/$GROUP from n1 and from n2 (meshbus join, in the background)"
+for node in n1 n2; do
+  "$MESHBUS" -b "$(endpoint "$node")" join "$SCOPE" "$GROUP" >"$DIR/join-$node.out" 2>&1 &
+  helpers+=("$!")
+done
+has_member_id() { [ -s "$1" ] && grep -q '\.' "$1"; }
+for node in n1 n2; do
+  wait_until 5 has_member_id "$DIR/join-$node.out" ||
+    fail "meshbus join on $node printed no member id: $(cat "$DIR/join-$node.out")"
+done
+member_n1="$(head -n 1 "$DIR/join-n1.out")"
+member_n2="$(head -n 1 "$DIR/join-n2.out")"
+echo "n1's member: $member_n1"
+echo "n2's member: $member_n2"
+
+heading "members $SCOPE $GROUP, as n3 sees them"
+n3_sees() {
+  local members
+  members="$(on n3 members "$SCOPE" "$GROUP")" && grep -qxF "$1" <<<"$members"
+}
+wait_until 5 n3_sees "$member_n1" || fail "n3 never saw n1's member $member_n1"
+wait_until 5 n3_sees "$member_n2" || fail "n3 never saw n2's member $member_n2"
+on n3 members "$SCOPE" "$GROUP"
+
+heading "monitoring $SCOPE/$GROUP on n3 (in the background)"
+"$MESHBUS" -b "$(endpoint n3)" monitor "$SCOPE" "$GROUP" --count 1 --timeout 20 \
+  >"$DIR/monitor.out" 2>&1 &
+monitor_pid=$!
+helpers+=("$monitor_pid")
+wait_until 5 grep -qs '^members' "$DIR/monitor.out" ||
+  fail "the monitor did not start: $(cat "$DIR/monitor.out")"
+cat "$DIR/monitor.out"
+
+heading "kill -9 the broker of n2"
+n2_pid="$(mesh_broker_pid "$DIR/n2.pid")"
+[ -n "$n2_pid" ] || fail "n2's broker is not running"
+kill -KILL "$n2_pid"
+echo "killed pid $n2_pid"
+
+heading "waiting (at most 5 s) for n3 to purge n2's member"
+start_ms="$(date +%s%3N)"
+# Purged: n3 answers, and without n2's member (an error is not an answer).
+n2_purged() {
+  local members
+  members="$(on n3 members "$SCOPE" "$GROUP")" || return 1
+  ! grep -qxF "$member_n2" <<<"$members"
+}
+wait_until 5 n2_purged || fail "n3 still lists n2's member $member_n2 after 5 s"
+echo "purged after about $(($(date +%s%3N) - start_ms)) ms; members $SCOPE $GROUP on n3 now:"
+on n3 members "$SCOPE" "$GROUP"
+n3_sees "$member_n1" || fail "n3 lost n1's member $member_n1 too"
+
+heading "nodes, as n3 sees them now"
+on n3 nodes
+
+heading "what the monitor on n3 printed"
+monitor_ended() { ! mesh_is_running "$monitor_pid"; }
+wait_until 5 monitor_ended || fail "the monitor did not end"
+monitor_status=0
+wait "$monitor_pid" || monitor_status=$?
+cat "$DIR/monitor.out"
+[ "$monitor_status" -eq 0 ] || fail "the monitor exited with status $monitor_status"
+grep -E "^leave +$SCOPE $GROUP " "$DIR/monitor.out" | grep -F "$member_n2" >/dev/null ||
+  fail "the monitor reported no leave of $member_n2"
+
+heading "demo: ok (stopping everything)"

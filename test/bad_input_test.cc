@@ -1,0 +1,218 @@
+// Bad input on every endpoint of a real broker: garbage from raw ZeroMQ
+// sockets (as a client, as a peer's request, as a peer's publisher) and raw
+// TCP bytes. The broker must answer clients with errors, count and drop what
+// peers send, and keep serving.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <msgpack.hpp>
+#include <random>
+#include <zmq.hpp>
+
+#include "test/test_mesh.h"
+#include "topics/wire.h"
+
+namespace meshbus::testing {
+namespace {
+
+using std::chrono::milliseconds;
+
+std::string Packed(const std::function<void(msgpack::packer<msgpack::sbuffer>&)>& fill) {
+  msgpack::sbuffer buf;
+  msgpack::packer<msgpack::sbuffer> pk(buf);
+  fill(pk);
+  return std::string(buf.data(), buf.size());
+}
+
+// Frames that are wrong in every way we can think of.
+std::vector<std::string> GarbageFrames() {
+  std::mt19937 rng(7);
+  std::vector<std::string> out = {
+      "",                                                  // empty
+      "\xc1",                                              // a byte msgpack never uses
+      "hello, broker",                                     // text
+      Packed([](auto& pk) { pk.pack_uint32(10); }),        // not an array
+      Packed([](auto& pk) { pk.pack_array(0); }),          // no type
+      Packed([](auto& pk) { pk.pack_array(2); pk.pack_uint32(9999); pk.pack_uint32(1); }),  // unknown type
+      Packed([](auto& pk) { pk.pack_array(2); pk.pack_str(1); pk.pack_str_body("x", 1); pk.pack_uint32(1); }),
+      Packed([](auto& pk) { pk.pack_array(4); pk.pack_uint32(10); pk.pack_uint32(1); pk.pack_uint32(5); pk.pack_uint32(5); }),
+      Packed([](auto& pk) {  // join with an over-long group name
+        std::string big(5000, 'g');
+        pk.pack_array(4); pk.pack_uint32(10); pk.pack_uint32(1);
+        pk.pack_str(1); pk.pack_str_body("s", 1);
+        pk.pack_str(big.size()); pk.pack_str_body(big.data(), big.size());
+      }),
+      Packed([](auto& pk) {  // join with an empty scope
+        pk.pack_array(4); pk.pack_uint32(10); pk.pack_uint32(1);
+        pk.pack_str(0); pk.pack_str(1); pk.pack_str_body("g", 1);
+      }),
+      Packed([](auto& pk) {  // a delta claiming 2^31 ops
+        pk.pack_array(4); pk.pack_uint32(201);
+        pk.pack_array(2); pk.pack_str(4); pk.pack_str_body("evil", 4); pk.pack_uint64(1);
+        pk.pack_uint64(1); pk.pack_array(0x7fffffff);
+      }),
+      Packed([](auto& pk) {  // nested far too deep
+        for (int i = 0; i < 100; ++i) pk.pack_array(1);
+        pk.pack_nil();
+      }),
+  };
+  // A valid hello, truncated at every length.
+  std::string hello = wire::Encode(wire::ClientRequest(wire::Hello{1, wire::kProtocolVersion, "x"}));
+  for (size_t n = 1; n < hello.size(); ++n) out.push_back(hello.substr(0, n));
+  // Random bytes, and a 2 MiB blob.
+  for (int i = 0; i < 20; ++i) {
+    std::string s(1 + rng() % 64, '\0');
+    for (char& c : s) c = static_cast<char>(rng());
+    out.push_back(s);
+  }
+  out.push_back(std::string(2 << 20, '\x93'));
+  return out;
+}
+
+void SendRawTcp(const std::string& tcp_endpoint, const std::string& bytes) {
+  std::string rest = tcp_endpoint.substr(6);
+  size_t colon = rest.rfind(':');
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(std::stoi(rest.substr(colon + 1))));
+  inet_pton(AF_INET, rest.substr(0, colon).c_str(), &addr.sin_addr);
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
+    (void)!::write(fd, bytes.data(), bytes.size());
+  }
+  ::close(fd);
+}
+
+class BadInputTest : public ::testing::Test {
+ protected:
+  void SetUp() override { ASSERT_TRUE(WaitFor([&] { return mesh.AllConverged(); })); }
+
+  // The broker still serves: a join on n1 is seen on n2.
+  void ExpectStillServing(const std::string& group) {
+    Client a = mesh.Connect(0);
+    Client b = mesh.Connect(1);
+    ASSERT_TRUE(a.Join("alive", group).ok());
+    EXPECT_TRUE(WaitFor([&] { auto m = b.Members("alive", group); return m.ok() && m->size() == 1; }));
+    // A fake peer a test made is declared dead once it falls silent.
+    EXPECT_TRUE(WaitFor([&] { return mesh.AllConverged(); }));
+  }
+
+  TestMesh mesh{2};
+  zmq::context_t ctx;
+};
+
+TEST_F(BadInputTest, ClientGarbageGetsErrorRepliesAndTheBrokerServesOn) {
+  zmq::socket_t raw(ctx, zmq::socket_type::dealer);
+  raw.set(zmq::sockopt::linger, 0);
+  raw.set(zmq::sockopt::rcvtimeo, 2000);
+  raw.connect("ipc://" + mesh.client_endpoint(0));
+  std::vector<std::string> garbage = GarbageFrames();
+  for (const std::string& frame : garbage) {
+    raw.send(zmq::buffer(frame), zmq::send_flags::none);
+    zmq::message_t reply;
+    ASSERT_TRUE(raw.recv(reply)) << "no reply to a bad request of " << frame.size() << " bytes";
+    auto in = wire::DecodeClientInbound(reply.to_string_view());
+    ASSERT_TRUE(in.ok()) << in.status().ToString();
+    const auto& r = std::get<wire::Reply>(in.value());
+    EXPECT_FALSE(r.status.ok());
+    EXPECT_FALSE(r.status.message().empty()) << "an error must say what was wrong";
+  }
+  // Two frames in one request: an error too.
+  raw.send(zmq::buffer(std::string("a")), zmq::send_flags::sndmore);
+  raw.send(zmq::buffer(std::string("b")), zmq::send_flags::none);
+  zmq::message_t reply;
+  ASSERT_TRUE(raw.recv(reply));
+  EXPECT_FALSE(std::get<wire::Reply>(wire::DecodeClientInbound(reply.to_string_view()).value()).status.ok());
+  // A valid request with no session: told to say hello first.
+  raw.send(zmq::buffer(wire::Encode(wire::ClientRequest(wire::Join{5, "s", "g"}))), zmq::send_flags::none);
+  ASSERT_TRUE(raw.recv(reply));
+  auto no_session = std::get<wire::Reply>(wire::DecodeClientInbound(reply.to_string_view()).value());
+  EXPECT_EQ(no_session.req, 5u);
+  EXPECT_EQ(no_session.status.code(), Code::kUnavailable);
+  // A join with an empty scope names the field, with the request's id.
+  std::string bad_join = GarbageFrames()[9];
+  raw.send(zmq::buffer(bad_join), zmq::send_flags::none);
+  ASSERT_TRUE(raw.recv(reply));
+  auto named = std::get<wire::Reply>(wire::DecodeClientInbound(reply.to_string_view()).value());
+  EXPECT_EQ(named.req, 1u);
+  EXPECT_NE(named.status.message().find("scope"), std::string::npos) << named.status.message();
+  // A forged heartbeat is counted, not trusted.
+  raw.send(zmq::buffer(wire::Encode(wire::ClientRequest(wire::SessionHeartbeat{1, 12345}))), zmq::send_flags::none);
+
+  EXPECT_GE(mesh.broker(0).Stats()["client_bad_messages"], garbage.size() + 1);
+  ExpectStillServing("after-client-garbage");
+}
+
+TEST_F(BadInputTest, PeerRequestGarbageIsCountedAndDropped) {
+  uint64_t before = mesh.broker(0).Stats()["peer_bad_messages"];
+  zmq::socket_t raw(ctx, zmq::socket_type::dealer);
+  raw.set(zmq::sockopt::linger, 0);
+  raw.connect(mesh.broker(0).calls_endpoint());
+  std::vector<std::string> garbage = GarbageFrames();
+  for (const std::string& frame : garbage) raw.send(zmq::buffer(frame), zmq::send_flags::none);
+  raw.send(zmq::buffer(std::string("a")), zmq::send_flags::sndmore);
+  raw.send(zmq::buffer(std::string("b")), zmq::send_flags::none);
+  EXPECT_TRUE(WaitFor([&] { return mesh.broker(0).Stats()["peer_bad_messages"] >= before + garbage.size() + 1; }))
+      << mesh.broker(0).Stats()["peer_bad_messages"] - before << " of " << garbage.size() + 1 << " counted";
+  // Nothing is answered to garbage.
+  zmq::message_t reply;
+  EXPECT_FALSE(raw.recv(reply, zmq::recv_flags::dontwait));
+  ExpectStillServing("after-peer-garbage");
+}
+
+TEST_F(BadInputTest, GarbageFromAPeersPublisherIsCountedAndDropped) {
+  // Pose as a peer: say hello with a control endpoint we publish on, so the
+  // broker subscribes to us; then publish garbage there.
+  zmq::socket_t pub(ctx, zmq::socket_type::pub);
+  pub.set(zmq::sockopt::linger, 0);
+  pub.bind("tcp://127.0.0.1:*");
+  std::string pub_ep = pub.get(zmq::sockopt::last_endpoint);
+  zmq::socket_t calls(ctx, zmq::socket_type::router);  // our own calls socket, for the broker's link
+  calls.set(zmq::sockopt::linger, 0);
+  calls.bind("tcp://127.0.0.1:*");
+  zmq::socket_t dealer(ctx, zmq::socket_type::dealer);
+  dealer.set(zmq::sockopt::linger, 0);
+  dealer.set(zmq::sockopt::rcvtimeo, 2000);
+  dealer.connect(mesh.broker(0).calls_endpoint());
+  wire::PeerHello hello;
+  hello.from = {"impostor", 1};
+  hello.endpoints = {calls.get(zmq::sockopt::last_endpoint), pub_ep, pub_ep};
+  dealer.send(zmq::buffer(wire::Encode(wire::PeerMessage(hello))), zmq::send_flags::none);
+  zmq::message_t welcome;
+  ASSERT_TRUE(dealer.recv(welcome));
+  auto w = wire::DecodePeerMessage(welcome.to_string_view());
+  ASSERT_TRUE(w.ok());
+  const auto& broker_eps = std::get<wire::PeerHello>(w.value()).endpoints;
+
+  uint64_t before = mesh.broker(0).Stats()["peer_bad_messages"];
+  std::vector<std::string> garbage = GarbageFrames();
+  // The subscription takes a moment to arrive (slow joiner): publish until
+  // the broker counts something, then the whole set.
+  ASSERT_TRUE(WaitFor([&] {
+    pub.send(zmq::buffer(std::string("\xc1")), zmq::send_flags::none);
+    return mesh.broker(0).Stats()["peer_bad_messages"] > before;
+  }));
+  before = mesh.broker(0).Stats()["peer_bad_messages"];
+  for (const std::string& frame : garbage) pub.send(zmq::buffer(frame), zmq::send_flags::none);
+  pub.send(zmq::buffer(std::string("a")), zmq::send_flags::sndmore);
+  pub.send(zmq::buffer(std::string("b")), zmq::send_flags::none);
+  // A delta for a session that never joined: a leave we cannot apply.
+  wire::PeerDelta bogus{{"impostor", 1}, 1, {{wire::DeltaOpKind::kLeave, "s", "g", 42}}};
+  pub.send(zmq::buffer(wire::Encode(wire::PeerMessage(bogus))), zmq::send_flags::none);
+  EXPECT_TRUE(WaitFor([&] { return mesh.broker(0).Stats()["peer_bad_messages"] >= before + garbage.size() + 1; }));
+  EXPECT_TRUE(WaitFor([&] { return mesh.broker(0).Stats()["delta_inconsistencies"] == 1; }));
+
+  // Raw TCP bytes at every TCP port the broker listens on.
+  for (const std::string& ep : {broker_eps.calls, broker_eps.control, broker_eps.data}) {
+    SendRawTcp(ep, "GET / HTTP/1.0\r\n\r\n");
+    SendRawTcp(ep, std::string(100000, '\xff'));
+  }
+  ExpectStillServing("after-publisher-garbage");
+}
+
+}  // namespace
+}  // namespace meshbus::testing

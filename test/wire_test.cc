@@ -1,0 +1,1234 @@
+// Tests of topics/wire.h: every message round-trips, the bytes follow the
+// layout documented in wire.h, and every kind of bad input is rejected with a
+// Status (never a crash, never a half-decoded message).
+//
+// Bad messages are crafted with msgpack's packer through a small value tree
+// (V below), so a test can build a valid message and break exactly one thing.
+
+#include "topics/wire.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <cstring>
+#include <msgpack.hpp>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace meshbus::wire {
+namespace {
+
+// ---- a msgpack value tree for crafting frames ------------------------------
+
+struct V {
+  enum class K { kNil, kBool, kUint, kInt, kFloat, kStr, kBin, kArr, kMap };
+  K k = K::kNil;
+  bool b = false;
+  uint64_t u = 0;
+  int64_t i = 0;
+  double f = 0;
+  std::string s;
+  std::vector<V> a;
+  // Packed array header larger than `a` (to claim more elements than sent).
+  std::optional<uint32_t> claimed_size;
+};
+
+V Nil() {
+  return V{};
+}
+V B(bool b) {
+  V v;
+  v.k = V::K::kBool;
+  v.b = b;
+  return v;
+}
+V U(uint64_t u) {
+  V v;
+  v.k = V::K::kUint;
+  v.u = u;
+  return v;
+}
+V I(int64_t i) {
+  V v;
+  v.k = V::K::kInt;
+  v.i = i;
+  return v;
+}
+V F(double f) {
+  V v;
+  v.k = V::K::kFloat;
+  v.f = f;
+  return v;
+}
+V S(std::string s) {
+  V v;
+  v.k = V::K::kStr;
+  v.s = std::move(s);
+  return v;
+}
+V Bin(std::string s) {
+  V v;
+  v.k = V::K::kBin;
+  v.s = std::move(s);
+  return v;
+}
+V A(std::vector<V> items) {
+  V v;
+  v.k = V::K::kArr;
+  v.a = std::move(items);
+  return v;
+}
+V EmptyMap() {
+  V v;
+  v.k = V::K::kMap;
+  return v;
+}
+V ClaimedArray(uint32_t claimed, std::vector<V> sent) {
+  V v = A(std::move(sent));
+  v.claimed_size = claimed;
+  return v;
+}
+
+void PackV(msgpack::sbuffer& buf, const V& v) {
+  msgpack::packer<msgpack::sbuffer> pk(buf);
+  switch (v.k) {
+    case V::K::kNil:
+      pk.pack_nil();
+      break;
+    case V::K::kBool:
+      v.b ? pk.pack_true() : pk.pack_false();
+      break;
+    case V::K::kUint:
+      pk.pack_uint64(v.u);
+      break;
+    case V::K::kInt:
+      pk.pack_int64(v.i);
+      break;
+    case V::K::kFloat: {
+      // Raw float 64: msgpack's pack_double() packs a whole number as an integer.
+      uint64_t bits;
+      static_assert(sizeof bits == sizeof v.f);
+      std::memcpy(&bits, &v.f, sizeof bits);
+      char raw[9] = {'\xcb'};
+      for (int i = 0; i < 8; ++i) raw[1 + i] = static_cast<char>(bits >> (56 - 8 * i));
+      buf.write(raw, sizeof raw);
+      break;
+    }
+    case V::K::kStr:
+      pk.pack_str(static_cast<uint32_t>(v.s.size()));
+      pk.pack_str_body(v.s.data(), static_cast<uint32_t>(v.s.size()));
+      break;
+    case V::K::kBin:
+      pk.pack_bin(static_cast<uint32_t>(v.s.size()));
+      pk.pack_bin_body(v.s.data(), static_cast<uint32_t>(v.s.size()));
+      break;
+    case V::K::kArr:
+      pk.pack_array(v.claimed_size.value_or(static_cast<uint32_t>(v.a.size())));
+      for (const V& item : v.a) PackV(buf, item);
+      break;
+    case V::K::kMap:
+      pk.pack_map(0);
+      break;
+  }
+}
+
+std::string Pack(const V& v) {
+  msgpack::sbuffer buf;
+  PackV(buf, v);
+  return std::string(buf.data(), buf.size());
+}
+
+V FromObject(const msgpack::object& o) {
+  switch (o.type) {
+    case msgpack::type::NIL:
+      return Nil();
+    case msgpack::type::BOOLEAN:
+      return B(o.via.boolean);
+    case msgpack::type::POSITIVE_INTEGER:
+      return U(o.via.u64);
+    case msgpack::type::NEGATIVE_INTEGER:
+      return I(o.via.i64);
+    case msgpack::type::FLOAT32:
+    case msgpack::type::FLOAT64:
+      return F(o.via.f64);
+    case msgpack::type::STR:
+      return S(std::string(o.via.str.ptr, o.via.str.size));
+    case msgpack::type::BIN:
+      return Bin(std::string(o.via.bin.ptr, o.via.bin.size));
+    case msgpack::type::ARRAY: {
+      std::vector<V> items;
+      for (uint32_t i = 0; i < o.via.array.size; ++i)
+        items.push_back(FromObject(o.via.array.ptr[i]));
+      return A(std::move(items));
+    }
+    default:
+      ADD_FAILURE() << "unexpected msgpack type " << o.type;
+      return Nil();
+  }
+}
+
+V Unpacked(const std::string& frame) {
+  msgpack::object_handle oh = msgpack::unpack(frame.data(), frame.size());
+  return FromObject(oh.get());
+}
+
+// Values of a different msgpack type than `v`, each of which a decoder must
+// refuse in v's place.
+std::vector<V> WrongTypesFor(const V& v) {
+  switch (v.k) {
+    case V::K::kUint:
+      return {S("1"), I(-1), F(1.0), B(true), Nil(), A({}), Bin("1")};
+    case V::K::kStr:
+      return {U(1), Bin(v.s), Nil(), A({}), B(false)};
+    case V::K::kBool:
+      return {U(1), S("true"), Nil()};
+    case V::K::kArr:
+      return {U(1), S("x"), Nil(), EmptyMap(), Bin("x")};
+    case V::K::kNil:
+      return {U(0), B(false), A({})};
+    default:
+      return {};
+  }
+}
+
+// Every path to a node of the tree (the root excluded), depth first.
+void CollectPaths(const V& v, std::vector<size_t>& prefix, std::vector<std::vector<size_t>>* out) {
+  for (size_t i = 0; i < v.a.size(); ++i) {
+    prefix.push_back(i);
+    out->push_back(prefix);
+    CollectPaths(v.a[i], prefix, out);
+    prefix.pop_back();
+  }
+}
+
+V& At(V& root, const std::vector<size_t>& path) {
+  V* v = &root;
+  for (size_t i : path) v = &v->a[i];
+  return *v;
+}
+
+std::string Hex(std::string_view bytes) {
+  static const char kDigits[] = "0123456789abcdef";
+  std::string s;
+  for (unsigned char c : bytes) {
+    s += kDigits[c >> 4];
+    s += kDigits[c & 15];
+    s += ' ';
+  }
+  return s;
+}
+
+std::string PathString(const std::vector<size_t>& path) {
+  std::string s;
+  for (size_t i : path) s += "[" + std::to_string(i) + "]";
+  return s;
+}
+
+// ---- readable renderings, to compare decoded messages field by field -------
+
+std::string D(const MemberId& m) {
+  return "<" + m.node + " " + std::to_string(m.incarnation) + " " + std::to_string(m.session) + ">";
+}
+std::string D(const std::vector<MemberId>& ms) {
+  std::string s = "[";
+  for (const MemberId& m : ms) s += D(m);
+  return s + "]";
+}
+std::string D(const Status& st) {
+  return std::to_string(int(st.code())) + ":'" + st.message() + "'";
+}
+std::string D(const PeerId& p) {
+  return "<" + p.node + " " + std::to_string(p.incarnation) + ">";
+}
+std::string D(const Snapshot& s) {
+  std::ostringstream o;
+  o << "snapshot{" << s.seq;
+  for (const MembershipEntry& e : s.entries) {
+    o << " (" << e.scope << "," << e.group << "," << e.session << "," << e.count << ")";
+  }
+  o << "}";
+  return o.str();
+}
+
+std::string D(const ClientRequest& m) {
+  std::ostringstream o;
+  std::visit(
+      [&](const auto& v) {
+        using T = std::decay_t<decltype(v)>;
+        if constexpr (std::is_same_v<T, Hello>) {
+          o << "Hello " << v.req << " " << v.version << " '" << v.client_name << "'";
+        } else if constexpr (std::is_same_v<T, Bye>) {
+          o << "Bye " << v.req;
+        } else if constexpr (std::is_same_v<T, SessionHeartbeat>) {
+          o << "SessionHeartbeat " << v.session << " " << v.token;
+        } else if constexpr (std::is_same_v<T, Join>) {
+          o << "Join " << v.req << " '" << v.scope << "' '" << v.group << "'";
+        } else if constexpr (std::is_same_v<T, Leave>) {
+          o << "Leave " << v.req << " '" << v.scope << "' '" << v.group << "'";
+        } else if constexpr (std::is_same_v<T, Members>) {
+          o << "Members " << v.req << " '" << v.scope << "' '" << v.group << "' " << v.local_only;
+        } else if constexpr (std::is_same_v<T, WhichGroups>) {
+          o << "WhichGroups " << v.req << " '" << v.scope << "' " << v.local_only;
+        } else if constexpr (std::is_same_v<T, Monitor>) {
+          o << "Monitor " << v.req << " '" << v.scope << "' "
+            << (v.group ? "'" + *v.group + "'" : std::string("nil"));
+        } else if constexpr (std::is_same_v<T, Demonitor>) {
+          o << "Demonitor " << v.req << " " << v.ref;
+        } else if constexpr (std::is_same_v<T, Nodes>) {
+          o << "Nodes " << v.req;
+        } else if constexpr (std::is_same_v<T, Stats>) {
+          o << "Stats " << v.req;
+        }
+      },
+      m);
+  return o.str();
+}
+
+std::string D(const ClientInbound& m) {
+  std::ostringstream o;
+  if (const Reply* r = std::get_if<Reply>(&m)) {
+    o << "Reply " << r->req << " " << D(r->status) << " tag " << r->body.index() << " ";
+    std::visit(
+        [&](const auto& b) {
+          using T = std::decay_t<decltype(b)>;
+          if constexpr (std::is_same_v<T, WelcomeBody>) {
+            o << b.node << " " << b.incarnation << " " << b.session << " " << b.token << " "
+              << b.heartbeat_ms << " " << b.session_timeout_ms;
+          } else if constexpr (std::is_same_v<T, MembersBody>) {
+            o << D(b.members);
+          } else if constexpr (std::is_same_v<T, GroupsBody>) {
+            for (const GroupCount& g : b.groups)
+              o << "(" << g.scope << "," << g.group << "," << g.count << ")";
+          } else if constexpr (std::is_same_v<T, MonitorBody>) {
+            o << b.ref;
+            for (const GroupMembers& g : b.groups)
+              o << "(" << g.scope << "," << g.group << "," << D(g.members) << ")";
+          } else if constexpr (std::is_same_v<T, NodesBody>) {
+            for (const NodeInfo& n : b.nodes) {
+              o << "(" << n.name << "," << n.incarnation << "," << n.state << ","
+                << n.calls_endpoint << "," << n.last_heard_ms_ago << "," << n.is_self << ")";
+            }
+          } else if constexpr (std::is_same_v<T, StatsBody>) {
+            for (const auto& [name, value] : b.counters) o << "(" << name << "," << value << ")";
+          }
+        },
+        r->body);
+  } else if (const Event* e = std::get_if<Event>(&m)) {
+    o << "Event " << e->ref << " " << int(e->kind) << " '" << e->scope << "' '" << e->group << "' "
+      << D(e->members);
+  } else if (const Gap* g = std::get_if<Gap>(&m)) {
+    o << "Gap " << g->lost;
+  }
+  return o.str();
+}
+
+std::string D(const PeerMessage& m) {
+  std::ostringstream o;
+  std::visit(
+      [&](const auto& v) {
+        using T = std::decay_t<decltype(v)>;
+        o << D(v.from) << " ";
+        if constexpr (std::is_same_v<T, PeerHeartbeat>) {
+          o << "Heartbeat " << v.seq << " " << v.calls_endpoint;
+        } else if constexpr (std::is_same_v<T, PeerDelta>) {
+          o << "Delta " << v.seq;
+          for (const DeltaOp& op : v.ops) {
+            o << " (" << int(op.op) << "," << op.scope << "," << op.group << "," << op.session
+              << ")";
+          }
+        } else if constexpr (std::is_same_v<T, PeerBye>) {
+          o << "Bye";
+        } else if constexpr (std::is_same_v<T, PeerHello>) {
+          o << (v.is_welcome ? "Welcome " : "Hello ") << v.version << " " << v.endpoints.calls
+            << " " << v.endpoints.control << " " << v.endpoints.data << " [";
+          for (const std::string& p : v.known_peers) o << p << ";";
+          o << "] " << D(v.snapshot);
+        } else if constexpr (std::is_same_v<T, PeerSyncRequest>) {
+          o << "SyncRequest " << v.target_incarnation;
+        } else if constexpr (std::is_same_v<T, PeerSyncReply>) {
+          o << "SyncReply " << D(v.snapshot);
+        } else if constexpr (std::is_same_v<T, PeerProbe>) {
+          o << (v.is_reply ? "ProbeReply " : "Probe ") << v.nonce;
+        }
+      },
+      m);
+  return o.str();
+}
+
+// ---- samples: at least one of every message kind ---------------------------
+
+const std::string kMaxScope(kMaxScopeBytes, 's');
+const std::string kMaxGroup(kMaxGroupBytes, 'g');
+const MemberId kM1{"n1", 0x5f3a9c, 17};
+const MemberId kM2{"node-2", UINT64_MAX, 0};
+const MemberId kM3{std::string(kMaxNodeNameBytes, 'z'), UINT64_MAX, UINT64_MAX};
+
+std::vector<ClientRequest> ClientRequestSamples() {
+  return {
+      Hello{1, kProtocolVersion, "orders-service"},
+      Hello{UINT64_MAX, UINT32_MAX, ""},
+      Hello{2, 7, std::string(255, 'c')},
+      Bye{3},
+      SessionHeartbeat{77, 0xfeedfacecafebeefull},
+      Join{4, "orders", "emitters"},
+      Join{5, kMaxScope, kMaxGroup},
+      Join{6, "commandes-\xc3\xa9t\xc3\xa9", "a b:$all"},
+      Leave{7, "orders", "emitters"},
+      Members{8, "orders", "emitters", false},
+      Members{9, "orders", "emitters", true},
+      WhichGroups{10, "", false},
+      WhichGroups{11, "orders", true},
+      Monitor{12, "orders", std::string("emitters")},
+      Monitor{13, "orders", std::nullopt},
+      Demonitor{14, 12345},
+      Nodes{15},
+      Stats{0},
+  };
+}
+
+std::vector<ClientInbound> ClientInboundSamples() {
+  std::vector<ClientInbound> out = {
+      Reply{1, Status::Ok(), Empty{}},
+      Reply{2, Status::NotJoined("n1.5f3a9c.17 is not a member of s/g"), Empty{}},
+      Reply{3, Status::Ok(), WelcomeBody{"n1", 0x18a3f5b2c9d4e, 17, 0xabcdef, 250, 5000}},
+      Reply{4, Status::Ok(), MembersBody{}},
+      Reply{5, Status::Ok(), MembersBody{{kM1, kM1, kM2, kM3}}},
+      Reply{6, Status::Ok(), GroupsBody{}},
+      Reply{7, Status::Ok(),
+            GroupsBody{{{"orders", "emitters", 3}, {kMaxScope, kMaxGroup, UINT64_MAX}}}},
+      Reply{8, Status::Ok(), MonitorBody{99, {}}},
+      Reply{9, Status::Ok(),
+            MonitorBody{100, {{"orders", "emitters", {kM1, kM2}}, {"orders", "empty", {}}}}},
+      Reply{10, Status::Ok(), NodesBody{}},
+      Reply{11, Status::Ok(),
+            NodesBody{{{"n1", 1, "alive", "tcp://127.0.0.1:7001", 0, true},
+                       {"n2", UINT64_MAX, "suspect", "tcp://10.0.0.2:7001", 1234, false},
+                       {"n3", 3, "dead", "", UINT64_MAX, false}}}},
+      Reply{12, Status::Ok(), StatsBody{}},
+      Reply{13, Status::Ok(), StatsBody{{{"deliveries", 10}, {"dropped", 0}, {"", UINT64_MAX}}}},
+      Event{1, EventKind::kJoin, "orders", "emitters", {kM1}},
+      Event{UINT64_MAX, EventKind::kLeave, kMaxScope, kMaxGroup, {kM1, kM1, kM3}},
+      Event{2, EventKind::kLeave, "s", "g", {}},
+      Gap{0},
+      Gap{UINT64_MAX},
+  };
+  // An error reply with every code, with and without a message.
+  for (int c = 0; c <= int(Code::kInternal); ++c) {
+    out.push_back(Reply{uint64_t(100 + c), Status(static_cast<Code>(c), "why " + std::to_string(c)),
+                        Empty{}});
+    out.push_back(Reply{uint64_t(200 + c), Status(static_cast<Code>(c), ""), Empty{}});
+  }
+  return out;
+}
+
+Snapshot SampleSnapshot() {
+  return Snapshot{42,
+                  {{"orders", "emitters", 17, 1},
+                   {"orders", "emitters", 18, 2},
+                   {kMaxScope, kMaxGroup, UINT64_MAX, UINT32_MAX}}};
+}
+
+std::vector<PeerMessage> PeerMessageSamples() {
+  const PeerId from{"n1", 0x18a3f5b2c9d4e};
+  return {
+      PeerHeartbeat{from, 0, "tcp://127.0.0.1:7001"},
+      PeerHeartbeat{{"n-2_x", UINT64_MAX}, UINT64_MAX, "ipc:///tmp/n2.calls"},
+      PeerDelta{from, 1, {}},
+      PeerDelta{from,
+                2,
+                {{DeltaOpKind::kJoin, "orders", "emitters", 17},
+                 {DeltaOpKind::kLeave, "orders", "emitters", 17},
+                 {DeltaOpKind::kJoin, kMaxScope, kMaxGroup, UINT64_MAX}}},
+      PeerBye{from},
+      PeerHello{from,
+                false,
+                kProtocolVersion,
+                {"tcp://127.0.0.1:7001", "tcp://127.0.0.1:7002", "tcp://127.0.0.1:7003"},
+                {"tcp://127.0.0.1:8001", "tcp://127.0.0.1:9001"},
+                SampleSnapshot()},
+      PeerHello{from, true, 3, {"inproc://c", "inproc://p", "inproc://d"}, {}, Snapshot{}},
+      PeerHello{from,
+                true,
+                kProtocolVersion,
+                {"ipc:///tmp/a", "ipc:///tmp/b", "ipc:///tmp/c"},
+                {"ipc:///tmp/x"},
+                SampleSnapshot()},
+      PeerSyncRequest{from, 0x18a3f5b2c9d4e},
+      PeerSyncReply{from, Snapshot{}},
+      PeerSyncReply{from, SampleSnapshot()},
+      PeerProbe{from, 0, false},
+      PeerProbe{from, UINT64_MAX, true},
+  };
+}
+
+// Encodings of every sample of every kind, with the decoder that reads them.
+enum class Dec { kRequest, kInbound, kPeer };
+
+Status DecodeWith(Dec dec, std::string_view frame) {
+  switch (dec) {
+    case Dec::kRequest:
+      return DecodeClientRequest(frame).status();
+    case Dec::kInbound:
+      return DecodeClientInbound(frame).status();
+    case Dec::kPeer:
+      return DecodePeerMessage(frame).status();
+  }
+  return Status::Internal("unreachable");
+}
+
+std::string DecodedText(Dec dec, std::string_view frame) {
+  switch (dec) {
+    case Dec::kRequest: {
+      auto r = DecodeClientRequest(frame);
+      return r.ok() ? D(*r) : "error " + r.status().ToString();
+    }
+    case Dec::kInbound: {
+      auto r = DecodeClientInbound(frame);
+      return r.ok() ? D(*r) : "error " + r.status().ToString();
+    }
+    case Dec::kPeer: {
+      auto r = DecodePeerMessage(frame);
+      return r.ok() ? D(*r) : "error " + r.status().ToString();
+    }
+  }
+  return "";
+}
+
+struct Encoded {
+  Dec dec;
+  std::string text;   // D() of the message
+  std::string frame;  // its encoding
+};
+
+std::vector<Encoded> AllEncodedSamples() {
+  std::vector<Encoded> out;
+  for (const ClientRequest& m : ClientRequestSamples())
+    out.push_back({Dec::kRequest, D(m), Encode(m)});
+  for (const ClientInbound& m : ClientInboundSamples())
+    out.push_back({Dec::kInbound, D(m), Encode(m)});
+  for (const PeerMessage& m : PeerMessageSamples()) out.push_back({Dec::kPeer, D(m), Encode(m)});
+  return out;
+}
+
+// ---- round trips -----------------------------------------------------------
+
+TEST(WireTest, ClientRequestRoundTrip) {
+  std::vector<ClientRequest> samples = ClientRequestSamples();
+  // Every alternative of the variant is covered.
+  std::vector<bool> seen(std::variant_size_v<ClientRequest>);
+  for (const ClientRequest& m : samples) {
+    seen[m.index()] = true;
+    std::string frame = Encode(m);
+    uint64_t req = 999;
+    Result<ClientRequest> back = DecodeClientRequest(frame, &req);
+    ASSERT_TRUE(back.ok()) << D(m) << ": " << back.status().ToString();
+    EXPECT_EQ(back->index(), m.index()) << D(m);
+    EXPECT_EQ(D(*back), D(m));
+    EXPECT_EQ(Encode(*back), frame) << D(m);
+    // The req id is reported on success too; a heartbeat has none.
+    uint64_t want_req = std::visit(
+        [](const auto& v) -> uint64_t {
+          if constexpr (requires { v.req; }) {
+            return v.req;
+          } else {
+            return 0;
+          }
+        },
+        m);
+    EXPECT_EQ(req, want_req) << D(m);
+  }
+  for (size_t i = 0; i < seen.size(); ++i) EXPECT_TRUE(seen[i]) << "alternative " << i;
+}
+
+TEST(WireTest, ClientInboundRoundTrip) {
+  std::vector<ClientInbound> samples = ClientInboundSamples();
+  std::vector<bool> seen(std::variant_size_v<ClientInbound>);
+  std::vector<bool> seen_body(std::variant_size_v<ReplyBody>);
+  for (const ClientInbound& m : samples) {
+    seen[m.index()] = true;
+    if (const Reply* r = std::get_if<Reply>(&m)) seen_body[r->body.index()] = true;
+    std::string frame = Encode(m);
+    Result<ClientInbound> back = DecodeClientInbound(frame);
+    ASSERT_TRUE(back.ok()) << D(m) << ": " << back.status().ToString();
+    EXPECT_EQ(back->index(), m.index()) << D(m);
+    EXPECT_EQ(D(*back), D(m));
+    EXPECT_EQ(Encode(*back), frame) << D(m);
+  }
+  for (size_t i = 0; i < seen.size(); ++i) EXPECT_TRUE(seen[i]) << "alternative " << i;
+  for (size_t i = 0; i < seen_body.size(); ++i) EXPECT_TRUE(seen_body[i]) << "body tag " << i;
+}
+
+TEST(WireTest, ReplyStatusRoundTripsCodeAndMessage) {
+  Reply r{5, Status::NotFound("no monitor 7"), Empty{}};
+  Result<ClientInbound> back = DecodeClientInbound(Encode(ClientInbound{r}));
+  ASSERT_TRUE(back.ok());
+  const Reply& got = std::get<Reply>(*back);
+  EXPECT_EQ(got.req, 5u);
+  EXPECT_EQ(got.status.code(), Code::kNotFound);
+  EXPECT_EQ(got.status.message(), "no monitor 7");
+  EXPECT_TRUE(std::holds_alternative<Empty>(got.body));
+}
+
+TEST(WireTest, PeerMessageRoundTrip) {
+  std::vector<PeerMessage> samples = PeerMessageSamples();
+  std::vector<bool> seen(std::variant_size_v<PeerMessage>);
+  bool seen_hello = false, seen_welcome = false, seen_probe = false, seen_probe_reply = false;
+  for (const PeerMessage& m : samples) {
+    seen[m.index()] = true;
+    if (auto* h = std::get_if<PeerHello>(&m)) (h->is_welcome ? seen_welcome : seen_hello) = true;
+    if (auto* p = std::get_if<PeerProbe>(&m)) (p->is_reply ? seen_probe_reply : seen_probe) = true;
+    std::string frame = Encode(m);
+    Result<PeerMessage> back = DecodePeerMessage(frame);
+    ASSERT_TRUE(back.ok()) << D(m) << ": " << back.status().ToString();
+    EXPECT_EQ(back->index(), m.index()) << D(m);
+    EXPECT_EQ(D(*back), D(m));
+    EXPECT_EQ(Encode(*back), frame) << D(m);
+    EXPECT_EQ(SenderOf(*back), SenderOf(m));
+  }
+  for (size_t i = 0; i < seen.size(); ++i) EXPECT_TRUE(seen[i]) << "alternative " << i;
+  EXPECT_TRUE(seen_hello && seen_welcome && seen_probe && seen_probe_reply);
+}
+
+TEST(WireTest, DeltaOpsAndSnapshotsKeepEveryField) {
+  PeerDelta d{{"n9", 9}, 12, {{DeltaOpKind::kLeave, "sc", "gr", 33}}};
+  Result<PeerMessage> back = DecodePeerMessage(Encode(PeerMessage{d}));
+  ASSERT_TRUE(back.ok());
+  const PeerDelta& got = std::get<PeerDelta>(*back);
+  EXPECT_EQ(got.from, (PeerId{"n9", 9}));
+  EXPECT_EQ(got.seq, 12u);
+  ASSERT_EQ(got.ops.size(), 1u);
+  EXPECT_EQ(got.ops[0], (DeltaOp{DeltaOpKind::kLeave, "sc", "gr", 33}));
+
+  PeerSyncReply s{{"n9", 9}, SampleSnapshot()};
+  Result<PeerMessage> sback = DecodePeerMessage(Encode(PeerMessage{s}));
+  ASSERT_TRUE(sback.ok());
+  const PeerSyncReply& sgot = std::get<PeerSyncReply>(*sback);
+  EXPECT_EQ(sgot.snapshot.seq, 42u);
+  EXPECT_EQ(sgot.snapshot.entries, SampleSnapshot().entries);
+}
+
+// The bytes are exactly the arrays documented at the top of wire.h.
+TEST(WireTest, LayoutMatchesDocumentation) {
+  const V from = A({S("n1"), U(5)});
+  const struct {
+    std::string frame;
+    V want;
+  } kCases[] = {
+      {Encode(ClientRequest{Hello{1, 1, "c"}}), A({U(1), U(1), U(1), S("c")})},
+      {Encode(ClientRequest{Bye{2}}), A({U(2), U(2)})},
+      {Encode(ClientRequest{SessionHeartbeat{3, 4}}), A({U(3), U(3), U(4)})},
+      {Encode(ClientRequest{Join{5, "s", "g"}}), A({U(10), U(5), S("s"), S("g")})},
+      {Encode(ClientRequest{Leave{6, "s", "g"}}), A({U(11), U(6), S("s"), S("g")})},
+      {Encode(ClientRequest{Members{7, "s", "g", true}}),
+       A({U(12), U(7), S("s"), S("g"), B(true)})},
+      {Encode(ClientRequest{WhichGroups{8, "", false}}), A({U(13), U(8), S(""), B(false)})},
+      {Encode(ClientRequest{Monitor{9, "s", std::nullopt}}), A({U(14), U(9), S("s"), Nil()})},
+      {Encode(ClientRequest{Monitor{9, "s", "g"}}), A({U(14), U(9), S("s"), S("g")})},
+      {Encode(ClientRequest{Demonitor{10, 11}}), A({U(15), U(10), U(11)})},
+      {Encode(ClientRequest{Nodes{12}}), A({U(16), U(12)})},
+      {Encode(ClientRequest{Stats{13}}), A({U(17), U(13)})},
+      {Encode(ClientInbound{Reply{1, Status::NotJoined("x"), Empty{}}}),
+       A({U(100), U(1), U(2), S("x"), U(0)})},
+      {Encode(ClientInbound{Reply{1, Status::Ok(), WelcomeBody{"n1", 2, 3, 4, 5, 6}}}),
+       A({U(100), U(1), U(0), S(""), U(1), S("n1"), U(2), U(3), U(4), U(5), U(6)})},
+      {Encode(ClientInbound{Reply{1, Status::Ok(), MembersBody{{kM1}}}}),
+       A({U(100), U(1), U(0), S(""), U(2), A({S("n1.5f3a9c.17")})})},
+      {Encode(ClientInbound{Reply{1, Status::Ok(), GroupsBody{{{"s", "g", 2}}}}}),
+       A({U(100), U(1), U(0), S(""), U(3), A({A({S("s"), S("g"), U(2)})})})},
+      {Encode(ClientInbound{Reply{1, Status::Ok(), MonitorBody{7, {{"s", "g", {kM1}}}}}}),
+       A({U(100), U(1), U(0), S(""), U(4), U(7),
+          A({A({S("s"), S("g"), A({S("n1.5f3a9c.17")})})})})},
+      {Encode(ClientInbound{
+           Reply{1, Status::Ok(), NodesBody{{{"n1", 2, "alive", "tcp://h:1", 3, true}}}}}),
+       A({U(100), U(1), U(0), S(""), U(5),
+          A({A({S("n1"), U(2), S("alive"), S("tcp://h:1"), U(3), B(true)})})})},
+      {Encode(ClientInbound{Reply{1, Status::Ok(), StatsBody{{{"c", 9}}}}}),
+       A({U(100), U(1), U(0), S(""), U(6), A({A({S("c"), U(9)})})})},
+      {Encode(ClientInbound{Event{3, EventKind::kLeave, "s", "g", {kM1}}}),
+       A({U(101), U(3), U(2), S("s"), S("g"), A({S("n1.5f3a9c.17")})})},
+      {Encode(ClientInbound{Gap{4}}), A({U(102), U(4)})},
+      {Encode(PeerMessage{PeerHeartbeat{{"n1", 5}, 6, "tcp://h:1"}}),
+       A({U(200), from, U(6), S("tcp://h:1")})},
+      {Encode(PeerMessage{PeerDelta{{"n1", 5}, 7, {{DeltaOpKind::kLeave, "s", "g", 8}}}}),
+       A({U(201), from, U(7), A({A({U(2), S("s"), S("g"), U(8)})})})},
+      {Encode(PeerMessage{PeerBye{{"n1", 5}}}), A({U(202), from})},
+      {Encode(PeerMessage{
+           PeerHello{{"n1", 5},
+                     false,
+                     1,
+                     {"tcp://c:1", "tcp://p:1", "tcp://d:1"},
+                     {"tcp://k:1"},
+                     Snapshot{9, {{"s", "g", 10, 2}}}}}),
+       A({U(210), from, U(1), A({S("tcp://c:1"), S("tcp://p:1"), S("tcp://d:1")}),
+          A({S("tcp://k:1")}), A({U(9), A({A({S("s"), S("g"), U(10), U(2)})})})})},
+      {Encode(PeerMessage{
+           PeerHello{{"n1", 5}, true, 1, {"tcp://c:1", "tcp://p:1", "tcp://d:1"}, {}, Snapshot{}}}),
+       A({U(211), from, U(1), A({S("tcp://c:1"), S("tcp://p:1"), S("tcp://d:1")}), A({}),
+          A({U(0), A({})})})},
+      {Encode(PeerMessage{PeerSyncRequest{{"n1", 5}, 11}}), A({U(212), from, U(11)})},
+      {Encode(PeerMessage{PeerSyncReply{{"n1", 5}, Snapshot{12, {}}}}),
+       A({U(213), from, A({U(12), A({})})})},
+      {Encode(PeerMessage{PeerProbe{{"n1", 5}, 13, false}}), A({U(214), from, U(13)})},
+      {Encode(PeerMessage{PeerProbe{{"n1", 5}, 14, true}}), A({U(215), from, U(14)})},
+  };
+  for (const auto& c : kCases) EXPECT_EQ(Hex(c.frame), Hex(Pack(c.want)));
+}
+
+// A newer peer may append fields: extra trailing elements are accepted.
+TEST(WireTest, ExtraTrailingElementsAreAccepted) {
+  for (const Encoded& e : AllEncodedSamples()) {
+    V v = Unpacked(e.frame);
+    v.a.push_back(S("a field from the future"));
+    v.a.push_back(A({U(1), U(2)}));
+    EXPECT_EQ(DecodedText(e.dec, Pack(v)), e.text);
+  }
+}
+
+// ---- bad input -------------------------------------------------------------
+
+void ExpectBad(Dec dec, std::string_view frame, const std::string& label,
+               const std::string& want_in_message = "") {
+  Status st = DecodeWith(dec, frame);
+  EXPECT_FALSE(st.ok()) << label << ": decoded as " << DecodedText(dec, frame);
+  if (st.ok()) return;
+  EXPECT_EQ(st.code(), Code::kBadMessage) << label << ": " << st.ToString();
+  EXPECT_FALSE(st.message().empty()) << label;
+  if (!want_in_message.empty()) {
+    EXPECT_NE(st.message().find(want_in_message), std::string::npos)
+        << label << ": '" << st.message() << "' does not mention '" << want_in_message << "'";
+  }
+}
+
+constexpr Dec kAllDecoders[] = {Dec::kRequest, Dec::kInbound, Dec::kPeer};
+
+TEST(WireBadInputTest, EmptyFrame) {
+  for (Dec dec : kAllDecoders) ExpectBad(dec, "", "empty", "empty frame");
+  uint64_t req = 5;
+  EXPECT_FALSE(DecodeClientRequest("", &req).ok());
+  EXPECT_EQ(req, 0u);
+}
+
+TEST(WireBadInputTest, FixedGarbage) {
+  const std::string kGarbage[] = {
+      std::string("\xc1", 1),                  // never used in msgpack
+      std::string("\xc1\x92\x02\x05", 4),      // a valid Bye after a bad byte
+      "hello, broker",                         // a positive fixint, then junk
+      std::string("\xff\xff\xff\xff", 4),      // negative fixints
+      std::string("\x00", 1),                  // a bare zero
+      std::string("\xd4\x01\x02", 3),          // fixext: ext is refused
+      std::string("\x93\xc1\xc1\xc1", 4),      // an array of invalid bytes
+      std::string("\xdd", 1),                  // array32 header cut short
+      std::string("\xdb\xff\xff\xff\xff", 5),  // str32 claiming 4 GiB
+      std::string("\xc6\x7f\xff\xff\xff", 5),  // bin32 claiming 2 GiB
+  };
+  for (Dec dec : kAllDecoders) {
+    for (const std::string& g : kGarbage) ExpectBad(dec, g, "garbage");
+  }
+}
+
+// Random bytes, and valid messages with random bytes changed: never a crash,
+// and every rejection is a BadMessage.
+TEST(WireBadInputTest, RandomGarbageNeverCrashes) {
+  std::mt19937_64 rng(20240611);
+  std::vector<Encoded> samples = AllEncodedSamples();
+  int rejected = 0, total = 0;
+  auto check = [&](Dec dec, const std::string& frame) {
+    ++total;
+    Status st = DecodeWith(dec, frame);
+    if (!st.ok()) {
+      ++rejected;
+      EXPECT_EQ(st.code(), Code::kBadMessage) << st.ToString();
+    }
+  };
+  for (int i = 0; i < 3000; ++i) {
+    std::string frame(1 + rng() % 96, '\0');
+    for (char& c : frame) c = static_cast<char>(rng());
+    for (Dec dec : kAllDecoders) check(dec, frame);
+  }
+  for (int i = 0; i < 6000; ++i) {
+    const Encoded& e = samples[rng() % samples.size()];
+    std::string frame = e.frame;
+    int flips = 1 + int(rng() % 3);
+    for (int f = 0; f < flips; ++f) frame[rng() % frame.size()] = static_cast<char>(rng());
+    check(e.dec, frame);
+  }
+  EXPECT_GT(rejected, total / 2);  // most mutations break something
+}
+
+TEST(WireBadInputTest, EveryPrefixOfAValidMessageFails) {
+  for (const Encoded& e : AllEncodedSamples()) {
+    for (size_t len = 0; len < e.frame.size(); ++len) {
+      ExpectBad(e.dec, std::string_view(e.frame).substr(0, len),
+                e.text + " cut to " + std::to_string(len) + " bytes");
+    }
+    EXPECT_TRUE(DecodeWith(e.dec, e.frame).ok()) << e.text;
+  }
+}
+
+TEST(WireBadInputTest, TrailingBytes) {
+  for (const Encoded& e : AllEncodedSamples()) {
+    ExpectBad(e.dec, e.frame + std::string(1, '\0'), e.text + " + NUL", "trailing bytes");
+    ExpectBad(e.dec, e.frame + "x", e.text + " + x", "trailing bytes");
+    ExpectBad(e.dec, e.frame + e.frame, e.text + " twice", "trailing bytes");
+    ExpectBad(e.dec, e.frame + "\xc1", e.text + " + invalid byte");
+  }
+}
+
+TEST(WireBadInputTest, NotAnArray) {
+  const V kValues[] = {U(10), I(-1),   S("join"), Bin("\x92\x02\x05"),
+                       Nil(), B(true), F(2.5),    EmptyMap()};
+  for (Dec dec : kAllDecoders) {
+    for (const V& v : kValues) ExpectBad(dec, Pack(v), "non-array", "not an array");
+  }
+  // A map with content is refused by the unpacker's limits.
+  std::string map1("\x81\x01\x02", 3);
+  for (Dec dec : kAllDecoders) ExpectBad(dec, map1, "map {1: 2}");
+}
+
+TEST(WireBadInputTest, EmptyArrayOrTypeOfWrongKind) {
+  for (Dec dec : kAllDecoders) {
+    ExpectBad(dec, Pack(A({})), "[]", "missing field 'type'");
+    ExpectBad(dec, Pack(A({S("10"), U(1)})), "string type", "'type'");
+    ExpectBad(dec, Pack(A({I(-10), U(1)})), "negative type", "'type'");
+    ExpectBad(dec, Pack(A({F(10.0), U(1)})), "float type", "'type'");
+  }
+}
+
+TEST(WireBadInputTest, UnknownTypeNumbers) {
+  // Each message is shaped like a valid message of the type that the number
+  // would alias when truncated to 16 bits, so a decoder that narrows the type
+  // before checking it would accept it.
+  const V from = A({S("n1"), U(1)});
+  const struct {
+    Dec dec;
+    V msg;
+  } kCases[] = {
+      {Dec::kRequest, A({U(0), U(7)})},
+      {Dec::kRequest, A({U(4), U(7)})},
+      {Dec::kRequest, A({U(9), U(7)})},
+      {Dec::kRequest, A({U(18), U(7)})},
+      {Dec::kRequest, A({U(100), U(7), U(0), S(""), U(0)})},  // a reply is not a request
+      {Dec::kRequest, A({U(200), U(7)})},
+      {Dec::kRequest, A({U(65535), U(7)})},
+      {Dec::kRequest, A({U(65536 + 10), U(7), S("s"), S("g")})},  // would be Join
+      {Dec::kRequest, A({U((1ull << 32) + 2), U(7)})},            // would be Bye
+      {Dec::kRequest, A({U(UINT64_MAX), U(7)})},
+      {Dec::kInbound, A({U(0), U(7)})},
+      {Dec::kInbound, A({U(1), U(7), U(1), S("c")})},  // a request is not a reply
+      {Dec::kInbound, A({U(99), U(7)})},
+      {Dec::kInbound, A({U(103), U(7)})},
+      {Dec::kInbound, A({U(201), from, U(1), A({})})},
+      {Dec::kInbound, A({U(65536 + 102), U(7)})},  // would be Gap
+      {Dec::kInbound, A({U(UINT64_MAX), U(7)})},
+      {Dec::kPeer, A({U(0), from})},
+      {Dec::kPeer, A({U(3), from})},
+      {Dec::kPeer, A({U(102), U(1)})},
+      {Dec::kPeer, A({U(199), from})},
+      {Dec::kPeer, A({U(203), from})},
+      {Dec::kPeer, A({U(209), from})},
+      {Dec::kPeer, A({U(216), from, U(1)})},
+      {Dec::kPeer, A({U(65536 + 214), from, U(9)})},   // would be Probe
+      {Dec::kPeer, A({U((1ull << 48) + 202), from})},  // would be Bye
+      {Dec::kPeer, A({U(UINT64_MAX), from})},
+  };
+  for (const auto& c : kCases) {
+    std::string frame = Pack(c.msg);
+    ExpectBad(c.dec, frame, "type " + std::to_string(c.msg.a[0].u), "unknown");
+  }
+}
+
+// Every field of every sample, replaced by a value of each wrong type.
+TEST(WireBadInputTest, WrongFieldTypeInEachPosition) {
+  int checked = 0;
+  for (const Encoded& e : AllEncodedSamples()) {
+    const V original = Unpacked(e.frame);
+    std::vector<std::vector<size_t>> paths;
+    std::vector<size_t> prefix;
+    CollectPaths(original, prefix, &paths);
+    for (const std::vector<size_t>& path : paths) {
+      V probe = original;
+      for (const V& wrong : WrongTypesFor(At(probe, path))) {
+        // The one place where a second type is valid: Monitor's group may be
+        // nil (the whole scope).
+        bool monitor_group = e.dec == Dec::kRequest &&
+                             original.a[0].u == uint64_t(Type::kMonitor) &&
+                             path == std::vector<size_t>{3};
+        if (monitor_group && wrong.k == V::K::kNil) continue;
+        V bad = original;
+        At(bad, path) = wrong;
+        ExpectBad(e.dec, Pack(bad),
+                  e.text + " with " + PathString(path) + " of msgpack kind " +
+                      std::to_string(int(wrong.k)));
+        ++checked;
+      }
+    }
+  }
+  EXPECT_GT(checked, 1000);
+}
+
+// Every required top-level field, removed from the end: "is missing field".
+TEST(WireBadInputTest, MissingFields) {
+  for (const Encoded& e : AllEncodedSamples()) {
+    V v = Unpacked(e.frame);
+    while (v.a.size() > 1) {
+      v.a.pop_back();
+      ExpectBad(e.dec, Pack(v), e.text + " with " + std::to_string(v.a.size()) + " fields",
+                "missing field");
+    }
+  }
+  // Inside nested arrays too.
+  const V from1 = A({S("n1")});
+  ExpectBad(Dec::kPeer, Pack(A({U(202), from1})), "from without incarnation",
+            "missing field 'incarnation'");
+  ExpectBad(Dec::kPeer, Pack(A({U(201), A({S("n1"), U(1)}), U(1), A({A({U(1), S("s"), S("g")})})})),
+            "op without session", "missing field 'session'");
+  ExpectBad(Dec::kPeer,
+            Pack(A({U(213), A({S("n1"), U(1)}), A({U(1), A({A({S("s"), S("g"), U(1)})})})})),
+            "entry without count", "missing field 'count'");
+  ExpectBad(Dec::kPeer,
+            Pack(A({U(210), A({S("n1"), U(1)}), U(1), A({S("tcp://a:1"), S("tcp://b:1")}), A({}),
+                    A({U(0), A({})})})),
+            "two endpoints", "missing field 'data'");
+  ExpectBad(Dec::kInbound,
+            Pack(A({U(100), U(1), U(0), S(""), U(5), A({A({S("n1"), U(1), S("alive")})})})),
+            "node info cut", "missing field 'calls_endpoint'");
+}
+
+struct BadCase {
+  std::string label;
+  Dec dec;
+  V msg;
+  std::string want_in_message;  // part of the error message
+};
+
+void RunBadCases(const std::vector<BadCase>& cases) {
+  for (const BadCase& c : cases) ExpectBad(c.dec, Pack(c.msg), c.label, c.want_in_message);
+}
+
+// Builders of valid messages with one part given by the caller.
+const V kFrom = A({S("n1"), U(1)});
+V JoinV(V scope, V group) {
+  return A({U(10), U(7), std::move(scope), std::move(group)});
+}
+V LeaveV(V scope, V group) {
+  return A({U(11), U(7), std::move(scope), std::move(group)});
+}
+V MembersV(V scope, V group) {
+  return A({U(12), U(7), std::move(scope), std::move(group), B(false)});
+}
+V WhichGroupsV(V scope) {
+  return A({U(13), U(7), std::move(scope), B(false)});
+}
+V MonitorV(V scope, V group) {
+  return A({U(14), U(7), std::move(scope), std::move(group)});
+}
+V HelloV(V name) {
+  return A({U(1), U(7), U(1), std::move(name)});
+}
+V ReplyV(uint64_t code, V message, uint64_t tag, std::vector<V> body) {
+  std::vector<V> items = {U(100), U(7), U(code), std::move(message), U(tag)};
+  for (V& b : body) items.push_back(std::move(b));
+  return A(std::move(items));
+}
+V WelcomeV(V node, V heartbeat_ms = U(250)) {
+  return ReplyV(0, S(""), 1, {std::move(node), U(1), U(2), U(3), std::move(heartbeat_ms), U(5000)});
+}
+V MembersBodyV(std::vector<V> members) {
+  return ReplyV(0, S(""), 2, {A(std::move(members))});
+}
+V GroupsBodyV(V scope, V group) {
+  return ReplyV(0, S(""), 3, {A({A({std::move(scope), std::move(group), U(1)})})});
+}
+V MonitorBodyV(V scope, V group, std::vector<V> members) {
+  return ReplyV(0, S(""), 4,
+                {U(9), A({A({std::move(scope), std::move(group), A(std::move(members))})})});
+}
+V NodesBodyV(V name, V state, V ep) {
+  return ReplyV(0, S(""), 5,
+                {A({A({std::move(name), U(1), std::move(state), std::move(ep), U(0), B(false)})})});
+}
+V StatsBodyV(V name) {
+  return ReplyV(0, S(""), 6, {A({A({std::move(name), U(1)})})});
+}
+V EventV(uint64_t kind, V scope, V group, std::vector<V> members) {
+  return A({U(101), U(3), U(kind), std::move(scope), std::move(group), A(std::move(members))});
+}
+V FromV(V node) {
+  return A({std::move(node), U(1)});
+}
+V PeerHeartbeatV(V from, V ep) {
+  return A({U(200), std::move(from), U(3), std::move(ep)});
+}
+V DeltaV(uint64_t op, V scope, V group) {
+  return A({U(201), kFrom, U(2), A({A({U(op), std::move(scope), std::move(group), U(17)})})});
+}
+V SnapshotV(std::vector<V> entries) {
+  return A({U(5), A(std::move(entries))});
+}
+V EntryV(V scope, V group, uint64_t count) {
+  return A({std::move(scope), std::move(group), U(17), U(count)});
+}
+V PeerHelloV(uint64_t type, V control_ep, std::vector<V> known, V snapshot, V version = U(1)) {
+  return A({U(type), kFrom, std::move(version),
+            A({S("tcp://a:1"), std::move(control_ep), S("tcp://c:1")}), A(std::move(known)),
+            std::move(snapshot)});
+}
+V SyncReplyV(V snapshot) {
+  return A({U(213), kFrom, std::move(snapshot)});
+}
+
+TEST(WireBadInputTest, BuildersMakeValidMessages) {
+  // The builders used below are valid with ordinary arguments, so each bad
+  // case fails for the one thing it changes.
+  const struct {
+    Dec dec;
+    V msg;
+  } kCases[] = {
+      {Dec::kRequest, JoinV(S("s"), S("g"))},
+      {Dec::kRequest, LeaveV(S("s"), S("g"))},
+      {Dec::kRequest, MembersV(S("s"), S("g"))},
+      {Dec::kRequest, WhichGroupsV(S(""))},
+      {Dec::kRequest, MonitorV(S("s"), Nil())},
+      {Dec::kRequest, HelloV(S("c"))},
+      {Dec::kInbound, WelcomeV(S("n1"))},
+      {Dec::kInbound, MembersBodyV({S("n1.5f.17")})},
+      {Dec::kInbound, GroupsBodyV(S("s"), S("g"))},
+      {Dec::kInbound, MonitorBodyV(S("s"), S("g"), {S("n1.5f.17")})},
+      {Dec::kInbound, NodesBodyV(S("n1"), S("alive"), S("tcp://a:1"))},
+      {Dec::kInbound, StatsBodyV(S("c"))},
+      {Dec::kInbound, EventV(1, S("s"), S("g"), {S("n1.5f.17")})},
+      {Dec::kPeer, PeerHeartbeatV(FromV(S("n1")), S("tcp://a:1"))},
+      {Dec::kPeer, DeltaV(2, S("s"), S("g"))},
+      {Dec::kPeer,
+       PeerHelloV(210, S("tcp://b:1"), {S("tcp://k:1")}, SnapshotV({EntryV(S("s"), S("g"), 1)}))},
+      {Dec::kPeer, PeerHelloV(211, S("tcp://b:1"), {}, SnapshotV({}))},
+      {Dec::kPeer, SyncReplyV(SnapshotV({EntryV(S("s"), S("g"), 2)}))},
+  };
+  for (const auto& c : kCases) {
+    Status st = DecodeWith(c.dec, Pack(c.msg));
+    EXPECT_TRUE(st.ok()) << st.ToString();
+  }
+}
+
+TEST(WireBadInputTest, OverLengthStrings) {
+  const std::string s256(256, 's');
+  const std::string node65(kMaxNodeNameBytes + 1, 'n');
+  const std::string ep256 = "tcp://" + std::string(250, 'h');
+  const std::vector<BadCase> kCases = {
+      {"join scope", Dec::kRequest, JoinV(S(s256), S("g")), "scope"},
+      {"join group", Dec::kRequest, JoinV(S("s"), S(s256)), "group"},
+      {"leave scope", Dec::kRequest, LeaveV(S(s256), S("g")), "scope"},
+      {"members group", Dec::kRequest, MembersV(S("s"), S(s256)), "group"},
+      {"which_groups scope", Dec::kRequest, WhichGroupsV(S(s256)), "scope"},
+      {"monitor scope", Dec::kRequest, MonitorV(S(s256), Nil()), "scope"},
+      {"monitor group", Dec::kRequest, MonitorV(S("s"), S(s256)), "group"},
+      {"hello client_name", Dec::kRequest, HelloV(S(s256)), "client_name"},
+      {"a 1 MiB scope", Dec::kRequest, JoinV(S(std::string(1 << 20, 's')), S("g")), "scope"},
+      {"reply message", Dec::kInbound, ReplyV(1, S(std::string((1 << 16) + 1, 'm')), 0, {}),
+       "message"},
+      {"welcome node", Dec::kInbound, WelcomeV(S(node65)), "node"},
+      {"member id", Dec::kInbound, MembersBodyV({S(std::string(200, '1'))}), "member"},
+      {"groups scope", Dec::kInbound, GroupsBodyV(S(s256), S("g")), "scope"},
+      {"monitor body group", Dec::kInbound, MonitorBodyV(S("s"), S(s256), {}), "group"},
+      {"node name", Dec::kInbound, NodesBodyV(S(node65), S("alive"), S("tcp://a:1")), "name"},
+      {"node state", Dec::kInbound, NodesBodyV(S("n1"), S(std::string(17, 'a')), S("tcp://a:1")),
+       "state"},
+      {"node calls_endpoint", Dec::kInbound, NodesBodyV(S("n1"), S("alive"), S(ep256)),
+       "calls_endpoint"},
+      {"stats name", Dec::kInbound, StatsBodyV(S(s256)), "name"},
+      {"event scope", Dec::kInbound, EventV(1, S(s256), S("g"), {}), "scope"},
+      {"event group", Dec::kInbound, EventV(2, S("s"), S(s256), {}), "group"},
+      {"from node", Dec::kPeer, PeerHeartbeatV(FromV(S(node65)), S("tcp://a:1")), "node"},
+      {"heartbeat calls_endpoint", Dec::kPeer, PeerHeartbeatV(kFrom, S(ep256)), "calls_endpoint"},
+      {"delta scope", Dec::kPeer, DeltaV(1, S(s256), S("g")), "scope"},
+      {"delta group", Dec::kPeer, DeltaV(1, S("s"), S(s256)), "group"},
+      {"hello control endpoint", Dec::kPeer, PeerHelloV(210, S(ep256), {}, SnapshotV({})),
+       "control"},
+      {"hello known peer", Dec::kPeer,
+       PeerHelloV(210, S("tcp://b:1"), {S("tcp://k:1"), S(ep256)}, SnapshotV({})), "peer"},
+      {"snapshot scope", Dec::kPeer, SyncReplyV(SnapshotV({EntryV(S(s256), S("g"), 1)})), "scope"},
+      {"snapshot group", Dec::kPeer,
+       PeerHelloV(211, S("tcp://b:1"), {}, SnapshotV({EntryV(S("s"), S(s256), 1)})), "group"},
+  };
+  RunBadCases(kCases);
+}
+
+TEST(WireBadInputTest, InvalidNames) {
+  const std::vector<BadCase> kCases = {
+      {"join empty scope", Dec::kRequest, JoinV(S(""), S("g")), "scope"},
+      {"join empty group", Dec::kRequest, JoinV(S("s"), S("")), "group"},
+      {"join control scope", Dec::kRequest, JoinV(S("a\nb"), S("g")), "scope"},
+      {"join control group", Dec::kRequest, JoinV(S("s"), S("g\x01")), "group"},
+      {"join NUL group", Dec::kRequest, JoinV(S("s"), S(std::string("g\0h", 3))), "group"},
+      {"leave empty scope", Dec::kRequest, LeaveV(S(""), S("g")), "scope"},
+      {"leave DEL group", Dec::kRequest, LeaveV(S("s"), S("\x7f")), "group"},
+      {"members empty group", Dec::kRequest, MembersV(S("s"), S("")), "group"},
+      {"members control scope", Dec::kRequest, MembersV(S("\t"), S("g")), "scope"},
+      {"which_groups control scope", Dec::kRequest, WhichGroupsV(S("s\r")), "scope"},
+      {"monitor empty scope", Dec::kRequest, MonitorV(S(""), Nil()), "scope"},
+      {"monitor empty group (not nil)", Dec::kRequest, MonitorV(S("s"), S("")), "group"},
+      {"monitor control group", Dec::kRequest, MonitorV(S("s"), S("\x1b")), "group"},
+      {"welcome node with a dot", Dec::kInbound, WelcomeV(S("n.1")), "node"},
+      {"welcome empty node", Dec::kInbound, WelcomeV(S("")), "node"},
+      {"groups empty scope", Dec::kInbound, GroupsBodyV(S(""), S("g")), "scope"},
+      {"groups control group", Dec::kInbound, GroupsBodyV(S("s"), S("\n")), "group"},
+      {"monitor body control scope", Dec::kInbound, MonitorBodyV(S("\x02"), S("g"), {}), "scope"},
+      {"monitor body empty group", Dec::kInbound, MonitorBodyV(S("s"), S(""), {}), "group"},
+      {"node name with a space", Dec::kInbound, NodesBodyV(S("n 1"), S("alive"), S("")), "name"},
+      {"event empty scope", Dec::kInbound, EventV(1, S(""), S("g"), {}), "scope"},
+      {"event control group", Dec::kInbound, EventV(2, S("s"), S("g\n"), {}), "group"},
+      {"from empty node", Dec::kPeer, PeerHeartbeatV(FromV(S("")), S("tcp://a:1")), "node"},
+      {"from node with a slash", Dec::kPeer, PeerHeartbeatV(FromV(S("n/1")), S("tcp://a:1")),
+       "node"},
+      {"heartbeat http endpoint", Dec::kPeer, PeerHeartbeatV(kFrom, S("http://a:1")),
+       "calls_endpoint"},
+      {"heartbeat empty endpoint", Dec::kPeer, PeerHeartbeatV(kFrom, S("")), "calls_endpoint"},
+      {"delta empty scope", Dec::kPeer, DeltaV(1, S(""), S("g")), "scope"},
+      {"delta control group", Dec::kPeer, DeltaV(2, S("s"), S("\x7f")), "group"},
+      {"hello bad control endpoint", Dec::kPeer, PeerHelloV(210, S("tcp://"), {}, SnapshotV({})),
+       "control"},
+      {"hello bad known peer", Dec::kPeer,
+       PeerHelloV(211, S("tcp://b:1"), {S("tcp://k:1"), S("udp://k:2")}, SnapshotV({})), "peer"},
+      {"snapshot empty scope", Dec::kPeer, SyncReplyV(SnapshotV({EntryV(S(""), S("g"), 1)})),
+       "scope"},
+      {"snapshot control group", Dec::kPeer,
+       SyncReplyV(SnapshotV({EntryV(S("s"), S("g"), 1), EntryV(S("s"), S("\x03"), 1)})), "group"},
+  };
+  RunBadCases(kCases);
+}
+
+TEST(WireBadInputTest, InvalidMemberIdInAList) {
+  const V good = S("n1.5f3a9c.17");
+  const std::vector<BadCase> kCases = {
+      {"members: missing parts", Dec::kInbound, MembersBodyV({good, S("n1.5f")}),
+       "malformed member id"},
+      {"members: extra dot", Dec::kInbound, MembersBodyV({S("n1.5f.17."), good}),
+       "malformed member id"},
+      {"members: non-hex incarnation", Dec::kInbound, MembersBodyV({S("n1.xyz.17")}),
+       "malformed member id"},
+      {"members: trailing junk", Dec::kInbound, MembersBodyV({good, good, S("n1.5f.17z")}),
+       "malformed member id"},
+      {"members: bad node", Dec::kInbound, MembersBodyV({S("n:1.5f.17")}), "malformed member id"},
+      {"members: empty", Dec::kInbound, MembersBodyV({S("")}), "malformed member id"},
+      {"event: empty session", Dec::kInbound, EventV(1, S("s"), S("g"), {good, S("n1.5f.")}),
+       "malformed member id"},
+      {"monitor body: decimal letters", Dec::kInbound,
+       MonitorBodyV(S("s"), S("g"), {S("n1.5f.1e3")}), "malformed member id"},
+  };
+  RunBadCases(kCases);
+}
+
+TEST(WireBadInputTest, OutOfRangeValues) {
+  const std::vector<BadCase> kCases = {
+      {"hello version over 32 bits", Dec::kRequest, A({U(1), U(7), U(1ull << 32), S("c")}),
+       "version"},
+      {"reply code 9", Dec::kInbound, ReplyV(9, S(""), 0, {}), "code"},
+      {"reply code 255", Dec::kInbound, ReplyV(255, S(""), 0, {}), "code"},
+      {"reply body tag 7", Dec::kInbound, ReplyV(0, S(""), 7, {}), "body tag"},
+      {"reply body tag huge", Dec::kInbound, ReplyV(0, S(""), UINT64_MAX, {}), "body tag"},
+      {"welcome heartbeat over 32 bits", Dec::kInbound, WelcomeV(S("n1"), U(1ull << 32)),
+       "heartbeat_ms"},
+      {"event kind 0", Dec::kInbound, EventV(0, S("s"), S("g"), {}), "kind"},
+      {"event kind 3", Dec::kInbound, EventV(3, S("s"), S("g"), {}), "kind"},
+      {"delta op 0", Dec::kPeer, DeltaV(0, S("s"), S("g")), "op"},
+      {"delta op 3", Dec::kPeer, DeltaV(3, S("s"), S("g")), "op"},
+      {"hello version over 32 bits", Dec::kPeer,
+       PeerHelloV(210, S("tcp://b:1"), {}, SnapshotV({}), U(1ull << 32)), "version"},
+      {"snapshot count over 32 bits", Dec::kPeer,
+       SyncReplyV(SnapshotV({EntryV(S("s"), S("g"), 1ull << 32)})), "count"},
+  };
+  RunBadCases(kCases);
+}
+
+TEST(WireBadInputTest, SnapshotEntryWithCountZero) {
+  const std::vector<BadCase> kCases = {
+      {"sync reply, only entry", Dec::kPeer, SyncReplyV(SnapshotV({EntryV(S("s"), S("g"), 0)})),
+       "count 0"},
+      {"sync reply, second entry", Dec::kPeer,
+       SyncReplyV(SnapshotV({EntryV(S("s"), S("g"), 3), EntryV(S("s"), S("h"), 0)})), "count 0"},
+      {"hello", Dec::kPeer,
+       PeerHelloV(210, S("tcp://b:1"), {}, SnapshotV({EntryV(S("s"), S("g"), 0)})), "count 0"},
+      {"welcome", Dec::kPeer,
+       PeerHelloV(211, S("tcp://b:1"), {}, SnapshotV({EntryV(S("s"), S("g"), 0)})), "count 0"},
+  };
+  RunBadCases(kCases);
+}
+
+TEST(WireBadInputTest, HugeDeclaredArrayLength) {
+  const uint32_t kClaims[] = {
+      1u << 31, UINT32_MAX, uint32_t(kMaxListItems) + 1, uint32_t(kMaxListItems), 1'000'000, 3};
+  for (uint32_t claim : kClaims) {
+    const std::string label = "claims " + std::to_string(claim) + " elements";
+    // The whole message.
+    for (Dec dec : kAllDecoders) {
+      ExpectBad(dec, Pack(ClaimedArray(claim, {U(2), U(7)})), "message " + label);
+    }
+    // A list inside a valid prefix.
+    V members = MembersBodyV({S("n1.5f.17")});
+    members.a[5].claimed_size = claim;
+    ExpectBad(Dec::kInbound, Pack(members), "members " + label);
+    V delta = DeltaV(1, S("s"), S("g"));
+    delta.a[3].claimed_size = claim;
+    ExpectBad(Dec::kPeer, Pack(delta), "delta ops " + label);
+    V sync = SyncReplyV(SnapshotV({EntryV(S("s"), S("g"), 1)}));
+    sync.a[2].a[1].claimed_size = claim;
+    ExpectBad(Dec::kPeer, Pack(sync), "snapshot entries " + label);
+  }
+  // Raw bytes: array32 of 2^31 elements, then a few bytes of data.
+  ExpectBad(Dec::kRequest, std::string("\xdd\x80\x00\x00\x00\x02\x07", 7), "raw 2^31");
+  ExpectBad(Dec::kPeer, std::string("\xdd\x80\x00\x00\x00", 5), "raw 2^31, no data");
+}
+
+TEST(WireBadInputTest, DeeplyNestedArrays) {
+  V v = A({});
+  for (int i = 0; i < 100; ++i) v = A({std::move(v)});
+  for (Dec dec : kAllDecoders) ExpectBad(dec, Pack(v), "100 nested arrays");
+  // A valid Join with a trailing element nested 9 deep (10 with the message).
+  V nested = U(1);
+  for (int i = 0; i < 9; ++i) nested = A({std::move(nested)});
+  V deep = A({U(10), U(7), S("s"), S("g"), std::move(nested)});
+  ExpectBad(Dec::kRequest, Pack(deep), "too deep in a trailing element");
+}
+
+// ---- the req id of a request that fails to decode --------------------------
+
+TEST(WireBadInputTest, DecodeClientRequestReportsReqId) {
+  const struct {
+    std::string label;
+    std::string frame;
+    bool ok;
+    uint64_t want_req;
+  } kCases[] = {
+      {"valid join", Pack(JoinV(S("s"), S("g"))), true, 7},
+      {"join with an empty scope", Pack(JoinV(S(""), S("g"))), false, 7},
+      {"join with a non-string group", Pack(JoinV(S("s"), U(3))), false, 7},
+      {"join missing its group", Pack(A({U(10), U(99), S("s")})), false, 99},
+      {"members missing local_only", Pack(A({U(12), U(42), S("s"), S("g")})), false, 42},
+      {"hello with a 33-bit version", Pack(A({U(1), U(1234), U(1ull << 32), S("c")})), false, 1234},
+      {"unknown type with a req", Pack(A({U(99), U(5555)})), false, 5555},
+      {"type over 16 bits with a req", Pack(A({U(65536 + 10), U(77), S("s"), S("g")})), false, 77},
+      {"max req", Pack(A({U(11), U(UINT64_MAX), S("s"), S("")})), false, UINT64_MAX},
+      {"valid heartbeat: no req", Pack(A({U(3), U(8), U(9)})), true, 0},
+      {"bad heartbeat: no req", Pack(A({U(3), U(8)})), false, 0},
+      {"missing req", Pack(A({U(10)})), false, 0},
+      {"req is a string", Pack(A({U(10), S("7"), S("s"), S("g")})), false, 0},
+      {"req is negative", Pack(A({U(10), I(-7), S("s"), S("g")})), false, 0},
+      {"type is a string", Pack(A({S("10"), U(7), S("s"), S("g")})), false, 0},
+      {"not an array", Pack(U(7)), false, 0},
+      {"garbage", std::string("\xc1\x07", 2), false, 0},
+      {"truncated join", Pack(JoinV(S("s"), S("g"))).substr(0, 4), false, 0},
+      {"join with trailing bytes", Pack(JoinV(S("s"), S("g"))) + "x", false, 0},
+  };
+  for (const auto& c : kCases) {
+    uint64_t req = 0xdeadbeef;  // overwritten in every case
+    Result<ClientRequest> r = DecodeClientRequest(c.frame, &req);
+    EXPECT_EQ(r.ok(), c.ok) << c.label << ": " << r.status().ToString();
+    EXPECT_EQ(req, c.want_req) << c.label;
+    EXPECT_EQ(DecodeClientRequest(c.frame).ok(), c.ok) << c.label << " without req out";
+  }
+}
+
+}  // namespace
+}  // namespace meshbus::wire
