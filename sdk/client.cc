@@ -298,4 +298,20 @@ Result<Delivery> Client::Receive(std::chrono::milliseconds timeout) {
   }
 }
 
+Result<size_t> Client::Dispatch(const std::function<void(const Delivery&)>& handler,
+                                std::chrono::milliseconds timeout) {
+  auto deadline = Impl::Clock::now() + timeout;
+  size_t handled = 0;
+  while (true) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Impl::Clock::now());
+    Result<Delivery> d = Receive(std::max(left, std::chrono::milliseconds(0)));
+    if (!d.ok()) {
+      if (d.status().code() == Code::kTimeout) return handled;
+      return d.status();
+    }
+    handler(*d);
+    ++handled;
+  }
+}
+
 }  // namespace meshbus

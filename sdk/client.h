@@ -17,6 +17,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -106,6 +107,11 @@ class Client {
 
   // The next delivery, waiting up to `timeout`; kTimeout when none came.
   Result<Delivery> Receive(std::chrono::milliseconds timeout);
+  // Hands every delivery that arrives within `timeout` to `handler`, in
+  // order, on this thread; returns how many it handled, or the error that
+  // stopped it (kTimeout is not an error here).
+  Result<size_t> Dispatch(const std::function<void(const Delivery&)>& handler,
+                          std::chrono::milliseconds timeout);
 
  private:
   struct Impl;

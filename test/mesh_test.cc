@@ -169,6 +169,26 @@ TEST_F(MeshTest, GroupMonitorSeesOnlyItsGroupAndDemonitorStopsIt) {
   EXPECT_EQ(none.status().code(), Code::kTimeout);
 }
 
+TEST_F(MeshTest, DispatchHandsDeliveriesToACallbackInOrder) {
+  Client watcher = mesh.Connect(1);
+  Client a = mesh.Connect(0);
+  ASSERT_TRUE(watcher.Monitor("app", "cb").ok());
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(a.Join("app", "cb").ok());
+    ASSERT_TRUE(a.Leave("app", "cb").ok());
+  }
+  std::vector<std::string> kinds;
+  ASSERT_TRUE(WaitFor([&] {
+    auto n = watcher.Dispatch(
+        [&](const Delivery& d) {
+          if (auto* e = std::get_if<MonitorEvent>(&d)) kinds.push_back(std::string(wire::EventKindName(e->kind)));
+        },
+        milliseconds(20));
+    return n.ok() && kinds.size() >= 6;
+  }));
+  EXPECT_EQ(kinds, (std::vector<std::string>{"join", "leave", "join", "leave", "join", "leave"}));
+}
+
 TEST_F(MeshTest, SilentSessionEndsAndItsMembershipsGoEverywhere) {
   // A raw session that says hello and joins, then never heartbeats again,
   // as a client process that hangs or dies without a goodbye.

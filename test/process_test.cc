@@ -3,6 +3,10 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <unistd.h>
+
+#include <cstdlib>
+
 #include "test/process_mesh.h"
 #include "test/test_mesh.h"
 
@@ -123,6 +127,66 @@ TEST(ProcessDaemonTest, BadFlagsAndUnbindableAddressesExitWithCodeTwo) {
     ASSERT_TRUE(WIFEXITED(status)) << c.why;
     EXPECT_EQ(WEXITSTATUS(status), 2) << c.why << ": " << c.args;
   }
+}
+
+// The netns mesh: each broker in a network namespace of its own, so that a
+// link between two of them can be cut for real (blackhole routes) while both
+// still reach the third.
+class NetnsMeshTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (geteuid() != 0) GTEST_SKIP() << "network namespaces need root";
+    if (std::system("ip netns add mb-probe-ns >/dev/null 2>&1 && ip netns del mb-probe-ns") != 0) {
+      GTEST_SKIP() << "this machine cannot create network namespaces";
+    }
+    char tmpl[] = "/tmp/meshbus-ns-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    ASSERT_EQ(Script("up 3 --dir " + dir_), 0) << "netns-mesh.sh up failed";
+    up_ = true;
+  }
+  void TearDown() override {
+    if (up_) {
+      EXPECT_EQ(Script("down --dir " + dir_), 0);
+    }
+    if (!dir_.empty()) std::system(("rm -rf '" + dir_ + "'").c_str());
+  }
+  int Script(const std::string& args) {
+    std::string cmd = "MESHBUS_BIN_DIR='" + BinDir() + "' '" + ScriptsDir() + "/netns-mesh.sh' " + args +
+                      " >>'" + dir_ + "/script.log' 2>&1";
+    int status = std::system(cmd.c_str());
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  }
+  Client Connect(int node) {
+    ClientOptions o;
+    o.endpoint = "ipc://" + dir_ + "/n" + std::to_string(node) + ".ipc";
+    auto c = Client::Connect(o);
+    EXPECT_TRUE(c.ok()) << c.status().ToString();
+    return std::move(c.value());
+  }
+  std::string dir_;
+  bool up_ = false;
+};
+
+TEST_F(NetnsMeshTest, CutLinkIsDetectedOnBothSidesAndHealConverges) {
+  Client n1 = Connect(1), n2 = Connect(2), n3 = Connect(3);
+  ASSERT_TRUE(n3.Join("app", "g").ok());
+  std::string id = n3.self().ToString();
+  ASSERT_TRUE(WaitFor([&] { return HasMember(n1, "app", "g", id); }));
+
+  ASSERT_EQ(Script("cut n1 n3"), 0);
+  EXPECT_TRUE(WaitFor([&] { return StateOf(n1, "n3") == "dead" && StateOf(n3, "n1") == "dead"; },
+                      milliseconds(5000)));
+  EXPECT_FALSE(HasMember(n1, "app", "g", id));
+  // n2 still reaches both, and still sees the member.
+  EXPECT_EQ(StateOf(n2, "n1"), "alive");
+  EXPECT_EQ(StateOf(n2, "n3"), "alive");
+  EXPECT_TRUE(HasMember(n2, "app", "g", id));
+
+  ASSERT_EQ(Script("heal n1 n3"), 0);
+  EXPECT_TRUE(WaitFor([&] { return StateOf(n1, "n3") == "alive" && StateOf(n3, "n1") == "alive"; },
+                      milliseconds(15000)));
+  EXPECT_TRUE(WaitFor([&] { return HasMember(n1, "app", "g", id); }, milliseconds(5000)));
 }
 
 }  // namespace
