@@ -342,6 +342,40 @@ TEST_F(MeshTest, NodesListsEveryBrokerAlive) {
   EXPECT_EQ(self, 1);
 }
 
+TEST(MeshSlowConsumerTest, LostDeliveriesAreCountedAndReportedExactly) {
+  BrokerOptions o = TestMesh::FastOptions();
+  o.client_queue_messages = 20;  // a tiny queue, so a reader that sleeps overflows it
+  TestMesh mesh(1, o);
+  Client watcher = mesh.Connect(0);
+  Client a = mesh.Connect(0);
+  ASSERT_TRUE(watcher.Monitor("app", "burst").ok());
+  constexpr int kPairs = 3000;
+  for (int i = 0; i < kPairs; ++i) {
+    ASSERT_TRUE(a.Join("app", "burst").ok());
+    ASSERT_TRUE(a.Leave("app", "burst").ok());
+  }
+  // Read what was queued, then one more event, which carries the count of
+  // anything lost after the last delivery that got through.
+  uint64_t received = 0, lost = 0, gaps = 0;
+  auto drain = [&] {
+    while (true) {
+      Result<Delivery> d = watcher.Receive(milliseconds(200));
+      if (!d.ok()) return;
+      if (std::holds_alternative<MonitorEvent>(*d)) ++received;
+      if (auto* g = std::get_if<GapNotice>(&*d)) {
+        lost += g->lost;
+        ++gaps;
+      }
+    }
+  };
+  drain();
+  ASSERT_TRUE(a.Join("app", "burst").ok());
+  drain();
+  EXPECT_GT(gaps, 0u) << "the queue never overflowed: the test proves nothing";
+  EXPECT_EQ(received + lost, 2u * kPairs + 1) << received << " received, " << lost << " reported lost";
+  EXPECT_EQ(mesh.broker(0).Stats()["client_deliveries_lost"], lost);
+}
+
 TEST(MeshDiscoveryTest, PeersLearnTheWholeMeshFromOneSeed) {
   // Five brokers, each seeded with at most two earlier ones: all must meet.
   TestMesh mesh(5);
