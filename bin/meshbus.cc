@@ -59,9 +59,13 @@ int Fail(const Status& status) {
 // Set by SIGINT/SIGTERM in the commands that run until stopped.
 volatile std::sig_atomic_t g_stop_requested = 0;
 
-extern "C" void OnStopSignal(int) { g_stop_requested = 1; }
+extern "C" void OnStopSignal(int) {
+  g_stop_requested = 1;
+}
 
-bool StopRequested() { return g_stop_requested != 0; }
+bool StopRequested() {
+  return g_stop_requested != 0;
+}
 
 void InstallStopHandlers() {
   struct sigaction action {};
@@ -262,9 +266,8 @@ struct MembersArgs {
 int RunMembers(const Global& global, const MembersArgs& args) {
   Result<Client> client = Connect(global);
   if (!client.ok()) return Fail(client.status());
-  Result<std::vector<MemberId>> members = args.local
-                                              ? client->LocalMembers(args.scope, args.group)
-                                              : client->Members(args.scope, args.group);
+  Result<std::vector<MemberId>> members = args.local ? client->LocalMembers(args.scope, args.group)
+                                                     : client->Members(args.scope, args.group);
   if (!members.ok()) return Fail(members.status());
 
   if (args.json) {
@@ -312,15 +315,15 @@ struct MonitorArgs {
   std::string scope;
   std::optional<std::string> group;  // none: the whole scope
   bool json = false;
-  std::optional<uint64_t> count;       // stop after this many events
+  std::optional<uint64_t> count;          // stop after this many events
   std::optional<double> timeout_seconds;  // stop after this long
 };
 
 void PrintMembersLine(const MonitorArgs& args, const std::string& scope, const std::string& group,
                       const std::vector<MemberId>& members) {
   if (args.json) {
-    PrintJson({{"type", "members"}, {"scope", scope}, {"group", group},
-               {"members", IdsJson(members)}});
+    PrintJson(
+        {{"type", "members"}, {"scope", scope}, {"group", group}, {"members", IdsJson(members)}});
   } else {
     std::cout << "members  " << scope << " " << group << "  " << JoinIds(members) << std::endl;
   }
@@ -330,7 +333,9 @@ void PrintDelivery(const MonitorArgs& args, const meshbus::Delivery& delivery) {
   if (const auto* event = std::get_if<meshbus::MonitorEvent>(&delivery)) {
     const std::string kind(meshbus::wire::EventKindName(event->kind));
     if (args.json) {
-      PrintJson({{"type", kind}, {"scope", event->scope}, {"group", event->group},
+      PrintJson({{"type", kind},
+                 {"scope", event->scope},
+                 {"group", event->group},
                  {"members", IdsJson(event->members)}});
     } else {
       std::string padded = kind + std::string(kind.size() < 7 ? 7 - kind.size() : 0, ' ');
@@ -352,8 +357,8 @@ int RunMonitor(const Global& global, const MonitorArgs& args) {
   InstallStopHandlers();
   Result<Client> client = Connect(global);
   if (!client.ok()) return Fail(client.status());
-  Result<meshbus::MonitorStart> start = args.group ? client->Monitor(args.scope, *args.group)
-                                                   : client->MonitorScope(args.scope);
+  Result<meshbus::MonitorStart> start =
+      args.group ? client->Monitor(args.scope, *args.group) : client->MonitorScope(args.scope);
   if (!start.ok()) return Fail(start.status());
 
   // The members now. A group monitor always shows its group, even if empty.
@@ -585,7 +590,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
 
   const std::vector<Command> commands = {
-      AddNodes(app, global), AddGroups(app, global), AddMembers(app, global),
+      AddNodes(app, global), AddGroups(app, global),  AddMembers(app, global),
       AddJoin(app, global),  AddMonitor(app, global), AddWait(app, global),
       AddStats(app, global),
   };

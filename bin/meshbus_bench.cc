@@ -23,7 +23,9 @@ using namespace meshbus::testing;
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
-double Micros(Clock::duration d) { return std::chrono::duration<double, std::micro>(d).count(); }
+double Micros(Clock::duration d) {
+  return std::chrono::duration<double, std::micro>(d).count();
+}
 
 double Percentile(std::vector<double> v, double p) {
   if (v.empty()) return 0;
@@ -56,7 +58,8 @@ size_t AwaitJoins(Client& observer, size_t want, Clock::time_point deadline) {
   while (seen < want && Clock::now() < deadline) {
     Result<Delivery> d = observer.Receive(milliseconds(100));
     if (!d.ok()) continue;
-    if (auto* e = std::get_if<MonitorEvent>(&*d); e && e->kind == EventKind::kJoin) seen += e->members.size();
+    if (auto* e = std::get_if<MonitorEvent>(&*d); e && e->kind == EventKind::kJoin)
+      seen += e->members.size();
   }
   return seen;
 }
@@ -86,7 +89,8 @@ void JoinThroughput(const ProcessMesh& mesh, int members, int groups) {
   Client observer = MustConnect(mesh, 1, "bench-observer");
   if (auto m = observer.MonitorScope("bench-tp"); !m.ok()) Die("monitor", m.status());
   std::vector<Client> joiners;
-  for (int i = 0; i < members / groups; ++i) joiners.push_back(MustConnect(mesh, i % 2 == 0 ? 0 : 2, "bench-tp"));
+  for (int i = 0; i < members / groups; ++i)
+    joiners.push_back(MustConnect(mesh, i % 2 == 0 ? 0 : 2, "bench-tp"));
   std::atomic<int> failures{0};
   auto t0 = Clock::now();
   std::vector<std::thread> threads;
@@ -97,16 +101,19 @@ void JoinThroughput(const ProcessMesh& mesh, int members, int groups) {
       }
     });
   }
-  size_t seen = AwaitJoins(observer, static_cast<size_t>(members), Clock::now() + std::chrono::seconds(60));
+  size_t seen =
+      AwaitJoins(observer, static_cast<size_t>(members), Clock::now() + std::chrono::seconds(60));
   auto took = Clock::now() - t0;
   for (auto& t : threads) t.join();
   if (failures > 0 || seen != static_cast<size_t>(members)) {
-    std::fprintf(stderr, "meshbus-bench: throughput run saw %zu of %d joins, %d failed\n", seen, members,
-                 failures.load());
+    std::fprintf(stderr, "meshbus-bench: throughput run saw %zu of %d joins, %d failed\n", seen,
+                 members, failures.load());
     std::exit(1);
   }
-  std::printf("%-52s %7.0f joins/s   (%d members from %zu sessions on n1 and n3, %d groups)   [Erlang pg: 81 k/s]\n",
-              "joins visible on n2", members / (Micros(took) / 1e6), members, joiners.size(), groups);
+  std::printf(
+      "%-52s %7.0f joins/s   (%d members from %zu sessions on n1 and n3, %d groups)   [Erlang pg: "
+      "81 k/s]\n",
+      "joins visible on n2", members / (Micros(took) / 1e6), members, joiners.size(), groups);
 }
 
 // Time from a signal to node 3 until node 1 saw its member leave.
@@ -165,8 +172,9 @@ void FailureDetection(int runs) {
 
 int main() {
   signal(SIGPIPE, SIG_IGN);
-  std::printf("meshbus-bench: 3 meshbusd processes on this machine, default settings (heartbeat 100 ms,\n"
-              "suspicion 500 ms, probe 400 ms); clients in this process over ipc.\n\n");
+  std::printf(
+      "meshbus-bench: 3 meshbusd processes on this machine, default settings (heartbeat 100 ms,\n"
+      "suspicion 500 ms, probe 400 ms); clients in this process over ipc.\n\n");
   {
     std::unique_ptr<ProcessMesh> mesh = MustUp(3);
     JoinLatency(*mesh, 2000);

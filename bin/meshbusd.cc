@@ -29,24 +29,42 @@ int main(int argc, char** argv) {
   int session_timeout_ms = int(o.session_timeout.count());
 
   CLI::App app{"meshbusd: the meshbus broker, one per node, meshed with its peers over ZeroMQ"};
-  app.set_config("--config", "", "Read these settings from a TOML/INI file (keys as the long flag names)");
-  app.add_option("--node", o.node_name, "Node name, unique in the mesh ([A-Za-z0-9_-], default: host name)")
+  app.set_config("--config", "",
+                 "Read these settings from a TOML/INI file (keys as the long flag names)");
+  app.add_option("--node", o.node_name,
+                 "Node name, unique in the mesh ([A-Za-z0-9_-], default: host name)")
       ->capture_default_str();
-  app.add_option("--listen", o.listen, "Address peers reach this broker at (its calls socket), tcp://HOST:PORT")
+  app.add_option("--listen", o.listen,
+                 "Address peers reach this broker at (its calls socket), tcp://HOST:PORT")
       ->capture_default_str();
-  app.add_option("--advertise", o.advertise_host, "Host name or address peers should dial, if --listen binds 0.0.0.0");
-  app.add_option("--seed", o.seeds, "A peer's --listen address to meet at start (repeatable); the rest of the mesh is learnt from it");
-  app.add_option("--client", o.client_endpoint, "Endpoint SDK clients connect to (default ipc:///tmp/meshbus-NODE.ipc)");
-  app.add_option("--heartbeat-ms", heartbeat_ms, "Heartbeat interval to peers")->capture_default_str()->check(CLI::Range(1, 60000));
-  app.add_option("--suspicion-ms", suspicion_ms, "Silence after which a peer is probed")->capture_default_str()->check(CLI::Range(1, 600000));
-  app.add_option("--probe-ms", probe_ms, "Time a suspected peer has to answer its probe before it is declared dead")
-      ->capture_default_str()->check(CLI::Range(1, 600000));
-  app.add_option("--session-timeout-ms", session_timeout_ms, "Silence after which a client session ends")
-      ->capture_default_str()->check(CLI::Range(1, 600000));
-  app.add_option("--client-queue", o.client_queue_messages, "Messages queued per client before deliveries are counted as lost")
-      ->capture_default_str()->check(CLI::Range(1, 100000000));
+  app.add_option("--advertise", o.advertise_host,
+                 "Host name or address peers should dial, if --listen binds 0.0.0.0");
+  app.add_option("--seed", o.seeds,
+                 "A peer's --listen address to meet at start (repeatable); the rest of the mesh is "
+                 "learnt from it");
+  app.add_option("--client", o.client_endpoint,
+                 "Endpoint SDK clients connect to (default ipc:///tmp/meshbus-NODE.ipc)");
+  app.add_option("--heartbeat-ms", heartbeat_ms, "Heartbeat interval to peers")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 60000));
+  app.add_option("--suspicion-ms", suspicion_ms, "Silence after which a peer is probed")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 600000));
+  app.add_option("--probe-ms", probe_ms,
+                 "Time a suspected peer has to answer its probe before it is declared dead")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 600000));
+  app.add_option("--session-timeout-ms", session_timeout_ms,
+                 "Silence after which a client session ends")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 600000));
+  app.add_option("--client-queue", o.client_queue_messages,
+                 "Messages queued per client before deliveries are counted as lost")
+      ->capture_default_str()
+      ->check(CLI::Range(meshbus::kMinClientQueueMessages, 100000000));
   app.add_option("--log-level", o.log_level, "debug, info, warn or error")
-      ->capture_default_str()->check(CLI::IsMember({"debug", "info", "warn", "error"}));
+      ->capture_default_str()
+      ->check(CLI::IsMember({"debug", "info", "warn", "error"}));
 
   try {
     app.parse(argc, argv);

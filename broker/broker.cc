@@ -170,9 +170,10 @@ void BrokerLoop::DrainPipe() {
 }
 
 void BrokerLoop::Run() {
-  log_.Log(LogLevel::kInfo, "broker up: incarnation " + IncarnationHex(self_.incarnation) +
-                                ", calls " + endpoints_.calls + ", clients " + client_endpoint_ +
-                                (options_.seeds.empty() ? "" : ", seeds " + std::to_string(options_.seeds.size())));
+  log_.Log(LogLevel::kInfo,
+           "broker up: incarnation " + IncarnationHex(self_.incarnation) + ", calls " +
+               endpoints_.calls + ", clients " + client_endpoint_ +
+               (options_.seeds.empty() ? "" : ", seeds " + std::to_string(options_.seeds.size())));
   TimePoint now = Clock::now();
   next_heartbeat_ = now;
   next_hello_retry_ = now + options_.hello_retry_interval;
@@ -209,8 +210,8 @@ BrokerLoop::TimePoint BrokerLoop::NextTimer() const {
 
 void BrokerLoop::PollOnce() {
   std::vector<zmq::pollitem_t> items = {
-      {pipe_rx_.handle(), 0, ZMQ_POLLIN, 0},     {clients_.handle(), 0, ZMQ_POLLIN, 0},
-      {calls_.handle(), 0, ZMQ_POLLIN, 0},       {control_sub_.handle(), 0, ZMQ_POLLIN, 0},
+      {pipe_rx_.handle(), 0, ZMQ_POLLIN, 0},  {clients_.handle(), 0, ZMQ_POLLIN, 0},
+      {calls_.handle(), 0, ZMQ_POLLIN, 0},    {control_sub_.handle(), 0, ZMQ_POLLIN, 0},
       {data_sub_.handle(), 0, ZMQ_POLLIN, 0},
   };
   std::vector<Link*> link_of;
@@ -229,25 +230,29 @@ void BrokerLoop::PollOnce() {
   if (items[1].revents & ZMQ_POLLIN) {
     for (int i = 0; i < kBudget; ++i) {
       std::vector<zmq::message_t> frames;
-      if (!zmq::recv_multipart(clients_, std::back_inserter(frames), zmq::recv_flags::dontwait)) break;
+      if (!zmq::recv_multipart(clients_, std::back_inserter(frames), zmq::recv_flags::dontwait))
+        break;
       OnClientMessage(frames, now);
     }
   }
   if (items[2].revents & ZMQ_POLLIN) {
     for (int i = 0; i < kBudget; ++i) {
       std::vector<zmq::message_t> frames;
-      if (!zmq::recv_multipart(calls_, std::back_inserter(frames), zmq::recv_flags::dontwait)) break;
+      if (!zmq::recv_multipart(calls_, std::back_inserter(frames), zmq::recv_flags::dontwait))
+        break;
       OnCallsMessage(frames, now);
     }
   }
   if (items[3].revents & ZMQ_POLLIN) {
     for (int i = 0; i < kBudget; ++i) {
       std::vector<zmq::message_t> frames;
-      if (!zmq::recv_multipart(control_sub_, std::back_inserter(frames), zmq::recv_flags::dontwait)) break;
+      if (!zmq::recv_multipart(control_sub_, std::back_inserter(frames), zmq::recv_flags::dontwait))
+        break;
       if (frames.size() != 1) {
         ++counters_.peer_bad_messages;
-        log_.LogLimited(LogLevel::kWarn, "control-frames", "dropped a control message with " +
-                                                               std::to_string(frames.size()) + " frames");
+        log_.LogLimited(
+            LogLevel::kWarn, "control-frames",
+            "dropped a control message with " + std::to_string(frames.size()) + " frames");
         continue;
       }
       OnControlMessage(frames[0], now);
@@ -256,7 +261,8 @@ void BrokerLoop::PollOnce() {
   if (items[4].revents & ZMQ_POLLIN) {
     for (int i = 0; i < kBudget; ++i) {
       std::vector<zmq::message_t> frames;
-      if (!zmq::recv_multipart(data_sub_, std::back_inserter(frames), zmq::recv_flags::dontwait)) break;
+      if (!zmq::recv_multipart(data_sub_, std::back_inserter(frames), zmq::recv_flags::dontwait))
+        break;
       ++counters_.data_messages_in;  // the data channel carries publishes from the next release on
     }
   }
@@ -265,7 +271,9 @@ void BrokerLoop::PollOnce() {
     if (items[5 + 2 * i].revents & ZMQ_POLLIN) {
       for (int n = 0; n < kBudget; ++n) {
         std::vector<zmq::message_t> frames;
-        if (!zmq::recv_multipart(link.dealer, std::back_inserter(frames), zmq::recv_flags::dontwait)) break;
+        if (!zmq::recv_multipart(link.dealer, std::back_inserter(frames),
+                                 zmq::recv_flags::dontwait))
+          break;
         if (frames.size() != 1) {
           ++counters_.peer_bad_messages;
           continue;
@@ -308,7 +316,8 @@ void BrokerLoop::FlushDeltas() {
 bool BrokerLoop::SendFrames(zmq::socket_ref socket, const std::string& routing_id,
                             const std::string& body) {
   try {
-    if (!socket.send(zmq::buffer(routing_id), zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
+    if (!socket.send(zmq::buffer(routing_id),
+                     zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
       return false;
     }
     return socket.send(zmq::buffer(body), zmq::send_flags::dontwait).has_value();
@@ -382,7 +391,9 @@ void BrokerLoop::ForceResync() {
 // ---- Broker ----------------------------------------------------------------
 
 Broker::Broker(std::unique_ptr<BrokerLoop> loop) : loop_(std::move(loop)) {}
-Broker::~Broker() { Stop(true); }
+Broker::~Broker() {
+  Stop(true);
+}
 
 Result<std::unique_ptr<Broker>> Broker::Start(BrokerOptions options) {
   Result<std::unique_ptr<BrokerLoop>> loop = BrokerLoop::Create(std::move(options));
@@ -395,10 +406,18 @@ Result<std::unique_ptr<Broker>> Broker::Start(BrokerOptions options) {
 void Broker::Stop(bool graceful) {
   if (loop_) loop_->Stop(graceful);
 }
-const std::string& Broker::node() const { return loop_->node(); }
-uint64_t Broker::incarnation() const { return loop_->incarnation(); }
-const std::string& Broker::client_endpoint() const { return loop_->client_endpoint(); }
-const std::string& Broker::calls_endpoint() const { return loop_->calls_endpoint(); }
+const std::string& Broker::node() const {
+  return loop_->node();
+}
+uint64_t Broker::incarnation() const {
+  return loop_->incarnation();
+}
+const std::string& Broker::client_endpoint() const {
+  return loop_->client_endpoint();
+}
+const std::string& Broker::calls_endpoint() const {
+  return loop_->calls_endpoint();
+}
 
 std::map<std::string, uint64_t> Broker::Stats() {
   std::map<std::string, uint64_t> out;

@@ -48,9 +48,9 @@ struct BrokerCounters {
   uint64_t sessions_timed_out = 0;
   uint64_t peer_messages_in = 0;
   uint64_t peer_bad_messages = 0;
-  uint64_t peer_stale_messages = 0;     // from an old incarnation
-  uint64_t peer_unknown_messages = 0;   // from a node we have not met
-  uint64_t peer_blocked_messages = 0;   // test partitions
+  uint64_t peer_stale_messages = 0;    // from an old incarnation
+  uint64_t peer_unknown_messages = 0;  // from a node we have not met
+  uint64_t peer_blocked_messages = 0;  // test partitions
   uint64_t peer_sends_failed = 0;
   uint64_t deltas_sent = 0;
   uint64_t deltas_dropped_on_purpose = 0;

@@ -10,7 +10,9 @@ void FailureDetector::Track(const std::string& peer, TimePoint now) {
   p.last_heard = now;
 }
 
-void FailureDetector::Forget(const std::string& peer) { peers_.erase(peer); }
+void FailureDetector::Forget(const std::string& peer) {
+  peers_.erase(peer);
+}
 
 void FailureDetector::Heard(const std::string& peer, TimePoint now) {
   auto it = peers_.find(peer);

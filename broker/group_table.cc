@@ -61,8 +61,8 @@ void GroupTable::Join(const MemberId& member, const std::string& scope, const st
   Add(member, {scope, group}, 1, out);
 }
 
-Status GroupTable::Leave(const MemberId& member, const std::string& scope,
-                         const std::string& group, GroupChanges* out) {
+Status GroupTable::Leave(const MemberId& member, const std::string& scope, const std::string& group,
+                         GroupChanges* out) {
   if (JoinCount(member, scope, group) == 0) {
     return Status::NotJoined(member.ToString() + " is not a member of " + scope + "/" + group);
   }
@@ -173,6 +173,8 @@ uint32_t GroupTable::JoinCount(const MemberId& member, const std::string& scope,
   return m == g->second.end() ? 0 : m->second;
 }
 
-size_t GroupTable::GroupCountTotal() const { return groups_.size(); }
+size_t GroupTable::GroupCountTotal() const {
+  return groups_.size();
+}
 
 }  // namespace meshbus

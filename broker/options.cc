@@ -19,7 +19,8 @@ Status BrokerOptions::Validate() const {
   }
   if (Status s = ValidateEndpoint(listen); !s.ok()) return s;
   for (const std::string& seed : seeds) {
-    if (Status s = ValidateEndpoint(seed); !s.ok()) return Status::InvalidArgument("seed: " + s.message());
+    if (Status s = ValidateEndpoint(seed); !s.ok())
+      return Status::InvalidArgument("seed: " + s.message());
   }
   if (Status s = ValidateEndpoint(ClientEndpoint()); !s.ok()) {
     return Status::InvalidArgument("client endpoint: " + s.message());
@@ -28,21 +29,25 @@ Status BrokerOptions::Validate() const {
     return d.count() > 0 ? Status::Ok()
                          : Status::InvalidArgument(std::string(what) + " must be positive");
   };
-  for (Status s : {positive(heartbeat_interval, "heartbeat interval"),
-                   positive(suspicion_timeout, "suspicion timeout"),
-                   positive(probe_timeout, "probe timeout"),
-                   positive(client_heartbeat_interval, "client heartbeat interval"),
-                   positive(session_timeout, "session timeout"),
-                   positive(hello_retry_interval, "hello retry interval")}) {
+  for (Status s :
+       {positive(heartbeat_interval, "heartbeat interval"),
+        positive(suspicion_timeout, "suspicion timeout"), positive(probe_timeout, "probe timeout"),
+        positive(client_heartbeat_interval, "client heartbeat interval"),
+        positive(session_timeout, "session timeout"),
+        positive(hello_retry_interval, "hello retry interval")}) {
     if (!s.ok()) return s;
   }
   if (suspicion_timeout <= heartbeat_interval) {
     return Status::InvalidArgument("suspicion timeout must be longer than the heartbeat interval");
   }
   if (session_timeout <= client_heartbeat_interval) {
-    return Status::InvalidArgument("session timeout must be longer than the client heartbeat interval");
+    return Status::InvalidArgument(
+        "session timeout must be longer than the client heartbeat interval");
   }
-  if (client_queue_messages <= 0) return Status::InvalidArgument("client queue must be positive");
+  if (client_queue_messages < kMinClientQueueMessages) {
+    return Status::InvalidArgument("client queue must hold at least " +
+                                   std::to_string(kMinClientQueueMessages) + " messages");
+  }
   if (log_level != "debug" && log_level != "info" && log_level != "warn" && log_level != "error") {
     return Status::InvalidArgument("log level must be debug, info, warn or error");
   }

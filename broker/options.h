@@ -12,6 +12,10 @@
 
 namespace meshbus {
 
+// Below this, libzmq's flow control was seen refusing a reply to a client
+// that reads every reply, while another client's queue was full.
+inline constexpr int kMinClientQueueMessages = 100;
+
 struct BrokerOptions {
   // Unique in the mesh: [A-Za-z0-9_-]{1,64}.
   std::string node_name;

@@ -11,7 +11,8 @@ std::optional<wire::PeerMessage> BrokerLoop::DecodePeer(const zmq::message_t& fr
   Result<wire::PeerMessage> m = wire::DecodePeerMessage(frame.to_string_view());
   if (!m.ok()) {
     ++counters_.peer_bad_messages;
-    log_.LogLimited(LogLevel::kWarn, "peer-bad", "dropped a bad peer message: " + m.status().message());
+    log_.LogLimited(LogLevel::kWarn, "peer-bad",
+                    "dropped a bad peer message: " + m.status().message());
     return std::nullopt;
   }
   const wire::PeerId& from = wire::SenderOf(m.value());
@@ -112,8 +113,8 @@ void BrokerLoop::OnCallsMessage(std::vector<zmq::message_t>& frames, TimePoint n
   if (frames.size() != 2) {
     ++counters_.peer_messages_in;
     ++counters_.peer_bad_messages;
-    log_.LogLimited(LogLevel::kWarn, "calls-frames", "dropped a calls message with " +
-                                                         std::to_string(frames.size()) + " frames");
+    log_.LogLimited(LogLevel::kWarn, "calls-frames",
+                    "dropped a calls message with " + std::to_string(frames.size()) + " frames");
     return;
   }
   std::string rid = frames[0].to_string();
@@ -155,8 +156,10 @@ void BrokerLoop::OnCallsMessage(std::vector<zmq::message_t>& frames, TimePoint n
     if (!probe->is_reply) answer(wire::PeerProbe{self_, probe->nonce, true});
     return;
   }
-  if (!live) ++counters_.peer_unknown_messages;
-  else ++counters_.peer_bad_messages;  // a control or reply message sent as a request
+  if (!live)
+    ++counters_.peer_unknown_messages;
+  else
+    ++counters_.peer_bad_messages;  // a control or reply message sent as a request
 }
 
 // Answers to our requests, on the DEALER of one link.
@@ -193,7 +196,8 @@ void BrokerLoop::OnLinkMessage(Link& link, zmq::message_t& frame, TimePoint now)
 void BrokerLoop::OnLinkEvent(Link& link, TimePoint now) {
   for (int i = 0; i < 64; ++i) {
     std::vector<zmq::message_t> frames;
-    if (!zmq::recv_multipart(link.monitor, std::back_inserter(frames), zmq::recv_flags::dontwait)) return;
+    if (!zmq::recv_multipart(link.monitor, std::back_inserter(frames), zmq::recv_flags::dontwait))
+      return;
     if (frames.size() < 1 || frames[0].size() < 6) continue;
     uint16_t event;
     std::memcpy(&event, frames[0].data(), sizeof event);
@@ -201,7 +205,8 @@ void BrokerLoop::OnLinkEvent(Link& link, TimePoint now) {
     if (!met) {
       // A seed or a returning peer just became reachable: greet it now rather
       // than at the next retry.
-      if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED && !(link.node.size() && blocked_.count(link.node))) {
+      if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED &&
+          !(link.node.size() && blocked_.count(link.node))) {
         SendHello(link, now);
       }
       continue;
@@ -237,7 +242,8 @@ void BrokerLoop::MeetPeer(const wire::PeerHello& hello, TimePoint now) {
     DeclareDead(node, "restarted as incarnation " + IncarnationHex(hello.from.incarnation), now);
     it = peers_.end();
   }
-  if (auto dead = dead_.find(node); dead != dead_.end() && dead->second.incarnation > hello.from.incarnation) {
+  if (auto dead = dead_.find(node);
+      dead != dead_.end() && dead->second.incarnation > hello.from.incarnation) {
     ++counters_.peer_stale_messages;
     return;
   }
@@ -256,8 +262,9 @@ void BrokerLoop::MeetPeer(const wire::PeerHello& hello, TimePoint now) {
     detector_.Track(node, now);
     EnsureLink(hello.endpoints.calls).node = node;
     ++counters_.peers_met;
-    log_.Log(LogLevel::kInfo, "met " + node + " (incarnation " + IncarnationHex(hello.from.incarnation) +
-                                  ", " + hello.endpoints.calls + ")");
+    log_.Log(LogLevel::kInfo, "met " + node + " (incarnation " +
+                                  IncarnationHex(hello.from.incarnation) + ", " +
+                                  hello.endpoints.calls + ")");
   } else {
     detector_.Heard(node, now);
   }
@@ -357,7 +364,8 @@ BrokerLoop::Link& BrokerLoop::EnsureLink(const std::string& endpoint) {
   try {
     link->dealer.connect(endpoint);
   } catch (const zmq::error_t& e) {
-    log_.LogLimited(LogLevel::kWarn, "link-" + endpoint, "cannot connect to " + endpoint + ": " + e.what());
+    log_.LogLimited(LogLevel::kWarn, "link-" + endpoint,
+                    "cannot connect to " + endpoint + ": " + e.what());
   }
   Link& ref = *link;
   links_.emplace(endpoint, std::move(link));
@@ -419,7 +427,8 @@ void BrokerLoop::PeerTimers(TimePoint now) {
     SendToPeer(node, wire::PeerProbe{self_, next_nonce_++, false});
   }
   for (const std::string& node : v.dead) {
-    DeclareDead(node, "failure detector: silent, and did not answer a probe or refused connections", now);
+    DeclareDead(node, "failure detector: silent, and did not answer a probe or refused connections",
+                now);
   }
   for (auto& [node, peer] : peers_) {
     if (peer.tracker.ResyncOverdue(now, std::chrono::milliseconds(500))) RequestSync(peer, now);

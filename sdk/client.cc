@@ -15,13 +15,26 @@ std::string DefaultBrokerEndpoint() {
   return "ipc:///tmp/meshbus-" + DefaultNodeName() + ".ipc";
 }
 
+namespace {
+
+// One ZeroMQ context (one I/O thread) for every Client of the process: a
+// context per client would cost a thread each. Never terminated: a context
+// blocks termination until every socket is closed, and a leaked Client must
+// not hang the process at exit.
+zmq::context_t& SharedContext() {
+  static zmq::context_t* context = new zmq::context_t(1);
+  return *context;
+}
+
+}  // namespace
+
 // The session's sockets and state. The heartbeat thread has a socket of its
 // own (sockets are not shared across threads) and sends only heartbeats.
 struct Client::Impl {
   using Clock = std::chrono::steady_clock;
 
   ClientOptions options;
-  zmq::context_t context{1};
+  zmq::context_t& context = SharedContext();
   zmq::socket_t dealer;
   MemberId self;
   uint64_t token = 0;
@@ -45,7 +58,6 @@ struct Client::Impl {
     cv.notify_all();
     if (heartbeat_thread.joinable()) heartbeat_thread.join();
     dealer.close();
-    context.close();
   }
 
   Status Send(const std::string& body, Clock::time_point deadline) {
@@ -90,7 +102,8 @@ struct Client::Impl {
 
   static Delivery ToDelivery(wire::ClientInbound& in) {
     if (auto* e = std::get_if<wire::Event>(&in)) {
-      return MonitorEvent{e->ref, e->kind, std::move(e->scope), std::move(e->group), std::move(e->members)};
+      return MonitorEvent{e->ref, e->kind, std::move(e->scope), std::move(e->group),
+                          std::move(e->members)};
     }
     return GapNotice{std::get<wire::Gap>(in).lost};
   }
@@ -100,7 +113,11 @@ struct Client::Impl {
   Result<wire::Reply> Call(wire::ClientRequest request, std::chrono::milliseconds timeout) {
     if (closed) return Status::Unavailable("the client is closed");
     uint64_t req = next_req++;
-    std::visit([&](auto& r) { if constexpr (requires { r.req; }) r.req = req; }, request);
+    std::visit(
+        [&](auto& r) {
+          if constexpr (requires { r.req; }) r.req = req;
+        },
+        request);
     Clock::time_point deadline = Clock::now() + timeout;
     if (Status s = Send(wire::Encode(request), deadline); !s.ok()) return s;
     while (true) {
@@ -133,7 +150,8 @@ struct Client::Impl {
     hb.set(zmq::sockopt::linger, 0);
     hb.set(zmq::sockopt::immediate, 1);
     hb.connect(options.endpoint);
-    std::string body = wire::Encode(wire::ClientRequest(wire::SessionHeartbeat{session, token_value}));
+    std::string body =
+        wire::Encode(wire::ClientRequest(wire::SessionHeartbeat{session, token_value}));
     std::unique_lock<std::mutex> lock(mu);
     while (!stop_heartbeats) {
       try {
@@ -167,30 +185,35 @@ Result<Client> Client::Connect(ClientOptions options) {
   } catch (const zmq::error_t& e) {
     return Status::Unreachable("cannot connect to " + options.endpoint + ": " + e.what());
   }
-  Result<wire::Reply> r = impl->Call(wire::Hello{0, wire::kProtocolVersion, options.name}, options.connect_timeout);
+  Result<wire::Reply> r =
+      impl->Call(wire::Hello{0, wire::kProtocolVersion, options.name}, options.connect_timeout);
   if (!r.ok()) return r.status();
   auto* welcome = std::get_if<wire::WelcomeBody>(&r->body);
-  if (welcome == nullptr) return Status::BadMessage("the broker did not answer hello with a welcome");
+  if (welcome == nullptr)
+    return Status::BadMessage("the broker did not answer hello with a welcome");
   impl->self = MemberId{welcome->node, welcome->incarnation, welcome->session};
   impl->token = welcome->token;
-  impl->heartbeat_interval = std::chrono::milliseconds(std::max<uint32_t>(welcome->heartbeat_ms, 10));
+  impl->heartbeat_interval =
+      std::chrono::milliseconds(std::max<uint32_t>(welcome->heartbeat_ms, 10));
   Impl* raw = impl.get();
-  impl->heartbeat_thread = std::thread([raw, interval = impl->heartbeat_interval,
-                                        session = welcome->session, token = welcome->token] {
-    raw->RunHeartbeats(interval, session, token);
-  });
+  impl->heartbeat_thread =
+      std::thread([raw, interval = impl->heartbeat_interval, session = welcome->session,
+                   token = welcome->token] { raw->RunHeartbeats(interval, session, token); });
   return Client(std::move(impl));
 }
 
 Status Client::Close() {
   if (!impl_ || impl_->closed) return Status::Ok();
-  Result<wire::Reply> r = impl_->Call(wire::Bye{}, std::min(impl_->options.call_timeout, std::chrono::milliseconds(1000)));
+  Result<wire::Reply> r = impl_->Call(
+      wire::Bye{}, std::min(impl_->options.call_timeout, std::chrono::milliseconds(1000)));
   impl_->closed = true;
   impl_->Shutdown();
   return r.status();
 }
 
-const MemberId& Client::self() const { return impl_->self; }
+const MemberId& Client::self() const {
+  return impl_->self;
+}
 
 namespace {
 Status CheckGroup(const std::string& scope, const std::string& group) {
@@ -216,14 +239,17 @@ Status Client::Leave(const std::string& scope, const std::string& group) {
 
 Result<std::vector<MemberId>> Client::Members(const std::string& scope, const std::string& group) {
   if (Status s = CheckGroup(scope, group); !s.ok()) return s;
-  Result<wire::MembersBody> b = impl_->CallFor<wire::MembersBody>(wire::Members{0, scope, group, false});
+  Result<wire::MembersBody> b =
+      impl_->CallFor<wire::MembersBody>(wire::Members{0, scope, group, false});
   if (!b.ok()) return b.status();
   return std::move(b->members);
 }
 
-Result<std::vector<MemberId>> Client::LocalMembers(const std::string& scope, const std::string& group) {
+Result<std::vector<MemberId>> Client::LocalMembers(const std::string& scope,
+                                                   const std::string& group) {
   if (Status s = CheckGroup(scope, group); !s.ok()) return s;
-  Result<wire::MembersBody> b = impl_->CallFor<wire::MembersBody>(wire::Members{0, scope, group, true});
+  Result<wire::MembersBody> b =
+      impl_->CallFor<wire::MembersBody>(wire::Members{0, scope, group, true});
   if (!b.ok()) return b.status();
   return std::move(b->members);
 }
@@ -253,7 +279,8 @@ Result<std::vector<std::string>> Client::WhichLocalGroups(const std::string& sco
 
 Result<MonitorStart> Client::MonitorScope(const std::string& scope) {
   if (Status s = ValidateScope(scope); !s.ok()) return s;
-  Result<wire::MonitorBody> b = impl_->CallFor<wire::MonitorBody>(wire::Monitor{0, scope, std::nullopt});
+  Result<wire::MonitorBody> b =
+      impl_->CallFor<wire::MonitorBody>(wire::Monitor{0, scope, std::nullopt});
   if (!b.ok()) return b.status();
   return MonitorStart{b->ref, std::move(b->groups)};
 }
@@ -292,7 +319,8 @@ Result<Delivery> Client::Receive(std::chrono::milliseconds timeout) {
   while (true) {
     Result<std::optional<wire::ClientInbound>> in = impl_->Read(deadline);
     if (!in.ok()) return in.status();
-    if (!in->has_value()) return Status::Timeout("no delivery within " + std::to_string(timeout.count()) + " ms");
+    if (!in->has_value())
+      return Status::Timeout("no delivery within " + std::to_string(timeout.count()) + " ms");
     if (std::holds_alternative<wire::Reply>(**in)) continue;  // late answer to a timed-out call
     return Impl::ToDelivery(**in);
   }
@@ -303,7 +331,8 @@ Result<size_t> Client::Dispatch(const std::function<void(const Delivery&)>& hand
   auto deadline = Impl::Clock::now() + timeout;
   size_t handled = 0;
   while (true) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Impl::Clock::now());
+    auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Impl::Clock::now());
     Result<Delivery> d = Receive(std::max(left, std::chrono::milliseconds(0)));
     if (!d.ok()) {
       if (d.status().code() == Code::kTimeout) return handled;

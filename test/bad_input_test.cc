@@ -31,28 +31,56 @@ std::string Packed(const std::function<void(msgpack::packer<msgpack::sbuffer>&)>
 std::vector<std::string> GarbageFrames() {
   std::mt19937 rng(7);
   std::vector<std::string> out = {
-      "",                                                  // empty
-      "\xc1",                                              // a byte msgpack never uses
-      "hello, broker",                                     // text
-      Packed([](auto& pk) { pk.pack_uint32(10); }),        // not an array
-      Packed([](auto& pk) { pk.pack_array(0); }),          // no type
-      Packed([](auto& pk) { pk.pack_array(2); pk.pack_uint32(9999); pk.pack_uint32(1); }),  // unknown type
-      Packed([](auto& pk) { pk.pack_array(2); pk.pack_str(1); pk.pack_str_body("x", 1); pk.pack_uint32(1); }),
-      Packed([](auto& pk) { pk.pack_array(4); pk.pack_uint32(10); pk.pack_uint32(1); pk.pack_uint32(5); pk.pack_uint32(5); }),
+      "",                                            // empty
+      "\xc1",                                        // a byte msgpack never uses
+      "hello, broker",                               // text
+      Packed([](auto& pk) { pk.pack_uint32(10); }),  // not an array
+      Packed([](auto& pk) { pk.pack_array(0); }),    // no type
+      Packed([](auto& pk) {
+        pk.pack_array(2);
+        pk.pack_uint32(9999);
+        pk.pack_uint32(1);
+      }),  // unknown type
+      Packed([](auto& pk) {
+        pk.pack_array(2);
+        pk.pack_str(1);
+        pk.pack_str_body("x", 1);
+        pk.pack_uint32(1);
+      }),
+      Packed([](auto& pk) {
+        pk.pack_array(4);
+        pk.pack_uint32(10);
+        pk.pack_uint32(1);
+        pk.pack_uint32(5);
+        pk.pack_uint32(5);
+      }),
       Packed([](auto& pk) {  // join with an over-long group name
         std::string big(5000, 'g');
-        pk.pack_array(4); pk.pack_uint32(10); pk.pack_uint32(1);
-        pk.pack_str(1); pk.pack_str_body("s", 1);
-        pk.pack_str(big.size()); pk.pack_str_body(big.data(), big.size());
+        pk.pack_array(4);
+        pk.pack_uint32(10);
+        pk.pack_uint32(1);
+        pk.pack_str(1);
+        pk.pack_str_body("s", 1);
+        pk.pack_str(big.size());
+        pk.pack_str_body(big.data(), big.size());
       }),
       Packed([](auto& pk) {  // join with an empty scope
-        pk.pack_array(4); pk.pack_uint32(10); pk.pack_uint32(1);
-        pk.pack_str(0); pk.pack_str(1); pk.pack_str_body("g", 1);
+        pk.pack_array(4);
+        pk.pack_uint32(10);
+        pk.pack_uint32(1);
+        pk.pack_str(0);
+        pk.pack_str(1);
+        pk.pack_str_body("g", 1);
       }),
       Packed([](auto& pk) {  // a delta claiming 2^31 ops
-        pk.pack_array(4); pk.pack_uint32(201);
-        pk.pack_array(2); pk.pack_str(4); pk.pack_str_body("evil", 4); pk.pack_uint64(1);
-        pk.pack_uint64(1); pk.pack_array(0x7fffffff);
+        pk.pack_array(4);
+        pk.pack_uint32(201);
+        pk.pack_array(2);
+        pk.pack_str(4);
+        pk.pack_str_body("evil", 4);
+        pk.pack_uint64(1);
+        pk.pack_uint64(1);
+        pk.pack_array(0x7fffffff);
       }),
       Packed([](auto& pk) {  // nested far too deep
         for (int i = 0; i < 100; ++i) pk.pack_array(1);
@@ -60,7 +88,8 @@ std::vector<std::string> GarbageFrames() {
       }),
   };
   // A valid hello, truncated at every length.
-  std::string hello = wire::Encode(wire::ClientRequest(wire::Hello{1, wire::kProtocolVersion, "x"}));
+  std::string hello =
+      wire::Encode(wire::ClientRequest(wire::Hello{1, wire::kProtocolVersion, "x"}));
   for (size_t n = 1; n < hello.size(); ++n) out.push_back(hello.substr(0, n));
   // Random bytes, and a 2 MiB blob.
   for (int i = 0; i < 20; ++i) {
@@ -89,14 +118,19 @@ void SendRawTcp(const std::string& tcp_endpoint, const std::string& bytes) {
 
 class BadInputTest : public ::testing::Test {
  protected:
-  void SetUp() override { ASSERT_TRUE(WaitFor([&] { return mesh.AllConverged(); })); }
+  void SetUp() override {
+    ASSERT_TRUE(WaitFor([&] { return mesh.AllConverged(); }));
+  }
 
   // The broker still serves: a join on n1 is seen on n2.
   void ExpectStillServing(const std::string& group) {
     Client a = mesh.Connect(0);
     Client b = mesh.Connect(1);
     ASSERT_TRUE(a.Join("alive", group).ok());
-    EXPECT_TRUE(WaitFor([&] { auto m = b.Members("alive", group); return m.ok() && m->size() == 1; }));
+    EXPECT_TRUE(WaitFor([&] {
+      auto m = b.Members("alive", group);
+      return m.ok() && m->size() == 1;
+    }));
     // A fake peer a test made is declared dead once it falls silent.
     EXPECT_TRUE(WaitFor([&] { return mesh.AllConverged(); }));
   }
@@ -126,11 +160,14 @@ TEST_F(BadInputTest, ClientGarbageGetsErrorRepliesAndTheBrokerServesOn) {
   raw.send(zmq::buffer(std::string("b")), zmq::send_flags::none);
   zmq::message_t reply;
   ASSERT_TRUE(raw.recv(reply));
-  EXPECT_FALSE(std::get<wire::Reply>(wire::DecodeClientInbound(reply.to_string_view()).value()).status.ok());
+  EXPECT_FALSE(
+      std::get<wire::Reply>(wire::DecodeClientInbound(reply.to_string_view()).value()).status.ok());
   // A valid request with no session: told to say hello first.
-  raw.send(zmq::buffer(wire::Encode(wire::ClientRequest(wire::Join{5, "s", "g"}))), zmq::send_flags::none);
+  raw.send(zmq::buffer(wire::Encode(wire::ClientRequest(wire::Join{5, "s", "g"}))),
+           zmq::send_flags::none);
   ASSERT_TRUE(raw.recv(reply));
-  auto no_session = std::get<wire::Reply>(wire::DecodeClientInbound(reply.to_string_view()).value());
+  auto no_session =
+      std::get<wire::Reply>(wire::DecodeClientInbound(reply.to_string_view()).value());
   EXPECT_EQ(no_session.req, 5u);
   EXPECT_EQ(no_session.status.code(), Code::kUnavailable);
   // A join with an empty scope names the field, with the request's id.
@@ -141,7 +178,8 @@ TEST_F(BadInputTest, ClientGarbageGetsErrorRepliesAndTheBrokerServesOn) {
   EXPECT_EQ(named.req, 1u);
   EXPECT_NE(named.status.message().find("scope"), std::string::npos) << named.status.message();
   // A forged heartbeat is counted, not trusted.
-  raw.send(zmq::buffer(wire::Encode(wire::ClientRequest(wire::SessionHeartbeat{1, 12345}))), zmq::send_flags::none);
+  raw.send(zmq::buffer(wire::Encode(wire::ClientRequest(wire::SessionHeartbeat{1, 12345}))),
+           zmq::send_flags::none);
 
   EXPECT_GE(mesh.broker(0).Stats()["client_bad_messages"], garbage.size() + 1);
   ExpectStillServing("after-client-garbage");
@@ -156,8 +194,10 @@ TEST_F(BadInputTest, PeerRequestGarbageIsCountedAndDropped) {
   for (const std::string& frame : garbage) raw.send(zmq::buffer(frame), zmq::send_flags::none);
   raw.send(zmq::buffer(std::string("a")), zmq::send_flags::sndmore);
   raw.send(zmq::buffer(std::string("b")), zmq::send_flags::none);
-  EXPECT_TRUE(WaitFor([&] { return mesh.broker(0).Stats()["peer_bad_messages"] >= before + garbage.size() + 1; }))
-      << mesh.broker(0).Stats()["peer_bad_messages"] - before << " of " << garbage.size() + 1 << " counted";
+  EXPECT_TRUE(WaitFor([&] {
+    return mesh.broker(0).Stats()["peer_bad_messages"] >= before + garbage.size() + 1;
+  })) << mesh.broker(0).Stats()["peer_bad_messages"] - before
+      << " of " << garbage.size() + 1 << " counted";
   // Nothing is answered to garbage.
   zmq::message_t reply;
   EXPECT_FALSE(raw.recv(reply, zmq::recv_flags::dontwait));
@@ -171,7 +211,8 @@ TEST_F(BadInputTest, GarbageFromAPeersPublisherIsCountedAndDropped) {
   pub.set(zmq::sockopt::linger, 0);
   pub.bind("tcp://127.0.0.1:*");
   std::string pub_ep = pub.get(zmq::sockopt::last_endpoint);
-  zmq::socket_t calls(ctx, zmq::socket_type::router);  // our own calls socket, for the broker's link
+  zmq::socket_t calls(ctx,
+                      zmq::socket_type::router);  // our own calls socket, for the broker's link
   calls.set(zmq::sockopt::linger, 0);
   calls.bind("tcp://127.0.0.1:*");
   zmq::socket_t dealer(ctx, zmq::socket_type::dealer);
@@ -203,7 +244,8 @@ TEST_F(BadInputTest, GarbageFromAPeersPublisherIsCountedAndDropped) {
   // A delta for a session that never joined: a leave we cannot apply.
   wire::PeerDelta bogus{{"impostor", 1}, 1, {{wire::DeltaOpKind::kLeave, "s", "g", 42}}};
   pub.send(zmq::buffer(wire::Encode(wire::PeerMessage(bogus))), zmq::send_flags::none);
-  EXPECT_TRUE(WaitFor([&] { return mesh.broker(0).Stats()["peer_bad_messages"] >= before + garbage.size() + 1; }));
+  EXPECT_TRUE(WaitFor(
+      [&] { return mesh.broker(0).Stats()["peer_bad_messages"] >= before + garbage.size() + 1; }));
   EXPECT_TRUE(WaitFor([&] { return mesh.broker(0).Stats()["delta_inconsistencies"] == 1; }));
 
   // Raw TCP bytes at every TCP port the broker listens on.

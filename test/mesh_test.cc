@@ -34,8 +34,9 @@ bool Sees(Client& c, const std::string& scope, const std::string& group,
 }
 
 // Reads monitor events until `done` says enough, or the deadline passes.
-std::vector<MonitorEvent> CollectEvents(Client& c, const std::function<bool(const std::vector<MonitorEvent>&)>& done,
-                                        milliseconds timeout = milliseconds(5000)) {
+std::vector<MonitorEvent> CollectEvents(
+    Client& c, const std::function<bool(const std::vector<MonitorEvent>&)>& done,
+    milliseconds timeout = milliseconds(5000)) {
   std::vector<MonitorEvent> events;
   auto deadline = std::chrono::steady_clock::now() + timeout;
   while (!done(events) && std::chrono::steady_clock::now() < deadline) {
@@ -59,7 +60,9 @@ bool HasEvent(const std::vector<MonitorEvent>& events, EventKind kind, const std
 
 class MeshTest : public ::testing::Test {
  protected:
-  void SetUp() override { ASSERT_TRUE(WaitFor([&] { return mesh.AllConverged(); })); }
+  void SetUp() override {
+    ASSERT_TRUE(WaitFor([&] { return mesh.AllConverged(); }));
+  }
   TestMesh mesh{3};
 };
 
@@ -127,7 +130,7 @@ TEST_F(MeshTest, ScopeMonitorSeesLocalAndRemoteJoinsLeavesAndSessionEnds) {
   ASSERT_TRUE(local.Leave("app", "local").ok());
   ASSERT_TRUE(local.Join("app", "local").ok());
   ASSERT_TRUE(a.Join("other-scope", "x").ok());  // not in the monitored scope
-  local.Close();  // its session ends: a leave
+  local.Close();                                 // its session ends: a leave
 
   auto events = CollectEvents(watcher, [&](const auto& ev) {
     return HasEvent(ev, EventKind::kLeave, "local", rl) && ev.size() >= 6;
@@ -181,7 +184,8 @@ TEST_F(MeshTest, DispatchHandsDeliveriesToACallbackInOrder) {
   ASSERT_TRUE(WaitFor([&] {
     auto n = watcher.Dispatch(
         [&](const Delivery& d) {
-          if (auto* e = std::get_if<MonitorEvent>(&d)) kinds.push_back(std::string(wire::EventKindName(e->kind)));
+          if (auto* e = std::get_if<MonitorEvent>(&d))
+            kinds.push_back(std::string(wire::EventKindName(e->kind)));
         },
         milliseconds(20));
     return n.ok() && kinds.size() >= 6;
@@ -215,7 +219,8 @@ TEST_F(MeshTest, SilentSessionEndsAndItsMembershipsGoEverywhere) {
   Result<MonitorStart> mon = watcher.Monitor("app", "g");
   ASSERT_TRUE(mon.ok());
   // The session timeout in the test mesh is 400 ms.
-  auto events = CollectEvents(watcher, [&](const auto& ev) { return HasEvent(ev, EventKind::kLeave, "g", id); });
+  auto events = CollectEvents(
+      watcher, [&](const auto& ev) { return HasEvent(ev, EventKind::kLeave, "g", id); });
   EXPECT_TRUE(HasEvent(events, EventKind::kLeave, "g", id));
   EXPECT_TRUE(MembersAt(watcher, "app", "g").empty());
   EXPECT_GE(mesh.broker(0).Stats()["sessions_timed_out"], 1u);
@@ -283,7 +288,8 @@ TEST_F(MeshTest, StoppedBrokerIsPurgedEverywhereWithLeaveEvents) {
     mesh.Stop(1, graceful);
     EXPECT_TRUE(Sees(c, "app", "g", {ra}));
     EXPECT_TRUE(Sees(a, "app", "g", {ra}));
-    auto events = CollectEvents(c, [&](const auto& ev) { return HasEvent(ev, EventKind::kLeave, "g", rb); });
+    auto events =
+        CollectEvents(c, [&](const auto& ev) { return HasEvent(ev, EventKind::kLeave, "g", rb); });
     EXPECT_TRUE(HasEvent(events, EventKind::kLeave, "g", rb));
     // The dead node is listed as dead.
     auto nodes = c.Nodes();
@@ -344,7 +350,7 @@ TEST_F(MeshTest, NodesListsEveryBrokerAlive) {
 
 TEST(MeshSlowConsumerTest, LostDeliveriesAreCountedAndReportedExactly) {
   BrokerOptions o = TestMesh::FastOptions();
-  o.client_queue_messages = 20;  // a tiny queue, so a reader that sleeps overflows it
+  o.client_queue_messages = 100;  // the smallest allowed, so a reader that sleeps overflows it
   TestMesh mesh(1, o);
   Client watcher = mesh.Connect(0);
   Client a = mesh.Connect(0);
@@ -372,7 +378,8 @@ TEST(MeshSlowConsumerTest, LostDeliveriesAreCountedAndReportedExactly) {
   ASSERT_TRUE(a.Join("app", "burst").ok());
   drain();
   EXPECT_GT(gaps, 0u) << "the queue never overflowed: the test proves nothing";
-  EXPECT_EQ(received + lost, 2u * kPairs + 1) << received << " received, " << lost << " reported lost";
+  EXPECT_EQ(received + lost, 2u * kPairs + 1)
+      << received << " received, " << lost << " reported lost";
   EXPECT_EQ(mesh.broker(0).Stats()["client_deliveries_lost"], lost);
 }
 

@@ -95,10 +95,12 @@ TEST(PgSuiteTest, ThreeWaySplitThenHealConverges) {
   mesh.broker(0).SetBlockedPeers({"n2", "n3"});
   mesh.broker(1).SetBlockedPeers({"n1", "n3"});
   mesh.broker(2).SetBlockedPeers({"n1", "n2"});
-  ASSERT_TRUE(WaitFor([&] { return SeesAlive(mesh, 0, 1) && SeesAlive(mesh, 1, 1) && SeesAlive(mesh, 2, 1); }));
+  ASSERT_TRUE(WaitFor(
+      [&] { return SeesAlive(mesh, 0, 1) && SeesAlive(mesh, 1, 1) && SeesAlive(mesh, 2, 1); }));
   for (int i = 0; i < 3; ++i) {
     Client x = mesh.Connect(i);
-    EXPECT_EQ(x.Members("s", "all")->size(), 1u) << "node " << i << " still lists members of purged nodes";
+    EXPECT_EQ(x.Members("s", "all")->size(), 1u)
+        << "node " << i << " still lists members of purged nodes";
   }
   ASSERT_TRUE(a.Join("s", "a-only").ok());
   ASSERT_TRUE(b.Leave("s", "all").ok());
@@ -119,13 +121,15 @@ TEST(PgSuiteTest, ForcedResyncKeepsTheViewAndTellsMonitorsNothing) {
   Client a = mesh.Connect(0), c = mesh.Connect(2);
   ASSERT_TRUE(a.Join("s", "g").ok());
   ASSERT_TRUE(a.Join("s", "g").ok());
-  auto want = std::map<std::string, std::vector<std::string>>{{"g", {a.self().ToString(), a.self().ToString()}}};
+  auto want = std::map<std::string, std::vector<std::string>>{
+      {"g", {a.self().ToString(), a.self().ToString()}}};
   ASSERT_TRUE(ViewsConverge({&c}, "s", want));
   ASSERT_TRUE(c.MonitorScope("s").ok());
   uint64_t applied_before = mesh.broker(2).Stats()["snapshots_applied"];
 
   mesh.broker(2).ForceResync();
-  ASSERT_TRUE(WaitFor([&] { return mesh.broker(2).Stats()["snapshots_applied"] >= applied_before + 2; }));
+  ASSERT_TRUE(
+      WaitFor([&] { return mesh.broker(2).Stats()["snapshots_applied"] >= applied_before + 2; }));
   EXPECT_EQ(View(c, "s"), want);
   Result<Delivery> d = c.Receive(milliseconds(200));
   EXPECT_EQ(d.status().code(), Code::kTimeout) << "a resync that changed nothing produced an event";
@@ -172,17 +176,27 @@ TEST(PgSuiteTest, TenThousandGroupsSyncToANewBrokerWhileJoinsContinue) {
   joiner.join();
   stop = true;
   size_t want = kGroups + live_joins;
-  EXPECT_TRUE(WaitFor([&] { auto g = c.Groups("big"); return g.ok() && g->size() == want; }, milliseconds(20000)))
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        auto g = c.Groups("big");
+        return g.ok() && g->size() == want;
+      },
+      milliseconds(20000)))
       << "newcomer sees " << c.Groups("big")->size() << " of " << want << " groups";
   if (HasFailure()) {
     auto nodes = c.Nodes();
-    if (nodes.ok()) for (const NodeInfo& n : *nodes) std::printf("n3 sees %s %s\n", n.name.c_str(), n.state.c_str());
-    else std::printf("nodes: %s\n", nodes.status().ToString().c_str());
+    if (nodes.ok())
+      for (const NodeInfo& n : *nodes)
+        std::printf("n3 sees %s %s\n", n.name.c_str(), n.state.c_str());
+    else
+      std::printf("nodes: %s\n", nodes.status().ToString().c_str());
     int live_on_c = 0;
     for (auto& g : *c.Groups("big")) live_on_c += g.group.rfind("live", 0) == 0;
     std::printf("live groups on n3: %d\n", live_on_c);
-    for (auto& [k, v] : mesh.broker(2).Stats()) std::printf("n3 %s=%lu\n", k.c_str(), (unsigned long)v);
-    for (auto& [k, v] : mesh.broker(1).Stats()) std::printf("n2 %s=%lu\n", k.c_str(), (unsigned long)v);
+    for (auto& [k, v] : mesh.broker(2).Stats())
+      std::printf("n3 %s=%lu\n", k.c_str(), (unsigned long)v);
+    for (auto& [k, v] : mesh.broker(1).Stats())
+      std::printf("n2 %s=%lu\n", k.c_str(), (unsigned long)v);
   }
   auto on_a = a.Groups("big");
   auto on_c = c.Groups("big");

@@ -54,8 +54,8 @@ Result<std::unique_ptr<ProcessMesh>> ProcessMesh::Up(int n, std::vector<std::str
     int base = 20000 + static_cast<int>(rng() % 20000);
     output.clear();
     std::string cmd = "MESHBUS_BIN_DIR='" + BinDir() + "' '" + ScriptsDir() + "/mesh-up.sh' " +
-                      std::to_string(n) + " --dir '" + dir + "' --base-port " + std::to_string(base) +
-                      (extra.empty() ? "" : " --" + extra);
+                      std::to_string(n) + " --dir '" + dir + "' --base-port " +
+                      std::to_string(base) + (extra.empty() ? "" : " --" + extra);
     if (Run(cmd, &output) == 0) {
       return std::unique_ptr<ProcessMesh>(new ProcessMesh(n, dir));
     }

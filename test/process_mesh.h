@@ -24,8 +24,8 @@ class ProcessMesh {
 
   int size() const { return n_; }
   std::string client_endpoint(int i) const;  // broker i, from 0
-  pid_t pid(int i) const;                     // from its pid file; 0 if none
-  bool Signal(int i, int signal) const;       // kill(2) by pid
+  pid_t pid(int i) const;                    // from its pid file; 0 if none
+  bool Signal(int i, int signal) const;      // kill(2) by pid
   Result<Client> Connect(int i, const std::string& name = "test") const;
   const std::string& dir() const { return dir_; }
 

@@ -21,7 +21,8 @@ using Clock = std::chrono::steady_clock;
 constexpr milliseconds kDeadBound{900};
 constexpr milliseconds kSlack{1100};
 
-bool HasMember(Client& c, const std::string& scope, const std::string& group, const std::string& id) {
+bool HasMember(Client& c, const std::string& scope, const std::string& group,
+               const std::string& id) {
   auto m = c.Members(scope, group);
   if (!m.ok()) return false;
   for (const MemberId& x : *m) {
@@ -58,12 +59,14 @@ TEST_F(ProcessTest, KillNineRemovesTheNodesMembersEverywhere) {
   Client a = Connect(0), b = Connect(1), c = Connect(2);
   ASSERT_TRUE(b.Join("app", "g").ok());
   std::string id = b.self().ToString();
-  ASSERT_TRUE(WaitFor([&] { return HasMember(a, "app", "g", id) && HasMember(c, "app", "g", id); }));
+  ASSERT_TRUE(
+      WaitFor([&] { return HasMember(a, "app", "g", id) && HasMember(c, "app", "g", id); }));
 
   auto killed_at = Clock::now();
   ASSERT_TRUE(mesh->Signal(1, SIGKILL));
-  EXPECT_TRUE(WaitFor([&] { return !HasMember(a, "app", "g", id) && !HasMember(c, "app", "g", id); },
-                      kDeadBound + kSlack));
+  EXPECT_TRUE(
+      WaitFor([&] { return !HasMember(a, "app", "g", id) && !HasMember(c, "app", "g", id); },
+              kDeadBound + kSlack));
   auto took = std::chrono::duration_cast<milliseconds>(Clock::now() - killed_at);
   std::printf("members of a kill -9'd node purged on both others after %lld ms\n",
               static_cast<long long>(took.count()));
@@ -76,7 +79,8 @@ TEST_F(ProcessTest, FrozenNodeIsDeclaredDeadAndRejoinsWhenItResumes) {
   Client a = Connect(0), b = Connect(1), c = Connect(2);
   ASSERT_TRUE(b.Join("app", "g").ok());
   std::string id = b.self().ToString();
-  ASSERT_TRUE(WaitFor([&] { return HasMember(a, "app", "g", id) && HasMember(c, "app", "g", id); }));
+  ASSERT_TRUE(
+      WaitFor([&] { return HasMember(a, "app", "g", id) && HasMember(c, "app", "g", id); }));
 
   auto stopped_at = Clock::now();
   ASSERT_TRUE(mesh->Signal(1, SIGSTOP));
@@ -117,7 +121,8 @@ TEST(ProcessDaemonTest, BadFlagsAndUnbindableAddressesExitWithCodeTwo) {
       {"--node n1 --listen udp://127.0.0.1:1", "not tcp"},
       {"--node n1 --heartbeat-ms 0", "out of range"},
       {"--node n1 --no-such-flag", "unknown flag"},
-      {"--node n1 --listen 'tcp://127.0.0.1:*' --client ipc:///nonexistent-dir/x.ipc", "cannot bind client"},
+      {"--node n1 --listen 'tcp://127.0.0.1:*' --client ipc:///nonexistent-dir/x.ipc",
+       "cannot bind client"},
       {"--node n1 --listen tcp://192.0.2.1:7100", "address not on this host"},
       {"--node n1 --listen tcp://0.0.0.0:0", "wildcard without --advertise"},
   };
@@ -152,8 +157,8 @@ class NetnsMeshTest : public ::testing::Test {
     if (!dir_.empty()) std::system(("rm -rf '" + dir_ + "'").c_str());
   }
   int Script(const std::string& args) {
-    std::string cmd = "MESHBUS_BIN_DIR='" + BinDir() + "' '" + ScriptsDir() + "/netns-mesh.sh' " + args +
-                      " >>'" + dir_ + "/script.log' 2>&1";
+    std::string cmd = "MESHBUS_BIN_DIR='" + BinDir() + "' '" + ScriptsDir() + "/netns-mesh.sh' " +
+                      args + " >>'" + dir_ + "/script.log' 2>&1";
     int status = std::system(cmd.c_str());
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   }

@@ -40,8 +40,12 @@ Status ValidateNodeName(std::string_view name) {
   return Status::Ok();
 }
 
-Status ValidateScope(std::string_view scope) { return ValidateLabel("scope", scope, kMaxScopeBytes); }
-Status ValidateGroup(std::string_view group) { return ValidateLabel("group", group, kMaxGroupBytes); }
+Status ValidateScope(std::string_view scope) {
+  return ValidateLabel("scope", scope, kMaxScopeBytes);
+}
+Status ValidateGroup(std::string_view group) {
+  return ValidateLabel("group", group, kMaxGroupBytes);
+}
 
 Status ValidateEndpoint(std::string_view ep) {
   Status s = ValidateLabel("endpoint", ep, kMaxEndpointBytes);

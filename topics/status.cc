@@ -4,15 +4,24 @@ namespace meshbus {
 
 std::string_view CodeName(Code code) {
   switch (code) {
-    case Code::kOk: return "ok";
-    case Code::kInvalidArgument: return "invalid_argument";
-    case Code::kNotJoined: return "not_joined";
-    case Code::kNotFound: return "not_found";
-    case Code::kUnreachable: return "unreachable";
-    case Code::kTimeout: return "timeout";
-    case Code::kBadMessage: return "bad_message";
-    case Code::kUnavailable: return "unavailable";
-    case Code::kInternal: return "internal";
+    case Code::kOk:
+      return "ok";
+    case Code::kInvalidArgument:
+      return "invalid_argument";
+    case Code::kNotJoined:
+      return "not_joined";
+    case Code::kNotFound:
+      return "not_found";
+    case Code::kUnreachable:
+      return "unreachable";
+    case Code::kTimeout:
+      return "timeout";
+    case Code::kBadMessage:
+      return "bad_message";
+    case Code::kUnavailable:
+      return "unavailable";
+    case Code::kInternal:
+      return "internal";
   }
   return "unknown";
 }

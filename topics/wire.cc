@@ -15,7 +15,9 @@ void PackStr(Packer& pk, std::string_view s) {
   pk.pack_str(static_cast<uint32_t>(s.size()));
   pk.pack_str_body(s.data(), static_cast<uint32_t>(s.size()));
 }
-void PackBool(Packer& pk, bool b) { b ? pk.pack_true() : pk.pack_false(); }
+void PackBool(Packer& pk, bool b) {
+  b ? pk.pack_true() : pk.pack_false();
+}
 void PackPeerId(Packer& pk, const PeerId& id) {
   pk.pack_array(2);
   PackStr(pk, id.node);
@@ -93,9 +95,7 @@ class Reader {
     }
     return o->via.boolean;
   }
-  bool PeekNil() const {
-    return ok() && i_ < n_ && items_[i_].type == msgpack::type::NIL;
-  }
+  bool PeekNil() const { return ok() && i_ < n_ && items_[i_].type == msgpack::type::NIL; }
   std::string Str(std::string_view field, size_t max_bytes) {
     const msgpack::object* o = Next(field);
     if (o == nullptr) return {};
@@ -118,7 +118,9 @@ class Reader {
     if (!v.ok()) Fail("field '" + std::string(field) + "': " + v.message());
     return s;
   }
-  Reader Array(std::string_view field) { return Reader(Next(field), st_, what_ + "." + std::string(field)); }
+  Reader Array(std::string_view field) {
+    return Reader(Next(field), st_, what_ + "." + std::string(field));
+  }
 
  private:
   Status* st_;
@@ -127,7 +129,6 @@ class Reader {
   size_t n_ = 0;
   size_t i_ = 0;
 };
-
 
 PeerId ReadPeerId(Reader& r) {
   Reader a = r.Array("from");
@@ -200,7 +201,9 @@ Result<msgpack::object_handle> Unpack(std::string_view frame) {
 // The message type number as a Type; out of Type's range it is Type{0}, which
 // no message has, so it is reported unknown. (A plain cast would truncate
 // 65546 to 10, Join.)
-Type AsType(uint64_t type) { return type > UINT16_MAX ? Type{0} : static_cast<Type>(type); }
+Type AsType(uint64_t type) {
+  return type > UINT16_MAX ? Type{0} : static_cast<Type>(type);
+}
 
 template <typename T>
 Result<T> Finish(const Status& st, T value) {
@@ -223,34 +226,61 @@ std::string Encode(const ClientRequest& m) {
       [&](const auto& v) {
         using T = std::decay_t<decltype(v)>;
         if constexpr (std::is_same_v<T, Hello>) {
-          pk.pack_array(4); pk.pack_uint16(uint16_t(Type::kHello)); pk.pack_uint64(v.req);
-          pk.pack_uint32(v.version); PackStr(pk, v.client_name);
+          pk.pack_array(4);
+          pk.pack_uint16(uint16_t(Type::kHello));
+          pk.pack_uint64(v.req);
+          pk.pack_uint32(v.version);
+          PackStr(pk, v.client_name);
         } else if constexpr (std::is_same_v<T, Bye>) {
-          pk.pack_array(2); pk.pack_uint16(uint16_t(Type::kBye)); pk.pack_uint64(v.req);
+          pk.pack_array(2);
+          pk.pack_uint16(uint16_t(Type::kBye));
+          pk.pack_uint64(v.req);
         } else if constexpr (std::is_same_v<T, SessionHeartbeat>) {
-          pk.pack_array(3); pk.pack_uint16(uint16_t(Type::kHeartbeat));
-          pk.pack_uint64(v.session); pk.pack_uint64(v.token);
+          pk.pack_array(3);
+          pk.pack_uint16(uint16_t(Type::kHeartbeat));
+          pk.pack_uint64(v.session);
+          pk.pack_uint64(v.token);
         } else if constexpr (std::is_same_v<T, Join> || std::is_same_v<T, Leave>) {
           pk.pack_array(4);
           pk.pack_uint16(uint16_t(std::is_same_v<T, Join> ? Type::kJoin : Type::kLeave));
-          pk.pack_uint64(v.req); PackStr(pk, v.scope); PackStr(pk, v.group);
-        } else if constexpr (std::is_same_v<T, Members>) {
-          pk.pack_array(5); pk.pack_uint16(uint16_t(Type::kMembers)); pk.pack_uint64(v.req);
-          PackStr(pk, v.scope); PackStr(pk, v.group); PackBool(pk, v.local_only);
-        } else if constexpr (std::is_same_v<T, WhichGroups>) {
-          pk.pack_array(4); pk.pack_uint16(uint16_t(Type::kWhichGroups)); pk.pack_uint64(v.req);
-          PackStr(pk, v.scope); PackBool(pk, v.local_only);
-        } else if constexpr (std::is_same_v<T, Monitor>) {
-          pk.pack_array(4); pk.pack_uint16(uint16_t(Type::kMonitor)); pk.pack_uint64(v.req);
+          pk.pack_uint64(v.req);
           PackStr(pk, v.scope);
-          if (v.group) PackStr(pk, *v.group); else pk.pack_nil();
+          PackStr(pk, v.group);
+        } else if constexpr (std::is_same_v<T, Members>) {
+          pk.pack_array(5);
+          pk.pack_uint16(uint16_t(Type::kMembers));
+          pk.pack_uint64(v.req);
+          PackStr(pk, v.scope);
+          PackStr(pk, v.group);
+          PackBool(pk, v.local_only);
+        } else if constexpr (std::is_same_v<T, WhichGroups>) {
+          pk.pack_array(4);
+          pk.pack_uint16(uint16_t(Type::kWhichGroups));
+          pk.pack_uint64(v.req);
+          PackStr(pk, v.scope);
+          PackBool(pk, v.local_only);
+        } else if constexpr (std::is_same_v<T, Monitor>) {
+          pk.pack_array(4);
+          pk.pack_uint16(uint16_t(Type::kMonitor));
+          pk.pack_uint64(v.req);
+          PackStr(pk, v.scope);
+          if (v.group)
+            PackStr(pk, *v.group);
+          else
+            pk.pack_nil();
         } else if constexpr (std::is_same_v<T, Demonitor>) {
-          pk.pack_array(3); pk.pack_uint16(uint16_t(Type::kDemonitor)); pk.pack_uint64(v.req);
+          pk.pack_array(3);
+          pk.pack_uint16(uint16_t(Type::kDemonitor));
+          pk.pack_uint64(v.req);
           pk.pack_uint64(v.ref);
         } else if constexpr (std::is_same_v<T, Nodes>) {
-          pk.pack_array(2); pk.pack_uint16(uint16_t(Type::kNodes)); pk.pack_uint64(v.req);
+          pk.pack_array(2);
+          pk.pack_uint16(uint16_t(Type::kNodes));
+          pk.pack_uint64(v.req);
         } else if constexpr (std::is_same_v<T, Stats>) {
-          pk.pack_array(2); pk.pack_uint16(uint16_t(Type::kStats)); pk.pack_uint64(v.req);
+          pk.pack_array(2);
+          pk.pack_uint16(uint16_t(Type::kStats));
+          pk.pack_uint64(v.req);
         }
       },
       m);
@@ -282,12 +312,14 @@ Result<ClientRequest> DecodeClientRequest(std::string_view frame, uint64_t* req_
       h.client_name = r.Str("client_name", 255);
       return Finish<ClientRequest>(st, std::move(h));
     }
-    case Type::kBye: return Finish<ClientRequest>(st, Bye{req});
+    case Type::kBye:
+      return Finish<ClientRequest>(st, Bye{req});
     case Type::kJoin:
     case Type::kLeave: {
       std::string scope = r.Checked("scope", ValidateScope);
       std::string group = r.Checked("group", ValidateGroup);
-      if (static_cast<Type>(type) == Type::kJoin) return Finish<ClientRequest>(st, Join{req, scope, group});
+      if (static_cast<Type>(type) == Type::kJoin)
+        return Finish<ClientRequest>(st, Join{req, scope, group});
       return Finish<ClientRequest>(st, Leave{req, scope, group});
     }
     case Type::kMembers: {
@@ -325,9 +357,12 @@ Result<ClientRequest> DecodeClientRequest(std::string_view frame, uint64_t* req_
       d.ref = r.U64("ref");
       return Finish<ClientRequest>(st, d);
     }
-    case Type::kNodes: return Finish<ClientRequest>(st, Nodes{req});
-    case Type::kStats: return Finish<ClientRequest>(st, Stats{req});
-    default: return Status::BadMessage("unknown request type " + std::to_string(type));
+    case Type::kNodes:
+      return Finish<ClientRequest>(st, Nodes{req});
+    case Type::kStats:
+      return Finish<ClientRequest>(st, Stats{req});
+    default:
+      return Status::BadMessage("unknown request type " + std::to_string(type));
   }
 }
 
@@ -341,10 +376,14 @@ std::string Encode(const ClientInbound& m) {
     size_t body_fields = std::visit(
         [](const auto& b) -> size_t {
           using T = std::decay_t<decltype(b)>;
-          if constexpr (std::is_same_v<T, Empty>) return 0;
-          else if constexpr (std::is_same_v<T, WelcomeBody>) return 6;
-          else if constexpr (std::is_same_v<T, MonitorBody>) return 2;
-          else return 1;
+          if constexpr (std::is_same_v<T, Empty>)
+            return 0;
+          else if constexpr (std::is_same_v<T, WelcomeBody>)
+            return 6;
+          else if constexpr (std::is_same_v<T, MonitorBody>)
+            return 2;
+          else
+            return 1;
         },
         r->body);
     pk.pack_array(static_cast<uint32_t>(5 + body_fields));
@@ -357,32 +396,48 @@ std::string Encode(const ClientInbound& m) {
         [&](const auto& b) {
           using T = std::decay_t<decltype(b)>;
           if constexpr (std::is_same_v<T, WelcomeBody>) {
-            PackStr(pk, b.node); pk.pack_uint64(b.incarnation); pk.pack_uint64(b.session);
-            pk.pack_uint64(b.token); pk.pack_uint32(b.heartbeat_ms); pk.pack_uint32(b.session_timeout_ms);
+            PackStr(pk, b.node);
+            pk.pack_uint64(b.incarnation);
+            pk.pack_uint64(b.session);
+            pk.pack_uint64(b.token);
+            pk.pack_uint32(b.heartbeat_ms);
+            pk.pack_uint32(b.session_timeout_ms);
           } else if constexpr (std::is_same_v<T, MembersBody>) {
             PackMembers(pk, b.members);
           } else if constexpr (std::is_same_v<T, GroupsBody>) {
             pk.pack_array(static_cast<uint32_t>(b.groups.size()));
             for (const GroupCount& g : b.groups) {
-              pk.pack_array(3); PackStr(pk, g.scope); PackStr(pk, g.group); pk.pack_uint64(g.count);
+              pk.pack_array(3);
+              PackStr(pk, g.scope);
+              PackStr(pk, g.group);
+              pk.pack_uint64(g.count);
             }
           } else if constexpr (std::is_same_v<T, MonitorBody>) {
             pk.pack_uint64(b.ref);
             pk.pack_array(static_cast<uint32_t>(b.groups.size()));
             for (const GroupMembers& g : b.groups) {
-              pk.pack_array(3); PackStr(pk, g.scope); PackStr(pk, g.group); PackMembers(pk, g.members);
+              pk.pack_array(3);
+              PackStr(pk, g.scope);
+              PackStr(pk, g.group);
+              PackMembers(pk, g.members);
             }
           } else if constexpr (std::is_same_v<T, NodesBody>) {
             pk.pack_array(static_cast<uint32_t>(b.nodes.size()));
             for (const NodeInfo& n : b.nodes) {
-              pk.pack_array(6); PackStr(pk, n.name); pk.pack_uint64(n.incarnation);
-              PackStr(pk, n.state); PackStr(pk, n.calls_endpoint);
-              pk.pack_uint64(n.last_heard_ms_ago); PackBool(pk, n.is_self);
+              pk.pack_array(6);
+              PackStr(pk, n.name);
+              pk.pack_uint64(n.incarnation);
+              PackStr(pk, n.state);
+              PackStr(pk, n.calls_endpoint);
+              pk.pack_uint64(n.last_heard_ms_ago);
+              PackBool(pk, n.is_self);
             }
           } else if constexpr (std::is_same_v<T, StatsBody>) {
             pk.pack_array(static_cast<uint32_t>(b.counters.size()));
             for (const auto& [name, value] : b.counters) {
-              pk.pack_array(2); PackStr(pk, name); pk.pack_uint64(value);
+              pk.pack_array(2);
+              PackStr(pk, name);
+              pk.pack_uint64(value);
             }
           }
         },
@@ -421,7 +476,9 @@ Result<ClientInbound> DecodeClientInbound(std::string_view frame) {
       if (code > uint64_t(Code::kInternal)) return Status::BadMessage("reply has unknown code");
       rep.status = Status(static_cast<Code>(code), std::move(message));
       switch (tag) {
-        case 0: rep.body = Empty{}; break;
+        case 0:
+          rep.body = Empty{};
+          break;
         case 1: {
           WelcomeBody w;
           w.node = r.Checked("node", ValidateNodeName);
@@ -433,7 +490,9 @@ Result<ClientInbound> DecodeClientInbound(std::string_view frame) {
           rep.body = std::move(w);
           break;
         }
-        case 2: rep.body = MembersBody{ReadMembers(r, "members")}; break;
+        case 2:
+          rep.body = MembersBody{ReadMembers(r, "members")};
+          break;
         case 3: {
           GroupsBody g;
           Reader list = r.Array("groups");
@@ -492,7 +551,8 @@ Result<ClientInbound> DecodeClientInbound(std::string_view frame) {
           rep.body = std::move(s);
           break;
         }
-        default: return Status::BadMessage("reply has unknown body tag " + std::to_string(tag));
+        default:
+          return Status::BadMessage("reply has unknown body tag " + std::to_string(tag));
       }
       return Finish<ClientInbound>(st, std::move(rep));
     }
@@ -512,7 +572,8 @@ Result<ClientInbound> DecodeClientInbound(std::string_view frame) {
       g.lost = r.U64("lost");
       return Finish<ClientInbound>(st, g);
     }
-    default: return Status::BadMessage("unknown broker message type " + std::to_string(type));
+    default:
+      return Status::BadMessage("unknown broker message type " + std::to_string(type));
   }
 }
 
@@ -525,38 +586,55 @@ std::string Encode(const PeerMessage& m) {
       [&](const auto& v) {
         using T = std::decay_t<decltype(v)>;
         if constexpr (std::is_same_v<T, PeerHeartbeat>) {
-          pk.pack_array(4); pk.pack_uint16(uint16_t(Type::kPeerHeartbeat)); PackPeerId(pk, v.from);
-          pk.pack_uint64(v.seq); PackStr(pk, v.calls_endpoint);
+          pk.pack_array(4);
+          pk.pack_uint16(uint16_t(Type::kPeerHeartbeat));
+          PackPeerId(pk, v.from);
+          pk.pack_uint64(v.seq);
+          PackStr(pk, v.calls_endpoint);
         } else if constexpr (std::is_same_v<T, PeerDelta>) {
-          pk.pack_array(4); pk.pack_uint16(uint16_t(Type::kPeerDelta)); PackPeerId(pk, v.from);
+          pk.pack_array(4);
+          pk.pack_uint16(uint16_t(Type::kPeerDelta));
+          PackPeerId(pk, v.from);
           pk.pack_uint64(v.seq);
           pk.pack_array(static_cast<uint32_t>(v.ops.size()));
           for (const DeltaOp& op : v.ops) {
-            pk.pack_array(4); pk.pack_uint8(uint8_t(op.op)); PackStr(pk, op.scope);
-            PackStr(pk, op.group); pk.pack_uint64(op.session);
+            pk.pack_array(4);
+            pk.pack_uint8(uint8_t(op.op));
+            PackStr(pk, op.scope);
+            PackStr(pk, op.group);
+            pk.pack_uint64(op.session);
           }
         } else if constexpr (std::is_same_v<T, PeerBye>) {
-          pk.pack_array(2); pk.pack_uint16(uint16_t(Type::kPeerBye)); PackPeerId(pk, v.from);
+          pk.pack_array(2);
+          pk.pack_uint16(uint16_t(Type::kPeerBye));
+          PackPeerId(pk, v.from);
         } else if constexpr (std::is_same_v<T, PeerHello>) {
           pk.pack_array(6);
           pk.pack_uint16(uint16_t(v.is_welcome ? Type::kPeerWelcome : Type::kPeerHello));
           PackPeerId(pk, v.from);
           pk.pack_uint32(v.version);
-          pk.pack_array(3); PackStr(pk, v.endpoints.calls); PackStr(pk, v.endpoints.control);
+          pk.pack_array(3);
+          PackStr(pk, v.endpoints.calls);
+          PackStr(pk, v.endpoints.control);
           PackStr(pk, v.endpoints.data);
           pk.pack_array(static_cast<uint32_t>(v.known_peers.size()));
           for (const std::string& p : v.known_peers) PackStr(pk, p);
           PackSnapshot(pk, v.snapshot);
         } else if constexpr (std::is_same_v<T, PeerSyncRequest>) {
-          pk.pack_array(3); pk.pack_uint16(uint16_t(Type::kPeerSyncRequest)); PackPeerId(pk, v.from);
+          pk.pack_array(3);
+          pk.pack_uint16(uint16_t(Type::kPeerSyncRequest));
+          PackPeerId(pk, v.from);
           pk.pack_uint64(v.target_incarnation);
         } else if constexpr (std::is_same_v<T, PeerSyncReply>) {
-          pk.pack_array(3); pk.pack_uint16(uint16_t(Type::kPeerSyncReply)); PackPeerId(pk, v.from);
+          pk.pack_array(3);
+          pk.pack_uint16(uint16_t(Type::kPeerSyncReply));
+          PackPeerId(pk, v.from);
           PackSnapshot(pk, v.snapshot);
         } else if constexpr (std::is_same_v<T, PeerProbe>) {
           pk.pack_array(3);
           pk.pack_uint16(uint16_t(v.is_reply ? Type::kPeerProbeReply : Type::kPeerProbe));
-          PackPeerId(pk, v.from); pk.pack_uint64(v.nonce);
+          PackPeerId(pk, v.from);
+          pk.pack_uint64(v.nonce);
         }
       },
       m);
@@ -641,7 +719,8 @@ Result<PeerMessage> DecodePeerMessage(std::string_view frame) {
       p.nonce = r.U64("nonce");
       return Finish<PeerMessage>(st, std::move(p));
     }
-    default: return Status::BadMessage("unknown peer message type " + std::to_string(type));
+    default:
+      return Status::BadMessage("unknown peer message type " + std::to_string(type));
   }
 }
 

@@ -96,17 +96,51 @@ enum class Type : uint16_t {
 
 // ---- client -> broker ------------------------------------------------------
 
-struct Hello { uint64_t req = 0; uint32_t version = kProtocolVersion; std::string client_name; };
-struct Bye { uint64_t req = 0; };
-struct SessionHeartbeat { uint64_t session = 0; uint64_t token = 0; };
-struct Join { uint64_t req = 0; std::string scope, group; };
-struct Leave { uint64_t req = 0; std::string scope, group; };
-struct Members { uint64_t req = 0; std::string scope, group; bool local_only = false; };
-struct WhichGroups { uint64_t req = 0; std::string scope; bool local_only = false; };
-struct Monitor { uint64_t req = 0; std::string scope; std::optional<std::string> group; };
-struct Demonitor { uint64_t req = 0; uint64_t ref = 0; };
-struct Nodes { uint64_t req = 0; };
-struct Stats { uint64_t req = 0; };
+struct Hello {
+  uint64_t req = 0;
+  uint32_t version = kProtocolVersion;
+  std::string client_name;
+};
+struct Bye {
+  uint64_t req = 0;
+};
+struct SessionHeartbeat {
+  uint64_t session = 0;
+  uint64_t token = 0;
+};
+struct Join {
+  uint64_t req = 0;
+  std::string scope, group;
+};
+struct Leave {
+  uint64_t req = 0;
+  std::string scope, group;
+};
+struct Members {
+  uint64_t req = 0;
+  std::string scope, group;
+  bool local_only = false;
+};
+struct WhichGroups {
+  uint64_t req = 0;
+  std::string scope;
+  bool local_only = false;
+};
+struct Monitor {
+  uint64_t req = 0;
+  std::string scope;
+  std::optional<std::string> group;
+};
+struct Demonitor {
+  uint64_t req = 0;
+  uint64_t ref = 0;
+};
+struct Nodes {
+  uint64_t req = 0;
+};
+struct Stats {
+  uint64_t req = 0;
+};
 
 using ClientRequest = std::variant<Hello, Bye, SessionHeartbeat, Join, Leave, Members, WhichGroups,
                                    Monitor, Demonitor, Nodes, Stats>;
@@ -124,11 +158,24 @@ struct WelcomeBody {
   uint64_t incarnation = 0, session = 0, token = 0;
   uint32_t heartbeat_ms = 0, session_timeout_ms = 0;
 };
-struct MembersBody { std::vector<MemberId> members; };
-struct GroupCount { std::string scope, group; uint64_t count = 0; };
-struct GroupsBody { std::vector<GroupCount> groups; };
-struct GroupMembers { std::string scope, group; std::vector<MemberId> members; };
-struct MonitorBody { uint64_t ref = 0; std::vector<GroupMembers> groups; };
+struct MembersBody {
+  std::vector<MemberId> members;
+};
+struct GroupCount {
+  std::string scope, group;
+  uint64_t count = 0;
+};
+struct GroupsBody {
+  std::vector<GroupCount> groups;
+};
+struct GroupMembers {
+  std::string scope, group;
+  std::vector<MemberId> members;
+};
+struct MonitorBody {
+  uint64_t ref = 0;
+  std::vector<GroupMembers> groups;
+};
 struct NodeInfo {
   std::string name;
   uint64_t incarnation = 0;
@@ -137,12 +184,20 @@ struct NodeInfo {
   uint64_t last_heard_ms_ago = 0;
   bool is_self = false;
 };
-struct NodesBody { std::vector<NodeInfo> nodes; };
-struct StatsBody { std::vector<std::pair<std::string, uint64_t>> counters; };
+struct NodesBody {
+  std::vector<NodeInfo> nodes;
+};
+struct StatsBody {
+  std::vector<std::pair<std::string, uint64_t>> counters;
+};
 using ReplyBody =
     std::variant<Empty, WelcomeBody, MembersBody, GroupsBody, MonitorBody, NodesBody, StatsBody>;
 
-struct Reply { uint64_t req = 0; Status status; ReplyBody body; };
+struct Reply {
+  uint64_t req = 0;
+  Status status;
+  ReplyBody body;
+};
 
 enum class EventKind : uint8_t { kJoin = 1, kLeave = 2 };
 std::string_view EventKindName(EventKind kind);
@@ -152,7 +207,9 @@ struct Event {
   std::string scope, group;
   std::vector<MemberId> members;
 };
-struct Gap { uint64_t lost = 0; };
+struct Gap {
+  uint64_t lost = 0;
+};
 
 using ClientInbound = std::variant<Reply, Event, Gap>;
 
@@ -166,14 +223,19 @@ struct PeerId {
   uint64_t incarnation = 0;
   friend bool operator==(const PeerId&, const PeerId&) = default;
 };
-struct PeerEndpoints { std::string calls, control, data; };
+struct PeerEndpoints {
+  std::string calls, control, data;
+};
 struct MembershipEntry {
   std::string scope, group;
   uint64_t session = 0;
   uint32_t count = 0;  // joins of this session to this group (pg counts twice)
   friend bool operator==(const MembershipEntry&, const MembershipEntry&) = default;
 };
-struct Snapshot { uint64_t seq = 0; std::vector<MembershipEntry> entries; };
+struct Snapshot {
+  uint64_t seq = 0;
+  std::vector<MembershipEntry> entries;
+};
 enum class DeltaOpKind : uint8_t { kJoin = 1, kLeave = 2 };
 struct DeltaOp {
   DeltaOpKind op = DeltaOpKind::kJoin;
@@ -182,9 +244,19 @@ struct DeltaOp {
   friend bool operator==(const DeltaOp&, const DeltaOp&) = default;
 };
 
-struct PeerHeartbeat { PeerId from; uint64_t seq = 0; std::string calls_endpoint; };
-struct PeerDelta { PeerId from; uint64_t seq = 0; std::vector<DeltaOp> ops; };
-struct PeerBye { PeerId from; };
+struct PeerHeartbeat {
+  PeerId from;
+  uint64_t seq = 0;
+  std::string calls_endpoint;
+};
+struct PeerDelta {
+  PeerId from;
+  uint64_t seq = 0;
+  std::vector<DeltaOp> ops;
+};
+struct PeerBye {
+  PeerId from;
+};
 struct PeerHello {
   PeerId from;
   bool is_welcome = false;  // false: a Hello; true: the Welcome that answers one
@@ -193,9 +265,19 @@ struct PeerHello {
   std::vector<std::string> known_peers;  // calls endpoints
   Snapshot snapshot;
 };
-struct PeerSyncRequest { PeerId from; uint64_t target_incarnation = 0; };
-struct PeerSyncReply { PeerId from; Snapshot snapshot; };
-struct PeerProbe { PeerId from; uint64_t nonce = 0; bool is_reply = false; };
+struct PeerSyncRequest {
+  PeerId from;
+  uint64_t target_incarnation = 0;
+};
+struct PeerSyncReply {
+  PeerId from;
+  Snapshot snapshot;
+};
+struct PeerProbe {
+  PeerId from;
+  uint64_t nonce = 0;
+  bool is_reply = false;
+};
 
 using PeerMessage = std::variant<PeerHeartbeat, PeerDelta, PeerBye, PeerHello, PeerSyncRequest,
                                  PeerSyncReply, PeerProbe>;
