@@ -2,7 +2,7 @@
 // returns (so a bad address is an error there, with nothing half-started)
 // and then runs the broker's loop on a thread of its own, which owns every
 // socket and all state. Thread-safe: every public method may be called from
-// any thread; they reach the loop through an inproc pipe.
+// any thread; they queue work for the loop and wake it through an eventfd.
 //
 // The test hooks below (partition, delta loss, forced resync) exist so that
 // integration tests can make real brokers misbehave on purpose; meshbusd does

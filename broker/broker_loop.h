@@ -1,7 +1,8 @@
 // BrokerLoop: the inside of a Broker (private to broker/). One thread runs
 // Run(); it owns every socket and every piece of state below, and nothing
 // else touches them. Other threads reach it only through Post(), which queues
-// a function and wakes the loop through an inproc pipe.
+// a function and wakes the loop through an eventfd (cheaper to poll than a
+// ZeroMQ pipe, and the queue needs a lock either way).
 //
 // The code is split by concern: broker.cc (sockets, the poll loop, timers,
 // lifecycle), clients.cc (SDK sessions and their requests), peers.cc (the
@@ -63,7 +64,6 @@ struct BrokerCounters {
   uint64_t peers_met = 0;
   uint64_t peers_purged = 0;
   uint64_t probes_sent = 0;
-  uint64_t data_messages_in = 0;
 };
 
 class BrokerLoop {
@@ -137,11 +137,17 @@ class BrokerLoop {
 
   // broker.cc
   void PollOnce();
-  void DrainPipe();
+  void DrainPosted();
+  template <typename Handler>
+  void Drain(zmq::socket_t& socket, Handler&& handle);
   void OnTimers(TimePoint now);
   TimePoint NextTimer() const;
   void FlushDeltas();
   void NotifyMonitors(const GroupChanges& changes);
+  // Where to collect a change in `scope`: nowhere when nobody monitors it.
+  GroupChanges* ChangesFor(const std::string& scope, GroupChanges* changes) const {
+    return monitors_by_scope_.count(scope) ? changes : nullptr;
+  }
   bool SendFrames(zmq::socket_ref socket, const std::string& routing_id, const std::string& body);
 
   // clients.cc
@@ -187,8 +193,8 @@ class BrokerLoop {
   zmq::socket_t calls_;
   zmq::socket_t control_pub_, control_sub_;
   zmq::socket_t data_pub_, data_sub_;
-  zmq::socket_t pipe_rx_, pipe_tx_;
-  std::mutex post_mu_;  // guards pipe_tx_ and posted_
+  int wake_fd_ = -1;    // eventfd: Post() wakes the loop
+  std::mutex post_mu_;  // guards posted_
   std::deque<std::function<void()>> posted_;
 
   std::thread thread_;
@@ -216,6 +222,11 @@ class BrokerLoop {
   FailureDetector detector_;
   uint64_t next_nonce_ = 1;
   int next_monitor_socket_ = 0;
+
+  // Reused by every turn of the loop, to spare allocations.
+  std::vector<zmq::pollitem_t> poll_items_;
+  std::vector<Link*> poll_links_;
+  std::vector<zmq::message_t> frames_;
 
   TimePoint next_heartbeat_{};
   TimePoint next_hello_retry_{};

@@ -138,14 +138,14 @@ void BrokerLoop::HandleRequest(const std::string& rid, wire::ClientRequest& requ
           EndSession(id, "said goodbye");
         } else if constexpr (std::is_same_v<T, wire::Join>) {
           GroupChanges changes;
-          table_.Join(me, r.scope, r.group, &changes);
+          table_.Join(me, r.scope, r.group, ChangesFor(r.scope, &changes));
           ++session->joins[{r.scope, r.group}];
           pending_ops_.push_back({wire::DeltaOpKind::kJoin, r.scope, r.group, session->id});
           Reply(rid, r.req, Status::Ok());
           NotifyMonitors(changes);
         } else if constexpr (std::is_same_v<T, wire::Leave>) {
           GroupChanges changes;
-          Status s = table_.Leave(me, r.scope, r.group, &changes);
+          Status s = table_.Leave(me, r.scope, r.group, ChangesFor(r.scope, &changes));
           if (s.ok()) {
             auto it = session->joins.find({r.scope, r.group});
             if (it != session->joins.end() && --it->second == 0) session->joins.erase(it);

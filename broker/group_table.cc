@@ -73,11 +73,11 @@ Status GroupTable::Leave(const MemberId& member, const std::string& scope, const
 void GroupTable::Replace(const std::string& node, uint64_t incarnation,
                          const std::vector<wire::MembershipEntry>& entries, GroupChanges* out) {
   // Wanted state, keyed like by_node_.
-  std::map<GroupKey, std::map<MemberId, uint32_t>> want;
+  std::map<GroupKey, MemberCounts, KeyLess> want;
   for (const wire::MembershipEntry& e : entries) {
     want[{e.scope, e.group}][MemberId{node, incarnation, e.session}] += e.count;
   }
-  std::map<GroupKey, std::map<MemberId, uint32_t>> have;
+  std::map<GroupKey, MemberCounts, KeyLess> have;
   if (auto it = by_node_.find(node); it != by_node_.end()) have = it->second;
 
   // Leaves first, then joins, each in key order.

@@ -59,10 +59,19 @@ class GroupTable {
 
  private:
   using GroupKey = std::pair<std::string, std::string>;  // scope, group
+  // Compares the scope once, then the group (std::pair's < compares the
+  // scope twice when it is equal, which it mostly is).
+  struct KeyLess {
+    bool operator()(const GroupKey& a, const GroupKey& b) const {
+      int c = a.first.compare(b.first);
+      return c != 0 ? c < 0 : a.second < b.second;
+    }
+  };
+  using MemberCounts = std::map<MemberId, uint32_t>;
   // (scope, group) -> member -> join count. Ordered so listings are stable.
-  std::map<GroupKey, std::map<MemberId, uint32_t>> groups_;
+  std::map<GroupKey, MemberCounts, KeyLess> groups_;
   // node -> the group keys it has members in, for purge and snapshots.
-  std::unordered_map<std::string, std::map<GroupKey, std::map<MemberId, uint32_t>>> by_node_;
+  std::unordered_map<std::string, std::map<GroupKey, MemberCounts, KeyLess>> by_node_;
 
   void Add(const MemberId& m, const GroupKey& key, uint32_t n, GroupChanges* out);
   void Remove(const MemberId& m, const GroupKey& key, uint32_t n, GroupChanges* out);

@@ -293,8 +293,8 @@ void BrokerLoop::ApplyOps(Peer& peer, const std::vector<wire::DeltaOp>& ops, Tim
   for (const wire::DeltaOp& op : ops) {
     MemberId m{peer.id.node, peer.id.incarnation, op.session};
     if (op.op == wire::DeltaOpKind::kJoin) {
-      table_.Join(m, op.scope, op.group, &changes);
-    } else if (!table_.Leave(m, op.scope, op.group, &changes).ok()) {
+      table_.Join(m, op.scope, op.group, ChangesFor(op.scope, &changes));
+    } else if (!table_.Leave(m, op.scope, op.group, ChangesFor(op.scope, &changes)).ok()) {
       inconsistent = true;
     }
   }

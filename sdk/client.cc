@@ -1,5 +1,6 @@
 #include "sdk/client.h"
 
+#include <cerrno>
 #include <condition_variable>
 #include <cstdlib>
 #include <deque>
@@ -76,6 +77,7 @@ struct Client::Impl {
   }
 
   // Reads one message, waiting until `deadline`; nullopt on timeout.
+  // Reads one message, waiting until `deadline`; nullopt on timeout.
   Result<std::optional<wire::ClientInbound>> Read(Clock::time_point deadline) {
     zmq::pollitem_t item{dealer.handle(), 0, ZMQ_POLLIN, 0};
     while (true) {
@@ -95,6 +97,7 @@ struct Client::Impl {
         if (left.count() <= 0) return std::optional<wire::ClientInbound>();
         zmq::poll(&item, 1, left);
       } catch (const zmq::error_t& e) {
+        if (e.num() == EINTR) return Status::Unavailable("interrupted by a signal");
         return Status::Unreachable(std::string("cannot read from the broker: ") + e.what());
       }
     }

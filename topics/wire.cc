@@ -11,6 +11,14 @@ using Packer = msgpack::packer<msgpack::sbuffer>;
 
 // ---- encoding helpers ------------------------------------------------------
 
+// One buffer per thread, reused by every Encode: a fresh sbuffer allocates
+// 8 KiB for each message.
+msgpack::sbuffer& ScratchBuffer() {
+  thread_local msgpack::sbuffer buf;
+  buf.clear();
+  return buf;
+}
+
 void PackStr(Packer& pk, std::string_view s) {
   pk.pack_str(static_cast<uint32_t>(s.size()));
   pk.pack_str_body(s.data(), static_cast<uint32_t>(s.size()));
@@ -178,9 +186,16 @@ Snapshot ReadSnapshot(Reader& r) {
 }
 
 // Unpacks one frame into a msgpack object with bounded sizes and depth.
-Result<msgpack::object_handle> Unpack(std::string_view frame) {
+// Unpacks one frame with bounded sizes and depth, into a zone of this
+// thread's that the next Unpack on the thread reuses (a fresh zone allocates
+// 8 KiB per message). The object is valid until then: decoders copy out
+// everything they keep before returning.
+Result<const msgpack::object*> Unpack(std::string_view frame) {
   if (frame.empty()) return Status::BadMessage("empty frame");
   if (frame.size() > kMaxFrameBytes) return Status::BadMessage("frame is too large");
+  thread_local msgpack::zone zone;
+  thread_local msgpack::object object;
+  zone.clear();
   try {
     size_t off = 0;
     // Every element takes at least one byte, so no array can honestly claim
@@ -189,10 +204,9 @@ Result<msgpack::object_handle> Unpack(std::string_view frame) {
     size_t max_items = std::min(kMaxListItems, frame.size());
     msgpack::unpack_limit limit(/*array=*/max_items, /*map=*/0, /*str=*/64u << 20,
                                 /*bin=*/kMaxFrameBytes, /*ext=*/0, /*depth=*/8);
-    msgpack::object_handle oh =
-        msgpack::unpack(frame.data(), frame.size(), off, nullptr, nullptr, limit);
+    object = msgpack::unpack(zone, frame.data(), frame.size(), off, nullptr, nullptr, limit);
     if (off != frame.size()) return Status::BadMessage("trailing bytes after the message");
-    return oh;
+    return &object;
   } catch (const std::exception& e) {
     return Status::BadMessage(std::string("invalid msgpack: ") + e.what());
   }
@@ -220,7 +234,7 @@ std::string_view EventKindName(EventKind kind) {
 // ---- client requests -------------------------------------------------------
 
 std::string Encode(const ClientRequest& m) {
-  msgpack::sbuffer buf;
+  msgpack::sbuffer& buf = ScratchBuffer();
   Packer pk(buf);
   std::visit(
       [&](const auto& v) {
@@ -289,10 +303,10 @@ std::string Encode(const ClientRequest& m) {
 
 Result<ClientRequest> DecodeClientRequest(std::string_view frame, uint64_t* req_out) {
   if (req_out) *req_out = 0;
-  Result<msgpack::object_handle> oh = Unpack(frame);
-  if (!oh.ok()) return oh.status();
+  Result<const msgpack::object*> obj = Unpack(frame);
+  if (!obj.ok()) return obj.status();
   Status st;
-  Reader r(&oh->get(), &st, "request");
+  Reader r(*obj, &st, "request");
   uint64_t type = r.U64("type");
   if (!st.ok()) return st;
   if (type == uint64_t(Type::kHeartbeat)) {
@@ -369,7 +383,7 @@ Result<ClientRequest> DecodeClientRequest(std::string_view frame, uint64_t* req_
 // ---- broker -> client ------------------------------------------------------
 
 std::string Encode(const ClientInbound& m) {
-  msgpack::sbuffer buf;
+  msgpack::sbuffer& buf = ScratchBuffer();
   Packer pk(buf);
   if (const Reply* r = std::get_if<Reply>(&m)) {
     // Fixed part: type, req, code, message, tag; then the body's fields.
@@ -459,10 +473,10 @@ std::string Encode(const ClientInbound& m) {
 }
 
 Result<ClientInbound> DecodeClientInbound(std::string_view frame) {
-  Result<msgpack::object_handle> oh = Unpack(frame);
-  if (!oh.ok()) return oh.status();
+  Result<const msgpack::object*> obj = Unpack(frame);
+  if (!obj.ok()) return obj.status();
   Status st;
-  Reader r(&oh->get(), &st, "broker message");
+  Reader r(*obj, &st, "broker message");
   uint64_t type = r.U64("type");
   if (!st.ok()) return st;
   switch (AsType(type)) {
@@ -580,7 +594,7 @@ Result<ClientInbound> DecodeClientInbound(std::string_view frame) {
 // ---- broker <-> broker -----------------------------------------------------
 
 std::string Encode(const PeerMessage& m) {
-  msgpack::sbuffer buf;
+  msgpack::sbuffer& buf = ScratchBuffer();
   Packer pk(buf);
   std::visit(
       [&](const auto& v) {
@@ -642,10 +656,10 @@ std::string Encode(const PeerMessage& m) {
 }
 
 Result<PeerMessage> DecodePeerMessage(std::string_view frame) {
-  Result<msgpack::object_handle> oh = Unpack(frame);
-  if (!oh.ok()) return oh.status();
+  Result<const msgpack::object*> obj = Unpack(frame);
+  if (!obj.ok()) return obj.status();
   Status st;
-  Reader r(&oh->get(), &st, "peer message");
+  Reader r(*obj, &st, "peer message");
   uint64_t type = r.U64("type");
   if (!st.ok()) return st;
   switch (AsType(type)) {
