@@ -85,24 +85,33 @@ void JoinLatency(const ProcessMesh& mesh, int samples) {
               "join on n1 visible on n2", Percentile(us, 0.5), Percentile(us, 0.99), samples);
 }
 
-void JoinThroughput(const ProcessMesh& mesh, int members, int groups) {
+// `members` joins spread over `groups` groups, from members/groups sessions
+// on n1 and n3, each joining every group; seen by a monitor on n2. With
+// batch > 1 each session sends JoinMany requests of `batch` groups.
+void JoinThroughput(const ProcessMesh& mesh, int members, int groups, int batch) {
+  std::string scope = "bench-tp-" + std::to_string(batch);
   Client observer = MustConnect(mesh, 1, "bench-observer");
-  if (auto m = observer.MonitorScope("bench-tp"); !m.ok()) Die("monitor", m.status());
+  if (auto m = observer.MonitorScope(scope); !m.ok()) Die("monitor", m.status());
   std::vector<Client> joiners;
-  for (int i = 0; i < members / groups; ++i)
+  for (int i = 0; i < members / groups; ++i) {
     joiners.push_back(MustConnect(mesh, i % 2 == 0 ? 0 : 2, "bench-tp"));
+  }
   std::atomic<int> failures{0};
   auto t0 = Clock::now();
   std::vector<std::thread> threads;
   for (Client& c : joiners) {
-    threads.emplace_back([&c, groups, &failures] {
+    threads.emplace_back([&c, &scope, groups, batch, &failures] {
+      std::vector<std::string> names;
       for (int g = 0; g < groups; ++g) {
-        if (!c.Join("bench-tp", "g" + std::to_string(g)).ok()) ++failures;
+        names.push_back("g" + std::to_string(g));
+        if (static_cast<int>(names.size()) < batch && g + 1 < groups) continue;
+        Status s = batch == 1 ? c.Join(scope, names[0]) : c.JoinMany(scope, names);
+        if (!s.ok()) ++failures;
+        names.clear();
       }
     });
   }
-  size_t seen =
-      AwaitJoins(observer, static_cast<size_t>(members), Clock::now() + std::chrono::seconds(60));
+  size_t seen = AwaitJoins(observer, static_cast<size_t>(members), Clock::now() + std::chrono::seconds(60));
   auto took = Clock::now() - t0;
   for (auto& t : threads) t.join();
   if (failures > 0 || seen != static_cast<size_t>(members)) {
@@ -110,10 +119,10 @@ void JoinThroughput(const ProcessMesh& mesh, int members, int groups) {
                  members, failures.load());
     std::exit(1);
   }
-  std::printf(
-      "%-52s %7.0f joins/s   (%d members from %zu sessions on n1 and n3, %d groups)   [Erlang pg: "
-      "81 k/s]\n",
-      "joins visible on n2", members / (Micros(took) / 1e6), members, joiners.size(), groups);
+  std::string what = batch == 1 ? "joins visible on n2 (one Join per call)"
+                                 : "joins visible on n2 (JoinMany, " + std::to_string(batch) + " per call)";
+  std::printf("%-52s %7.0f joins/s   (%d members from %zu sessions on n1 and n3, %d groups)   [Erlang pg: 81 k/s]\n",
+              what.c_str(), members / (Micros(took) / 1e6), members, joiners.size(), groups);
 }
 
 // Time from a signal to node 3 until node 1 saw its member leave.
@@ -178,7 +187,8 @@ int main() {
   {
     std::unique_ptr<ProcessMesh> mesh = MustUp(3);
     JoinLatency(*mesh, 2000);
-    JoinThroughput(*mesh, 10000, 1000);
+    JoinThroughput(*mesh, 10000, 1000, 1);
+    JoinThroughput(*mesh, 10000, 1000, 100);
   }
   FailureDetection(5);
   return 0;

@@ -143,6 +143,17 @@ void BrokerLoop::HandleRequest(const std::string& rid, wire::ClientRequest& requ
           pending_ops_.push_back({wire::DeltaOpKind::kJoin, r.scope, r.group, session->id});
           Reply(rid, r.req, Status::Ok());
           NotifyMonitors(changes);
+        } else if constexpr (std::is_same_v<T, wire::JoinMany>) {
+          // Validated whole by the codec, so every join below happens.
+          GroupChanges changes;
+          GroupChanges* collect = ChangesFor(r.scope, &changes);
+          for (const std::string& group : r.groups) {
+            table_.Join(me, r.scope, group, collect);
+            ++session->joins[{r.scope, group}];
+            pending_ops_.push_back({wire::DeltaOpKind::kJoin, r.scope, group, session->id});
+          }
+          Reply(rid, r.req, Status::Ok());
+          NotifyMonitors(changes);
         } else if constexpr (std::is_same_v<T, wire::Leave>) {
           GroupChanges changes;
           Status s = table_.Leave(me, r.scope, r.group, ChangesFor(r.scope, &changes));

@@ -235,6 +235,15 @@ Status Client::Join(const std::string& scope, const std::string& group) {
   return impl_->Call(wire::Join{0, scope, group}, impl_->options.call_timeout).status();
 }
 
+Status Client::JoinMany(const std::string& scope, const std::vector<std::string>& groups) {
+  if (Status s = ValidateScope(scope); !s.ok()) return s;
+  if (groups.empty()) return Status::InvalidArgument("no groups to join");
+  for (const std::string& g : groups) {
+    if (Status s = ValidateGroup(g); !s.ok()) return s;
+  }
+  return impl_->Call(wire::JoinMany{0, scope, groups}, impl_->options.call_timeout).status();
+}
+
 Status Client::Leave(const std::string& scope, const std::string& group) {
   if (Status s = CheckGroup(scope, group); !s.ok()) return s;
   return impl_->Call(wire::Leave{0, scope, group}, impl_->options.call_timeout).status();

@@ -87,6 +87,9 @@ class Client {
   // ---- process groups ----
   // Joining twice counts twice; leave undoes one join.
   Status Join(const std::string& scope, const std::string& group);
+  // Joins many groups of one scope in one call (one round trip, one delta
+  // to the mesh). All or nothing: if any name is invalid, none is joined.
+  Status JoinMany(const std::string& scope, const std::vector<std::string>& groups);
   // kNotJoined when this session is not a member.
   Status Leave(const std::string& scope, const std::string& group);
   Result<std::vector<MemberId>> Members(const std::string& scope, const std::string& group);

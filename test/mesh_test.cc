@@ -110,6 +110,36 @@ TEST_F(MeshTest, DoubleJoinCountsTwiceAndSingleLeaveLeavesOne) {
   EXPECT_TRUE(Sees(b, "app", "g", {}));
 }
 
+TEST_F(MeshTest, JoinManyJoinsEveryGroupOrNone) {
+  Client a = mesh.Connect(0);
+  Client c = mesh.Connect(2);
+  ASSERT_TRUE(a.JoinMany("app", {"x", "y", "z", "x"}).ok());
+  std::string id = a.self().ToString();
+  EXPECT_TRUE(Sees(c, "app", "x", {id, id}));
+  EXPECT_TRUE(Sees(c, "app", "z", {id}));
+  EXPECT_EQ(*c.WhichGroups("app"), (std::vector<std::string>{"x", "y", "z"}));
+  // One bad name: nothing joined, from the SDK and from the broker alike.
+  EXPECT_EQ(a.JoinMany("app", {"fine", ""}).code(), Code::kInvalidArgument);
+  EXPECT_EQ(a.JoinMany("app", {}).code(), Code::kInvalidArgument);
+  zmq::context_t ctx;
+  zmq::socket_t raw(ctx, zmq::socket_type::dealer);
+  raw.set(zmq::sockopt::linger, 0);
+  raw.connect("ipc://" + mesh.client_endpoint(0));
+  raw.send(zmq::buffer(wire::Encode(wire::ClientRequest(wire::Hello{1, wire::kProtocolVersion, "raw"}))),
+           zmq::send_flags::none);
+  zmq::message_t reply;
+  ASSERT_TRUE(raw.recv(reply));
+  raw.send(zmq::buffer(wire::Encode(wire::ClientRequest(wire::JoinMany{2, "app", {"fine", ""}}))),
+           zmq::send_flags::none);
+  ASSERT_TRUE(raw.recv(reply));
+  auto refused = std::get<wire::Reply>(wire::DecodeClientInbound(reply.to_string_view()).value());
+  EXPECT_EQ(refused.status.code(), Code::kBadMessage);
+  EXPECT_TRUE(a.Members("app", "fine")->empty());
+  // Each joined group leaves as usual.
+  ASSERT_TRUE(a.Leave("app", "y").ok());
+  EXPECT_TRUE(Sees(c, "app", "y", {}));
+}
+
 TEST_F(MeshTest, ScopeMonitorSeesLocalAndRemoteJoinsLeavesAndSessionEnds) {
   Client watcher = mesh.Connect(2);
   Client a = mesh.Connect(0);

@@ -280,6 +280,11 @@ std::string D(const ClientRequest& m) {
           o << "Nodes " << v.req;
         } else if constexpr (std::is_same_v<T, Stats>) {
           o << "Stats " << v.req;
+        } else if constexpr (std::is_same_v<T, JoinMany>) {
+          o << "JoinMany " << v.req << " '" << v.scope << "'";
+          for (const std::string& g : v.groups) o << " '" << g << "'";
+        } else {
+          static_assert(sizeof(T) == 0, "describe every request type");
         }
       },
       m);
@@ -385,6 +390,7 @@ std::vector<ClientRequest> ClientRequestSamples() {
       Demonitor{14, 12345},
       Nodes{15},
       Stats{0},
+      JoinMany{16, "orders", {"a", "b", "a"}},
   };
 }
 
@@ -629,6 +635,7 @@ TEST(WireTest, LayoutMatchesDocumentation) {
       {Encode(ClientRequest{Demonitor{10, 11}}), A({U(15), U(10), U(11)})},
       {Encode(ClientRequest{Nodes{12}}), A({U(16), U(12)})},
       {Encode(ClientRequest{Stats{13}}), A({U(17), U(13)})},
+      {Encode(ClientRequest{JoinMany{14, "s", {"g", "h"}}}), A({U(18), U(14), S("s"), A({S("g"), S("h")})})},
       {Encode(ClientInbound{Reply{1, Status::NotJoined("x"), Empty{}}}),
        A({U(100), U(1), U(2), S("x"), U(0)})},
       {Encode(ClientInbound{Reply{1, Status::Ok(), WelcomeBody{"n1", 2, 3, 4, 5, 6}}}),
@@ -808,7 +815,7 @@ TEST(WireBadInputTest, UnknownTypeNumbers) {
       {Dec::kRequest, A({U(0), U(7)})},
       {Dec::kRequest, A({U(4), U(7)})},
       {Dec::kRequest, A({U(9), U(7)})},
-      {Dec::kRequest, A({U(18), U(7)})},
+      {Dec::kRequest, A({U(19), U(7)})},
       {Dec::kRequest, A({U(100), U(7), U(0), S(""), U(0)})},  // a reply is not a request
       {Dec::kRequest, A({U(200), U(7)})},
       {Dec::kRequest, A({U(65535), U(7)})},

@@ -295,6 +295,13 @@ std::string Encode(const ClientRequest& m) {
           pk.pack_array(2);
           pk.pack_uint16(uint16_t(Type::kStats));
           pk.pack_uint64(v.req);
+        } else if constexpr (std::is_same_v<T, JoinMany>) {
+          pk.pack_array(4);
+          pk.pack_uint16(uint16_t(Type::kJoinMany));
+          pk.pack_uint64(v.req);
+          PackStr(pk, v.scope);
+          pk.pack_array(static_cast<uint32_t>(v.groups.size()));
+          for (const std::string& g : v.groups) PackStr(pk, g);
         }
       },
       m);
@@ -375,6 +382,16 @@ Result<ClientRequest> DecodeClientRequest(std::string_view frame, uint64_t* req_
       return Finish<ClientRequest>(st, Nodes{req});
     case Type::kStats:
       return Finish<ClientRequest>(st, Stats{req});
+    case Type::kJoinMany: {
+      JoinMany j;
+      j.req = req;
+      j.scope = r.Checked("scope", ValidateScope);
+      Reader groups = r.Array("groups");
+      if (groups.ok() && groups.size() == 0) groups.Fail("is empty");
+      j.groups.reserve(groups.ok() ? groups.size() : 0);
+      while (groups.has_more()) j.groups.push_back(groups.Checked("group", ValidateGroup));
+      return Finish<ClientRequest>(st, std::move(j));
+    }
     default:
       return Status::BadMessage("unknown request type " + std::to_string(type));
   }

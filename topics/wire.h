@@ -17,6 +17,7 @@
 //   [15 Demonitor,   req, ref]
 //   [16 Nodes,       req]
 //   [17 Stats,       req]
+//   [18 JoinMany,    req, scope, [group...]]    all or nothing: one bad name joins none
 // Broker -> client:
 //   [100 Reply, req, code, message, body_tag, body...]    body by tag:
 //        0 empty            -
@@ -80,6 +81,7 @@ enum class Type : uint16_t {
   kDemonitor = 15,
   kNodes = 16,
   kStats = 17,
+  kJoinMany = 18,
   kReply = 100,
   kEvent = 101,
   kGap = 102,
@@ -141,9 +143,14 @@ struct Nodes {
 struct Stats {
   uint64_t req = 0;
 };
+struct JoinMany {
+  uint64_t req = 0;
+  std::string scope;
+  std::vector<std::string> groups;
+};
 
 using ClientRequest = std::variant<Hello, Bye, SessionHeartbeat, Join, Leave, Members, WhichGroups,
-                                   Monitor, Demonitor, Nodes, Stats>;
+                                   Monitor, Demonitor, Nodes, Stats, JoinMany>;
 
 std::string Encode(const ClientRequest& m);
 // On failure, *req (if given) holds the request id when it could be read, so
