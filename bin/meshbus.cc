@@ -40,6 +40,10 @@ using std::chrono::milliseconds;
 // How long one Receive() waits before the stop flag and deadlines are checked
 // again: the CLI reacts to a signal within this time.
 constexpr milliseconds kReceiveSlice{100};
+// How often a long-running command (join, monitor) checks that its broker
+// still has its session: deliveries alone cannot tell a quiet broker from a
+// dead or restarted one.
+constexpr milliseconds kSessionCheckEvery{1000};
 // How often `wait` asks the broker for its nodes.
 constexpr milliseconds kWaitPollInterval{50};
 
@@ -287,6 +291,27 @@ struct JoinArgs {
   std::optional<double> hold_seconds;  // none: until SIGINT/SIGTERM
 };
 
+// Asks the broker something cheap, once per kSessionCheckEvery; an error
+// means the broker is gone, or restarted and no longer knows this session.
+class SessionCheck {
+ public:
+  Status Due(Client& client) {
+    if (Clock::now() < next_) return Status::Ok();
+    next_ = Clock::now() + kSessionCheckEvery;
+    Result<std::vector<meshbus::NodeInfo>> nodes = client.Nodes();
+    if (nodes.ok()) return Status::Ok();
+    if (nodes.status().code() == meshbus::Code::kUnavailable) {
+      return Status(nodes.status().code(),
+                    "the broker no longer has this session (did it restart?): " +
+                        nodes.status().message());
+    }
+    return nodes.status();
+  }
+
+ private:
+  Clock::time_point next_ = Clock::now() + kSessionCheckEvery;
+};
+
 int RunJoin(const Global& global, const JoinArgs& args) {
   InstallStopHandlers();
   Result<Client> client = Connect(global);
@@ -297,11 +322,15 @@ int RunJoin(const Global& global, const JoinArgs& args) {
   // Hold the membership. The SDK heartbeats on its own thread; this thread
   // only watches the clock, the stop flag and the session's health.
   const Clock::time_point deadline = DeadlineAfter(args.hold_seconds);
+  SessionCheck check;
   while (!StopRequested()) {
     const milliseconds left = TimeLeft(deadline);
     if (left <= milliseconds(0)) break;
     Result<meshbus::Delivery> delivery = client->Receive(std::min(left, kReceiveSlice));
-    if (delivery.ok() || delivery.status().code() == meshbus::Code::kTimeout) continue;
+    if (delivery.ok() || delivery.status().code() == meshbus::Code::kTimeout) {
+      if (Status s = check.Due(*client); !s.ok() && !StopRequested()) return Fail(s);
+      continue;
+    }
     if (StopRequested()) break;  // the signal interrupted the wait
     return Fail(delivery.status());
   }
@@ -371,12 +400,16 @@ int RunMonitor(const Global& global, const MonitorArgs& args) {
 
   const Clock::time_point deadline = DeadlineAfter(args.timeout_seconds);
   uint64_t events = 0;
+  SessionCheck check;
   while (!StopRequested() && !(args.count && events >= *args.count)) {
     const milliseconds left = TimeLeft(deadline);
     if (left <= milliseconds(0)) break;
     Result<meshbus::Delivery> delivery = client->Receive(std::min(left, kReceiveSlice));
     if (!delivery.ok()) {
-      if (delivery.status().code() == meshbus::Code::kTimeout) continue;
+      if (delivery.status().code() == meshbus::Code::kTimeout) {
+        if (Status s = check.Due(*client); !s.ok() && !StopRequested()) return Fail(s);
+        continue;
+      }
       if (StopRequested()) break;  // the signal interrupted the wait
       return Fail(delivery.status());
     }

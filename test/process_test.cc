@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <spawn.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -109,6 +111,38 @@ TEST_F(ProcessTest, GracefulStopPurgesAtOnce) {
   ASSERT_TRUE(mesh->Signal(2, SIGTERM));
   EXPECT_TRUE(WaitFor([&] { return !HasMember(a, "app", "g", id); }, kDeadBound + kSlack));
   EXPECT_EQ(StateOf(a, "n3"), "dead");
+}
+
+// Waits, bounded, for a child to exit; its exit code, or -1 if it had not
+// (then it is killed, by its pid).
+int WaitExit(pid_t pid, milliseconds timeout) {
+  int status = 0;
+  bool exited = WaitFor([&] { return waitpid(pid, &status, WNOHANG) == pid; }, timeout);
+  if (!exited) {
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+    return -1;
+  }
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+TEST(ProcessCliTest, JoinExitsWithAnErrorWhenItsBrokerDies) {
+  auto mesh = ProcessMesh::Up(1);
+  ASSERT_TRUE(mesh.ok()) << mesh.status().ToString();
+  std::string cli = BinDir() + "/meshbus";
+  std::string endpoint = (*mesh)->client_endpoint(0);
+  std::vector<std::string> args = {cli, "-b", endpoint, "--timeout", "500", "join", "app", "g"};
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  pid_t pid = 0;
+  ASSERT_EQ(posix_spawn(&pid, cli.c_str(), nullptr, nullptr, argv.data(), environ), 0);
+  auto c = (*mesh)->Connect(0);
+  ASSERT_TRUE(c.ok());
+  ASSERT_TRUE(WaitFor([&] { auto m = c->Members("app", "g"); return m.ok() && m->size() == 1; }));
+  ASSERT_TRUE((*mesh)->Signal(0, SIGKILL));
+  // The CLI checks its session every second and gives up after a call timeout.
+  EXPECT_EQ(WaitExit(pid, milliseconds(10000)), 1);
 }
 
 TEST(ProcessDaemonTest, BadFlagsAndUnbindableAddressesExitWithCodeTwo) {
