@@ -84,19 +84,18 @@ Status BrokerLoop::Bind() {
     calls_.bind(options_.listen);
     endpoints_.calls = WithHost(last_endpoint(calls_), advertise);
 
-    step = "bind the control socket on " + host;
-    control_pub_ = zmq::socket_t(context_, zmq::socket_type::pub);
-    control_pub_.set(zmq::sockopt::linger, 0);
-    control_pub_.set(zmq::sockopt::sndhwm, 100000);
-    control_pub_.bind("tcp://" + host + ":*");
-    endpoints_.control = WithHost(last_endpoint(control_pub_), advertise);
-
-    step = "bind the data socket on " + host;
-    data_pub_ = zmq::socket_t(context_, zmq::socket_type::pub);
-    data_pub_.set(zmq::sockopt::linger, 0);
-    data_pub_.set(zmq::sockopt::sndhwm, 100000);
-    data_pub_.bind("tcp://" + host + ":*");
-    endpoints_.data = WithHost(last_endpoint(data_pub_), advertise);
+    // The PUB sockets bind on the same host, on ports the OS picks; peers
+    // learn them in the hello exchange.
+    auto bind_pub = [&](zmq::socket_t& pub, const char* what) {
+      step = std::string("bind the ") + what + " socket on " + host;
+      pub = zmq::socket_t(context_, zmq::socket_type::pub);
+      pub.set(zmq::sockopt::linger, 0);
+      pub.set(zmq::sockopt::sndhwm, 100000);
+      pub.bind("tcp://" + host + ":*");
+      return WithHost(last_endpoint(pub), advertise);
+    };
+    endpoints_.control = bind_pub(control_pub_, "control");
+    endpoints_.data = bind_pub(data_pub_, "data");
 
     control_sub_ = zmq::socket_t(context_, zmq::socket_type::sub);
     control_sub_.set(zmq::sockopt::linger, 0);

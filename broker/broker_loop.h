@@ -172,6 +172,8 @@ class BrokerLoop {
   void MeetPeer(const wire::PeerHello& hello, TimePoint now);
   void ApplySnapshot(Peer& peer, const wire::Snapshot& snapshot, TimePoint now);
   void ApplyOps(Peer& peer, const std::vector<wire::DeltaOp>& ops, TimePoint now);
+  // A gap in `peer`'s deltas was found (`seen` says how): resync.
+  void OnGap(Peer& peer, const std::string& seen, TimePoint now);
   void RequestSync(Peer& peer, TimePoint now);
   void DeclareDead(const std::string& node, const std::string& reason, TimePoint now);
   Link& EnsureLink(const std::string& endpoint);

@@ -70,11 +70,7 @@ void BrokerLoop::OnControlMessage(zmq::message_t& frame, TimePoint now) {
     }
     Peer& peer = peers_.at(from.node);
     if (peer.tracker.OnHeartbeat(hb->seq, now)) {
-      ++counters_.delta_gaps;
-      log_.Log(LogLevel::kInfo, "gap in deltas of " + from.node + " (at " +
-                                    std::to_string(peer.tracker.applied()) + ", heartbeat says " +
-                                    std::to_string(hb->seq) + "): resync");
-      RequestSync(peer, now);
+      OnGap(peer, "heartbeat says " + std::to_string(hb->seq), now);
     }
     return;
   }
@@ -89,11 +85,7 @@ void BrokerLoop::OnControlMessage(zmq::message_t& frame, TimePoint now) {
         ApplyOps(peer, delta->ops, now);
         break;
       case OriginTracker::Verdict::kResync:
-        ++counters_.delta_gaps;
-        log_.Log(LogLevel::kInfo, "gap in deltas of " + from.node + " (at " +
-                                      std::to_string(peer.tracker.applied()) + ", got " +
-                                      std::to_string(delta->seq) + "): resync");
-        RequestSync(peer, now);
+        OnGap(peer, "got " + std::to_string(delta->seq), now);
         break;
       case OriginTracker::Verdict::kIgnore:
       case OriginTracker::Verdict::kBuffer:
@@ -308,6 +300,13 @@ void BrokerLoop::ApplyOps(Peer& peer, const std::vector<wire::DeltaOp>& ops, Tim
     peer.tracker.StartResync(now);
     RequestSync(peer, now);
   }
+}
+
+void BrokerLoop::OnGap(Peer& peer, const std::string& seen, TimePoint now) {
+  ++counters_.delta_gaps;
+  log_.Log(LogLevel::kInfo, "gap in deltas of " + peer.id.node + " (at " +
+                                std::to_string(peer.tracker.applied()) + ", " + seen + "): resync");
+  RequestSync(peer, now);
 }
 
 void BrokerLoop::RequestSync(Peer& peer, TimePoint now) {
