@@ -278,6 +278,20 @@ void BrokerLoop::PollOnce() {
 }
 
 void BrokerLoop::OnTimers(TimePoint now) {
+  // The loop turns at least every 10 ms. A longer gap means this broker did
+  // not run (SIGSTOP, a stalled host, a long burst): its clients and peers
+  // may well have spoken, and their messages wait in the queues, so silence
+  // during the gap must not end sessions or condemn peers.
+  if (last_turn_ != TimePoint{} && now - last_turn_ > kStallThreshold) {
+    auto gap = std::chrono::duration_cast<std::chrono::milliseconds>(now - last_turn_);
+    for (auto& [id, session] : sessions_) session.last_heard += gap;
+    detector_.Shift(gap);
+    ++counters_.loop_stalls;
+    log_.LogLimited(LogLevel::kWarn, "stall",
+                    "the loop did not run for " + std::to_string(gap.count()) +
+                        " ms: timers of sessions and peers moved on by as much");
+  }
+  last_turn_ = now;
   if (now >= next_heartbeat_) {
     PublishControl(wire::PeerHeartbeat{self_, seq_, endpoints_.calls});
     next_heartbeat_ = now + options_.heartbeat_interval;
@@ -356,6 +370,7 @@ std::map<std::string, uint64_t> BrokerLoop::CounterMap() const {
       {"snapshots_applied", c.snapshots_applied},
       {"peers_met", c.peers_met},
       {"peers_purged", c.peers_purged},
+      {"loop_stalls", c.loop_stalls},
       {"peers_alive", peers_.size()},
       {"probes_sent", c.probes_sent},
       {"groups", table_.GroupCountTotal()},

@@ -63,6 +63,7 @@ struct BrokerCounters {
   uint64_t snapshots_applied = 0;
   uint64_t peers_met = 0;
   uint64_t peers_purged = 0;
+  uint64_t loop_stalls = 0;  // turns that came late: timers were moved on
   uint64_t probes_sent = 0;
 };
 
@@ -230,6 +231,8 @@ class BrokerLoop {
   std::vector<Link*> poll_links_;
   std::vector<zmq::message_t> frames_;
 
+  static constexpr std::chrono::milliseconds kStallThreshold{100};
+  TimePoint last_turn_{};
   TimePoint next_heartbeat_{};
   TimePoint next_hello_retry_{};
   TimePoint next_session_check_{};

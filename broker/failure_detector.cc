@@ -88,6 +88,13 @@ FailureDetector::Verdicts FailureDetector::Tick(TimePoint now) {
   return v;
 }
 
+void FailureDetector::Shift(Duration gap) {
+  for (auto& [name, p] : peers_) {
+    p.last_heard += gap;
+    if (p.suspect) p.deadline += gap;
+  }
+}
+
 bool FailureDetector::IsSuspect(const std::string& peer) const {
   auto it = peers_.find(peer);
   return it != peers_.end() && it->second.suspect;

@@ -55,6 +55,9 @@ class FailureDetector {
   void ConnectRetried(const std::string& peer, TimePoint now);
 
   Verdicts Tick(TimePoint now);
+  // The caller could not listen for `gap` (its process was frozen, or its
+  // loop stalled): silence during it proves nothing, so every clock moves on.
+  void Shift(Duration gap);
 
   bool IsSuspect(const std::string& peer) const;
   TimePoint LastHeard(const std::string& peer) const;

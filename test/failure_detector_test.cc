@@ -389,4 +389,28 @@ TEST(FailureDetectorTest, DefaultOptions) {
 }
 
 }  // namespace
+TEST(FailureDetectorShiftTest, AStallOfTheCallerIsNotSilenceOfThePeers) {
+  FailureDetector::Options o;
+  o.suspicion_timeout = std::chrono::milliseconds(500);
+  o.probe_timeout = std::chrono::milliseconds(400);
+  FailureDetector d(o);
+  FailureDetector::TimePoint t0{};
+  d.Track("p", t0);
+  // Frozen for 2 s: shifted, the peer is neither suspect nor dead.
+  d.Shift(std::chrono::milliseconds(2000));
+  auto v = d.Tick(t0 + std::chrono::milliseconds(2000));
+  EXPECT_TRUE(v.dead.empty());
+  EXPECT_TRUE(v.probe.empty());
+  EXPECT_FALSE(d.IsSuspect("p"));
+  // Without news it is suspected 500 ms after the shifted time, as usual.
+  v = d.Tick(t0 + std::chrono::milliseconds(2500));
+  EXPECT_EQ(v.probe, std::vector<std::string>{"p"});
+  // A suspect's deadline moves on too.
+  d.Shift(std::chrono::milliseconds(1000));
+  v = d.Tick(t0 + std::chrono::milliseconds(3300));
+  EXPECT_TRUE(v.dead.empty());
+  v = d.Tick(t0 + std::chrono::milliseconds(3900));
+  EXPECT_EQ(v.dead, std::vector<std::string>{"p"});
+}
+
 }  // namespace meshbus

@@ -103,6 +103,28 @@ TEST_F(ProcessTest, FrozenNodeIsDeclaredDeadAndRejoinsWhenItResumes) {
   EXPECT_TRUE(WaitFor([&] { return StateOf(b, "n1") == "alive" && StateOf(b, "n3") == "alive"; }));
 }
 
+TEST(ProcessFreezeTest, FrozenLongerThanTheSessionTimeoutKeepsItsLiveSessions) {
+  // Sessions time out after 500 ms here; n2 stays frozen until the others
+  // declare it dead (at least 900 ms), so its clients are silent, as far as
+  // its clock can tell, for longer than the session timeout.
+  auto m = ProcessMesh::Up(3, {"--session-timeout-ms", "500"});
+  ASSERT_TRUE(m.ok()) << m.status().ToString();
+  ProcessMesh& mesh = **m;
+  Result<Client> a = mesh.Connect(0), b = mesh.Connect(1);
+  ASSERT_TRUE(a.ok() && b.ok());
+  ASSERT_TRUE(b->Join("app", "g").ok());
+  std::string id = b->self().ToString();
+  ASSERT_TRUE(WaitFor([&] { return HasMember(*a, "app", "g", id); }));
+  ASSERT_TRUE(mesh.Signal(1, SIGSTOP));
+  EXPECT_TRUE(WaitFor([&] { return StateOf(*a, "n2") == "dead"; }, kDeadBound + kSlack));
+  ASSERT_TRUE(mesh.Signal(1, SIGCONT));
+  EXPECT_TRUE(WaitFor([&] { return StateOf(*a, "n2") == "alive"; }, milliseconds(5000)));
+  EXPECT_TRUE(WaitFor([&] { return HasMember(*a, "app", "g", id); }, milliseconds(5000)))
+      << "n2 ended its live client's session after the freeze";
+  Status s = b->Join("app", "h");
+  EXPECT_TRUE(s.ok()) << s.ToString();
+}
+
 TEST_F(ProcessTest, GracefulStopPurgesAtOnce) {
   Client a = Connect(0), c = Connect(2);
   ASSERT_TRUE(c.Join("app", "g").ok());
