@@ -81,6 +81,8 @@ Status BrokerLoop::Bind() {
     calls_.set(zmq::sockopt::router_mandatory, 1);
     calls_.set(zmq::sockopt::sndhwm, 100000);
     calls_.set(zmq::sockopt::rcvhwm, 100000);
+    // libzmq allocates what a frame header claims: cap it at what we decode.
+    calls_.set(zmq::sockopt::maxmsgsize, int64_t(wire::kMaxFrameBytes));
     calls_.bind(options_.listen);
     endpoints_.calls = WithHost(last_endpoint(calls_), advertise);
 
@@ -100,9 +102,11 @@ Status BrokerLoop::Bind() {
     control_sub_ = zmq::socket_t(context_, zmq::socket_type::sub);
     control_sub_.set(zmq::sockopt::linger, 0);
     control_sub_.set(zmq::sockopt::rcvhwm, 100000);
+    control_sub_.set(zmq::sockopt::maxmsgsize, int64_t(wire::kMaxFrameBytes));
     control_sub_.set(zmq::sockopt::subscribe, "");
     data_sub_ = zmq::socket_t(context_, zmq::socket_type::sub);
     data_sub_.set(zmq::sockopt::linger, 0);
+    data_sub_.set(zmq::sockopt::maxmsgsize, int64_t(wire::kMaxFrameBytes));
 
     step = "bind the client socket to " + client_endpoint_;
     clients_ = zmq::socket_t(context_, zmq::socket_type::router);
@@ -112,6 +116,8 @@ Status BrokerLoop::Bind() {
     clients_.set(zmq::sockopt::sndhwm, options_.client_queue_messages);
     clients_.set(zmq::sockopt::rcvhwm, 100000);
     clients_.set(zmq::sockopt::maxmsgsize, int64_t(wire::kMaxFrameBytes));
+    // A client that reconnects with its routing id keeps its session.
+    clients_.set(zmq::sockopt::router_handover, 1);
     clients_.bind(client_endpoint_);
 
   } catch (const zmq::error_t& e) {
@@ -139,13 +145,20 @@ void BrokerLoop::Post(std::function<void()> fn) {
 }
 
 void BrokerLoop::RunAndWait(std::function<void()> fn) {
-  if (!running_) return;
   std::promise<void> done;
   std::future<void> f = done.get_future();
-  Post([&] {
-    fn();
-    done.set_value();
-  });
+  {
+    // Checked under the lock the loop takes to stop, so the function either
+    // runs on the loop or not at all, and never waits for a loop that left.
+    std::lock_guard<std::mutex> lock(post_mu_);
+    if (!running_) return;
+    posted_.push_back([&] {
+      fn();
+      done.set_value();
+    });
+  }
+  uint64_t one = 1;
+  (void)!::write(wake_fd_, &one, sizeof one);
   f.wait();
 }
 
@@ -200,7 +213,15 @@ void BrokerLoop::Run() {
     s->close();
   }
   control_pub_.close();
-  running_ = false;
+  // Anything posted after the last turn still runs (RunAndWait callers wait
+  // for it); no function posted later is accepted.
+  std::deque<std::function<void()>> late;
+  {
+    std::lock_guard<std::mutex> lock(post_mu_);
+    running_ = false;
+    late.swap(posted_);
+  }
+  for (auto& fn : late) fn();
 }
 
 BrokerLoop::TimePoint BrokerLoop::NextTimer() const {

@@ -130,6 +130,7 @@ class BrokerLoop {
     std::string calls_endpoint;
     TimePoint died_at;
     std::string reason;
+    bool left = false;  // said bye: its incarnation never comes back
   };
 
   explicit BrokerLoop(BrokerOptions options);

@@ -87,7 +87,10 @@ void BrokerLoop::HandleRequest(const std::string& rid, wire::ClientRequest& requ
     if (s != sessions_.end() && s->second.token == hb->token) {
       s->second.last_heard = now;
     } else {
-      ++counters_.client_bad_messages;  // a session that ended, or a forged one
+      // A session that ended (timed out, or the broker restarted), or a
+      // forged one: tell the sender, so its SDK reports the loss.
+      ++counters_.client_bad_messages;
+      Reply(rid, 0, Status::Unavailable("session " + std::to_string(hb->session) + " is not open here"));
     }
     return;
   }

@@ -94,7 +94,10 @@ void BrokerLoop::OnControlMessage(zmq::message_t& frame, TimePoint now) {
     return;
   }
   if (std::holds_alternative<wire::PeerBye>(*m)) {
-    if (live) DeclareDead(from.node, "left the mesh", now);
+    if (live) {
+      DeclareDead(from.node, "left the mesh", now);
+      dead_[from.node].left = true;
+    }
     return;
   }
   ++counters_.peer_bad_messages;  // a calls message on the control channel
@@ -234,8 +237,11 @@ void BrokerLoop::MeetPeer(const wire::PeerHello& hello, TimePoint now) {
     DeclareDead(node, "restarted as incarnation " + IncarnationHex(hello.from.incarnation), now);
     it = peers_.end();
   }
+  // A node that said bye is gone for good: only a new incarnation of it is
+  // met, not a hello of the old one that was still on its way.
   if (auto dead = dead_.find(node);
-      dead != dead_.end() && dead->second.incarnation > hello.from.incarnation) {
+      dead != dead_.end() && (dead->second.incarnation > hello.from.incarnation ||
+                              (dead->second.left && dead->second.incarnation == hello.from.incarnation))) {
     ++counters_.peer_stale_messages;
     return;
   }
@@ -353,6 +359,7 @@ BrokerLoop::Link& BrokerLoop::EnsureLink(const std::string& endpoint) {
   link->dealer.set(zmq::sockopt::reconnect_ivl, 2);
   link->dealer.set(zmq::sockopt::reconnect_ivl_max, 500);
   link->dealer.set(zmq::sockopt::sndhwm, 100000);
+  link->dealer.set(zmq::sockopt::maxmsgsize, int64_t(wire::kMaxFrameBytes));
   std::string mon = "inproc://link-monitor-" + std::to_string(next_monitor_socket_++);
   zmq_socket_monitor(link->dealer.handle(), mon.c_str(),
                      ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_CONNECT_RETRIED |

@@ -1,6 +1,9 @@
 #include "sdk/client.h"
 
+#include <atomic>
 #include <cerrno>
+#include <random>
+#include <system_error>
 #include <condition_variable>
 #include <cstdlib>
 #include <deque>
@@ -22,6 +25,15 @@ namespace {
 // context per client would cost a thread each. Never terminated: a context
 // blocks termination until every socket is closed, and a leaked Client must
 // not hang the process at exit.
+// 16 random bytes; the first is not 0, which libzmq keeps for ids it makes.
+std::string RandomRoutingId() {
+  static thread_local std::mt19937_64 rng(std::random_device{}());
+  std::string id(16, '\0');
+  for (char& c : id) c = static_cast<char>(rng());
+  id[0] = static_cast<char>(1 + rng() % 255);
+  return id;
+}
+
 zmq::context_t& SharedContext() {
   static zmq::context_t* context = new zmq::context_t(1);
   return *context;
@@ -115,6 +127,7 @@ struct Client::Impl {
   // kept, in order, for Receive().
   Result<wire::Reply> Call(wire::ClientRequest request, std::chrono::milliseconds timeout) {
     if (closed) return Status::Unavailable("the client is closed");
+    if (session_lost && !std::holds_alternative<wire::Bye>(request)) return LostStatus();
     uint64_t req = next_req++;
     std::visit(
         [&](auto& r) {
@@ -148,28 +161,52 @@ struct Client::Impl {
     return Status::BadMessage("the broker answered with an unexpected body");
   }
 
-  void RunHeartbeats(std::chrono::milliseconds interval, uint64_t session, uint64_t token_value) {
-    zmq::socket_t hb(context, zmq::socket_type::dealer);
-    hb.set(zmq::sockopt::linger, 0);
-    hb.set(zmq::sockopt::immediate, 1);
-    hb.connect(options.endpoint);
+  // The heartbeat thread's loop. It owns `hb` (made by Connect), sends a
+  // heartbeat every interval, and reads what the broker answers on it: only
+  // an error, when the broker no longer has this session.
+  void RunHeartbeats(zmq::socket_t hb, std::chrono::milliseconds interval, uint64_t session,
+                     uint64_t token_value) {
     std::string body =
         wire::Encode(wire::ClientRequest(wire::SessionHeartbeat{session, token_value}));
     std::unique_lock<std::mutex> lock(mu);
     while (!stop_heartbeats) {
       try {
         (void)hb.send(zmq::buffer(body), zmq::send_flags::dontwait);
+        zmq::message_t answer;
+        while (hb.recv(answer, zmq::recv_flags::dontwait)) {
+          Result<wire::ClientInbound> in = wire::DecodeClientInbound(answer.to_string_view());
+          const auto* reply = in.ok() ? std::get_if<wire::Reply>(&in.value()) : nullptr;
+          if (reply != nullptr && !reply->status.ok() && lost.empty()) {
+            lost = "the broker ended this session: " + reply->status.message();
+            session_lost = true;
+          }
+        }
       } catch (const zmq::error_t&) {
+        // The context is going away; the loop ends with stop_heartbeats.
       }
       cv.wait_for(lock, interval, [&] { return stop_heartbeats; });
     }
     hb.close();
   }
+
+  // Set by the heartbeat thread when the broker says the session is gone.
+  std::atomic<bool> session_lost{false};
+  std::string lost;  // guarded by mu
+  Status LostStatus() {
+    std::lock_guard<std::mutex> lock(mu);
+    return Status::Unavailable(lost);
+  }
 };
 
 Client::Client(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Client::Client(Client&&) noexcept = default;
-Client& Client::operator=(Client&&) noexcept = default;
+Client& Client::operator=(Client&& other) noexcept {
+  if (this != &other) {
+    if (impl_) (void)Close();  // the session this Client held ends, as the header promises
+    impl_ = std::move(other.impl_);
+  }
+  return *this;
+}
 Client::~Client() {
   if (impl_) (void)Close();
 }
@@ -179,12 +216,20 @@ Result<Client> Client::Connect(ClientOptions options) {
   if (Status s = ValidateEndpoint(options.endpoint); !s.ok()) return s;
   auto impl = std::make_unique<Impl>();
   impl->options = options;
+  zmq::socket_t hb;
   try {
     impl->dealer = zmq::socket_t(impl->context, zmq::socket_type::dealer);
     impl->dealer.set(zmq::sockopt::linger, 0);
     // Never queue a request for a broker that is not there: fail it instead.
     impl->dealer.set(zmq::sockopt::immediate, 1);
+    // A routing id of our own, so that if the connection drops and comes back
+    // the broker (ROUTER_HANDOVER) still knows it as this session.
+    impl->dealer.set(zmq::sockopt::routing_id, RandomRoutingId());
     impl->dealer.connect(options.endpoint);
+    hb = zmq::socket_t(impl->context, zmq::socket_type::dealer);
+    hb.set(zmq::sockopt::linger, 0);
+    hb.set(zmq::sockopt::immediate, 1);
+    hb.connect(options.endpoint);
   } catch (const zmq::error_t& e) {
     return Status::Unreachable("cannot connect to " + options.endpoint + ": " + e.what());
   }
@@ -192,16 +237,23 @@ Result<Client> Client::Connect(ClientOptions options) {
       impl->Call(wire::Hello{0, wire::kProtocolVersion, options.name}, options.connect_timeout);
   if (!r.ok()) return r.status();
   auto* welcome = std::get_if<wire::WelcomeBody>(&r->body);
-  if (welcome == nullptr)
+  if (welcome == nullptr) {
     return Status::BadMessage("the broker did not answer hello with a welcome");
+  }
   impl->self = MemberId{welcome->node, welcome->incarnation, welcome->session};
   impl->token = welcome->token;
   impl->heartbeat_interval =
       std::chrono::milliseconds(std::max<uint32_t>(welcome->heartbeat_ms, 10));
   Impl* raw = impl.get();
-  impl->heartbeat_thread =
-      std::thread([raw, interval = impl->heartbeat_interval, session = welcome->session,
-                   token = welcome->token] { raw->RunHeartbeats(interval, session, token); });
+  try {
+    impl->heartbeat_thread = std::thread(
+        [raw, hb = std::move(hb), interval = impl->heartbeat_interval, session = welcome->session,
+         token = welcome->token]() mutable {
+          raw->RunHeartbeats(std::move(hb), interval, session, token);
+        });
+  } catch (const std::system_error& e) {
+    return Status::Unavailable(std::string("cannot start the heartbeat thread: ") + e.what());
+  }
   return Client(std::move(impl));
 }
 
@@ -321,6 +373,7 @@ Result<std::map<std::string, uint64_t>> Client::Stats() {
 }
 
 Result<Delivery> Client::Receive(std::chrono::milliseconds timeout) {
+  if (impl_->session_lost && impl_->pending.empty()) return impl_->LostStatus();
   if (!impl_->pending.empty()) {
     Delivery d = std::move(impl_->pending.front());
     impl_->pending.pop_front();

@@ -445,6 +445,38 @@ TEST(MeshClientTest, BrokerGoneMidSessionGivesErrorsNotHangs) {
   EXPECT_TRUE(s.code() == Code::kUnreachable || s.code() == Code::kTimeout) << s.ToString();
 }
 
+TEST(MeshClientTest, ASessionTheBrokerNoLongerHasIsReportedToTheClient) {
+  TestMesh mesh(1);
+  Client c = mesh.Connect(0);
+  ASSERT_TRUE(c.Join("app", "g").ok());
+  // The broker restarts: it has never heard of this session.
+  mesh.Stop(0, /*graceful=*/false);
+  mesh.Start(0);
+  Status lost;
+  EXPECT_TRUE(WaitFor([&] {
+    Result<Delivery> d = c.Receive(milliseconds(20));
+    lost = d.status();
+    return d.status().code() == Code::kUnavailable;
+  }));
+  EXPECT_NE(lost.message().find("ended this session"), std::string::npos) << lost.ToString();
+  EXPECT_EQ(c.Join("app", "g").code(), Code::kUnavailable);
+  // A new client works as usual.
+  Client fresh = mesh.Connect(0);
+  EXPECT_TRUE(fresh.Join("app", "g").ok());
+}
+
+TEST(MeshClientTest, MoveAssignmentEndsTheSessionItReplaces) {
+  TestMesh mesh(1);
+  Client watcher = mesh.Connect(0);
+  Client c = mesh.Connect(0);
+  ASSERT_TRUE(c.Join("app", "g").ok());
+  ASSERT_EQ(watcher.Members("app", "g")->size(), 1u);
+  c = mesh.Connect(0);  // the first session says goodbye now
+  EXPECT_TRUE(watcher.Members("app", "g")->empty());
+  EXPECT_EQ(mesh.broker(0).Stats()["sessions_timed_out"], 0u);
+  EXPECT_TRUE(c.Join("app", "g").ok());
+}
+
 TEST(MeshClientTest, InvalidArgumentsAreRefusedByTheSdk) {
   TestMesh mesh(1);
   Client c = mesh.Connect(0);
