@@ -192,7 +192,8 @@ void BrokerLoop::Run() {
   next_hello_retry_ = now + options_.hello_retry_interval;
   next_session_check_ = now;
   for (const std::string& seed : options_.seeds) {
-    if (seed != endpoints_.calls) SendHello(EnsureLink(seed), now);
+    if (seed == endpoints_.calls) continue;
+    if (Link* link = EnsureLink(seed)) SendHello(*link, now);
   }
   while (!stopping_) {
     try {
@@ -325,16 +326,22 @@ void BrokerLoop::OnTimers(TimePoint now) {
 }
 
 void BrokerLoop::FlushDeltas() {
-  if (pending_ops_.empty()) return;
-  wire::PeerDelta delta{self_, ++seq_, std::move(pending_ops_)};
-  pending_ops_.clear();
-  if (drop_next_deltas_ > 0) {
-    --drop_next_deltas_;
-    ++counters_.deltas_dropped_on_purpose;
-    return;
+  // One delta per loop turn amortises the cost; cut into chunks so that no
+  // delta grows past what a peer will decode, however much a turn did.
+  for (size_t from = 0; from < pending_ops_.size(); from += wire::kMaxOpsPerDelta) {
+    size_t to = std::min(pending_ops_.size(), from + wire::kMaxOpsPerDelta);
+    wire::PeerDelta delta{self_, ++seq_,
+                          std::vector<wire::DeltaOp>(std::make_move_iterator(pending_ops_.begin() + from),
+                                                     std::make_move_iterator(pending_ops_.begin() + to))};
+    if (drop_next_deltas_ > 0) {
+      --drop_next_deltas_;
+      ++counters_.deltas_dropped_on_purpose;
+      continue;
+    }
+    PublishControl(delta);
+    ++counters_.deltas_sent;
   }
-  PublishControl(delta);
-  ++counters_.deltas_sent;
+  pending_ops_.clear();
 }
 
 bool BrokerLoop::SendFrames(zmq::socket_ref socket, const std::string& routing_id,
@@ -391,6 +398,8 @@ std::map<std::string, uint64_t> BrokerLoop::CounterMap() const {
       {"snapshots_applied", c.snapshots_applied},
       {"peers_met", c.peers_met},
       {"peers_purged", c.peers_purged},
+      {"links", links_.size()},
+      {"links_refused", c.links_refused},
       {"loop_stalls", c.loop_stalls},
       {"peers_alive", peers_.size()},
       {"probes_sent", c.probes_sent},

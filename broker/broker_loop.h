@@ -63,6 +63,7 @@ struct BrokerCounters {
   uint64_t snapshots_applied = 0;
   uint64_t peers_met = 0;
   uint64_t peers_purged = 0;
+  uint64_t links_refused = 0;  // links not opened: the cap, or ZeroMQ said no
   uint64_t loop_stalls = 0;  // turns that came late: timers were moved on
   uint64_t probes_sent = 0;
 };
@@ -118,12 +119,15 @@ class BrokerLoop {
     zmq::socket_t monitor;
     std::string node;  // known once a welcome came back on it
     TimePoint last_hello{};
+    int unanswered_hellos = 0;
+    bool is_seed = false;  // never given up on
   };
   struct Peer {
     wire::PeerId id;
     wire::PeerEndpoints endpoints;
     OriginTracker tracker;
     TimePoint met_at;
+    int resync_requests = 0;  // since the last snapshot applied: for backoff
   };
   struct DeadPeer {
     uint64_t incarnation = 0;
@@ -178,7 +182,9 @@ class BrokerLoop {
   void OnGap(Peer& peer, const std::string& seen, TimePoint now);
   void RequestSync(Peer& peer, TimePoint now);
   void DeclareDead(const std::string& node, const std::string& reason, TimePoint now);
-  Link& EnsureLink(const std::string& endpoint);
+  // The link to a calls endpoint, opened if need be; nullptr when it cannot
+  // be (too many links, or ZeroMQ refused), counted in links_refused.
+  Link* EnsureLink(const std::string& endpoint);
   void SendHello(Link& link, TimePoint now);
   bool SendToPeer(const std::string& node, const wire::PeerMessage& message);
   void PublishControl(const wire::PeerMessage& message);
@@ -233,6 +239,11 @@ class BrokerLoop {
   std::vector<zmq::message_t> frames_;
 
   static constexpr std::chrono::milliseconds kStallThreshold{100};
+  // Bounds on what peers can make us open (each link is three sockets).
+  static constexpr size_t kMaxLinks = 200;
+  static constexpr int kMaxDialsPerHello = 32;
+  static constexpr int kHellosBeforeGivingUp = 20;
+  static constexpr std::chrono::milliseconds kResyncRetry{500};
   TimePoint last_turn_{};
   TimePoint next_heartbeat_{};
   TimePoint next_hello_retry_{};

@@ -1,5 +1,6 @@
 // The mesh: meeting peers (hello/welcome), heartbeats, membership deltas and
 // resync, probes and failure detection, and purging what dead peers owned.
+#include <algorithm>
 #include <cstring>
 
 #include "broker/broker_loop.h"
@@ -64,8 +65,8 @@ void BrokerLoop::OnControlMessage(zmq::message_t& frame, TimePoint now) {
       }
       // A node we have not met, or one we declared dead that is talking
       // again (a healed partition, a resumed process): meet it.
-      Link& link = EnsureLink(hb->calls_endpoint);
-      if (now - link.last_hello >= std::chrono::milliseconds(100)) SendHello(link, now);
+      Link* link = EnsureLink(hb->calls_endpoint);
+      if (link && now - link->last_hello >= std::chrono::milliseconds(100)) SendHello(*link, now);
       return;
     }
     Peer& peer = peers_.at(from.node);
@@ -170,6 +171,7 @@ void BrokerLoop::OnLinkMessage(Link& link, zmq::message_t& frame, TimePoint now)
       return;
     }
     link.node = from.node;
+    link.unanswered_hellos = 0;
     MeetPeer(*hello, now);
     return;
   }
@@ -246,6 +248,9 @@ void BrokerLoop::MeetPeer(const wire::PeerHello& hello, TimePoint now) {
     return;
   }
   if (it == peers_.end()) {
+    // The link first: a peer we cannot call (no resync, no probe) is not met.
+    Link* link = EnsureLink(hello.endpoints.calls);
+    if (link == nullptr) return;
     Peer peer{hello.from, hello.endpoints, OriginTracker(0), now};
     try {
       control_sub_.connect(hello.endpoints.control);
@@ -258,7 +263,7 @@ void BrokerLoop::MeetPeer(const wire::PeerHello& hello, TimePoint now) {
     it = peers_.emplace(node, std::move(peer)).first;
     dead_.erase(node);
     detector_.Track(node, now);
-    EnsureLink(hello.endpoints.calls).node = node;
+    link->node = node;
     ++counters_.peers_met;
     log_.Log(LogLevel::kInfo, "met " + node + " (incarnation " +
                                   IncarnationHex(hello.from.incarnation) + ", " +
@@ -267,9 +272,13 @@ void BrokerLoop::MeetPeer(const wire::PeerHello& hello, TimePoint now) {
     detector_.Heard(node, now);
   }
   ApplySnapshot(it->second, hello.snapshot, now);
+  // Dial the peers it knows and we do not, a few per hello: the rest come
+  // with later hellos, so one hello cannot make us open links by the thousand.
+  int dialed = 0;
   for (const std::string& ep : hello.known_peers) {
     if (ep == endpoints_.calls || links_.count(ep)) continue;
-    SendHello(EnsureLink(ep), now);
+    if (++dialed > kMaxDialsPerHello) break;
+    if (Link* link = EnsureLink(ep)) SendHello(*link, now);
   }
 }
 
@@ -280,6 +289,7 @@ void BrokerLoop::ApplySnapshot(Peer& peer, const wire::Snapshot& snapshot, TimeP
   ++counters_.snapshots_applied;
   bool again = false;
   std::deque<wire::PeerDelta> follow = peer.tracker.OnSnapshot(snapshot.seq, now, &again);
+  peer.resync_requests = 0;
   NotifyMonitors(changes);
   for (const wire::PeerDelta& d : follow) ApplyOps(peer, d.ops, now);
   if (again) RequestSync(peer, now);
@@ -317,6 +327,7 @@ void BrokerLoop::OnGap(Peer& peer, const std::string& seen, TimePoint now) {
 
 void BrokerLoop::RequestSync(Peer& peer, TimePoint now) {
   peer.tracker.MarkResyncRequested(now);
+  ++peer.resync_requests;
   ++counters_.resyncs_requested;
   SendToPeer(peer.id.node, wire::PeerSyncRequest{self_, peer.id.incarnation});
 }
@@ -344,42 +355,57 @@ void BrokerLoop::DeclareDead(const std::string& node, const std::string& reason,
   NotifyMonitors(changes);
 }
 
-BrokerLoop::Link& BrokerLoop::EnsureLink(const std::string& endpoint) {
+BrokerLoop::Link* BrokerLoop::EnsureLink(const std::string& endpoint) {
   auto it = links_.find(endpoint);
-  if (it != links_.end()) return *it->second;
+  if (it != links_.end()) return it->second.get();
+  if (links_.size() >= kMaxLinks) {
+    // Three sockets a link: a peer listing thousands of "known peers" must
+    // not use up the context's sockets or the process's descriptors.
+    ++counters_.links_refused;
+    log_.LogLimited(LogLevel::kWarn, "links-full",
+                    "not dialing " + endpoint + ": already " + std::to_string(kMaxLinks) + " links");
+    return nullptr;
+  }
   auto link = std::make_unique<Link>();
   link->endpoint = endpoint;
-  link->dealer = zmq::socket_t(context_, zmq::socket_type::dealer);
-  link->dealer.set(zmq::sockopt::linger, 0);
-  // Queue nothing for a peer that is not connected: a probe or hello that
-  // cannot go now is not worth delivering late.
-  link->dealer.set(zmq::sockopt::immediate, 1);
-  // Reconnect fast after a drop, so a dead process is told from a live one
-  // within milliseconds; back off for peers that stay away.
-  link->dealer.set(zmq::sockopt::reconnect_ivl, 2);
-  link->dealer.set(zmq::sockopt::reconnect_ivl_max, 500);
-  link->dealer.set(zmq::sockopt::sndhwm, 100000);
-  link->dealer.set(zmq::sockopt::maxmsgsize, int64_t(wire::kMaxFrameBytes));
-  std::string mon = "inproc://link-monitor-" + std::to_string(next_monitor_socket_++);
-  zmq_socket_monitor(link->dealer.handle(), mon.c_str(),
-                     ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_CONNECT_RETRIED |
-                         ZMQ_EVENT_HANDSHAKE_SUCCEEDED);
-  link->monitor = zmq::socket_t(context_, zmq::socket_type::pair);
-  link->monitor.set(zmq::sockopt::linger, 0);
-  link->monitor.connect(mon);
+  link->is_seed = std::find(options_.seeds.begin(), options_.seeds.end(), endpoint) !=
+                  options_.seeds.end();
   try {
+    link->dealer = zmq::socket_t(context_, zmq::socket_type::dealer);
+    link->dealer.set(zmq::sockopt::linger, 0);
+    // Queue nothing for a peer that is not connected: a probe or hello that
+    // cannot go now is not worth delivering late.
+    link->dealer.set(zmq::sockopt::immediate, 1);
+    // Reconnect fast after a drop, so a dead process is told from a live one
+    // within milliseconds; back off for peers that stay away.
+    link->dealer.set(zmq::sockopt::reconnect_ivl, 2);
+    link->dealer.set(zmq::sockopt::reconnect_ivl_max, 500);
+    link->dealer.set(zmq::sockopt::sndhwm, 100000);
+    link->dealer.set(zmq::sockopt::maxmsgsize, int64_t(wire::kMaxFrameBytes));
+    std::string mon = "inproc://link-monitor-" + std::to_string(next_monitor_socket_++);
+    if (zmq_socket_monitor(link->dealer.handle(), mon.c_str(),
+                           ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED |
+                               ZMQ_EVENT_CONNECT_RETRIED | ZMQ_EVENT_HANDSHAKE_SUCCEEDED) != 0) {
+      throw zmq::error_t();
+    }
+    link->monitor = zmq::socket_t(context_, zmq::socket_type::pair);
+    link->monitor.set(zmq::sockopt::linger, 0);
+    link->monitor.connect(mon);
     link->dealer.connect(endpoint);
   } catch (const zmq::error_t& e) {
+    ++counters_.links_refused;
     log_.LogLimited(LogLevel::kWarn, "link-" + endpoint,
-                    "cannot connect to " + endpoint + ": " + e.what());
+                    "cannot open a link to " + endpoint + ": " + e.what());
+    return nullptr;
   }
-  Link& ref = *link;
+  Link* raw = link.get();
   links_.emplace(endpoint, std::move(link));
-  return ref;
+  return raw;
 }
 
 void BrokerLoop::SendHello(Link& link, TimePoint now) {
   link.last_hello = now;
+  ++link.unanswered_hellos;
   try {
     link.dealer.send(zmq::buffer(wire::Encode(MakeHello(false))), zmq::send_flags::dontwait);
   } catch (const zmq::error_t&) {
@@ -392,7 +418,10 @@ bool BrokerLoop::SendToPeer(const std::string& node, const wire::PeerMessage& me
   auto peer = peers_.find(node);
   if (peer == peers_.end()) return false;
   auto link = links_.find(peer->second.endpoints.calls);
-  if (link == links_.end()) return false;
+  if (link == links_.end()) {
+    ++counters_.peer_sends_failed;
+    return false;
+  }
   try {
     if (link->second->dealer.send(zmq::buffer(wire::Encode(message)), zmq::send_flags::dontwait)) {
       return true;
@@ -437,13 +466,31 @@ void BrokerLoop::PeerTimers(TimePoint now) {
                 now);
   }
   for (auto& [node, peer] : peers_) {
-    if (peer.tracker.ResyncOverdue(now, std::chrono::milliseconds(500))) RequestSync(peer, now);
+    // Ask again if the snapshot does not come, less and less often, so that
+    // an origin that cannot answer is not buried under requests.
+    auto wait = kResyncRetry * (1 << std::clamp(peer.resync_requests - 1, 0, 4));
+    if (peer.tracker.ResyncOverdue(now, wait)) RequestSync(peer, now);
   }
   if (now >= next_hello_retry_) {
     next_hello_retry_ = now + options_.hello_retry_interval;
+    std::vector<std::string> give_up;
     for (auto& [ep, link] : links_) {
       bool met = !link->node.empty() && peers_.count(link->node);
-      if (!met && !(link->node.size() && blocked_.count(link->node))) SendHello(*link, now);
+      if (met || (link->node.size() && blocked_.count(link->node))) continue;
+      // An address that never answered at all (listed wrongly, or by a
+      // hostile peer) is dropped after a while. Seeds and peers we once met
+      // are kept: their hellos are how a partition heals, however long.
+      if (!link->is_seed && link->node.empty() &&
+          link->unanswered_hellos >= kHellosBeforeGivingUp) {
+        give_up.push_back(ep);
+        continue;
+      }
+      SendHello(*link, now);
+    }
+    for (const std::string& ep : give_up) {
+      log_.Log(LogLevel::kInfo, "no answer from " + ep + " after " +
+                                    std::to_string(kHellosBeforeGivingUp) + " hellos: link closed");
+      links_.erase(ep);
     }
   }
 }

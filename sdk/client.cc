@@ -290,6 +290,10 @@ Status Client::Join(const std::string& scope, const std::string& group) {
 Status Client::JoinMany(const std::string& scope, const std::vector<std::string>& groups) {
   if (Status s = ValidateScope(scope); !s.ok()) return s;
   if (groups.empty()) return Status::InvalidArgument("no groups to join");
+  if (groups.size() > wire::kMaxJoinManyGroups) {
+    return Status::InvalidArgument("at most " + std::to_string(wire::kMaxJoinManyGroups) +
+                                   " groups per JoinMany");
+  }
   for (const std::string& g : groups) {
     if (Status s = ValidateGroup(g); !s.ok()) return s;
   }

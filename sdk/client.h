@@ -89,6 +89,7 @@ class Client {
   Status Join(const std::string& scope, const std::string& group);
   // Joins many groups of one scope in one call (one round trip, one delta
   // to the mesh). All or nothing: if any name is invalid, none is joined.
+  // At most wire::kMaxJoinManyGroups (10,000) groups per call.
   Status JoinMany(const std::string& scope, const std::vector<std::string>& groups);
   // kNotJoined when this session is not a member.
   Status Leave(const std::string& scope, const std::string& group);

@@ -256,5 +256,30 @@ TEST_F(BadInputTest, GarbageFromAPeersPublisherIsCountedAndDropped) {
   ExpectStillServing("after-publisher-garbage");
 }
 
+TEST_F(BadInputTest, AHelloListingThousandsOfPeersCannotExhaustTheBroker) {
+  // A peer claims 4,000 known peers at addresses where nothing listens. The
+  // broker dials a few per hello, at most kMaxLinks in all, and keeps
+  // meeting real peers and serving.
+  zmq::socket_t dealer(ctx, zmq::socket_type::dealer);
+  dealer.set(zmq::sockopt::linger, 0);
+  dealer.set(zmq::sockopt::rcvtimeo, 2000);
+  dealer.connect(mesh.broker(0).calls_endpoint());
+  wire::PeerHello hello;
+  hello.from = {"flooder", 1};
+  hello.endpoints = {"tcp://127.0.0.1:9", "tcp://127.0.0.1:9", "tcp://127.0.0.1:9"};
+  for (int i = 0; i < 4000; ++i) {
+    hello.known_peers.push_back("tcp://127.0.0.1:" + std::to_string(20000 + i));
+  }
+  for (int round = 0; round < 20; ++round) {
+    dealer.send(zmq::buffer(wire::Encode(wire::PeerMessage(hello))), zmq::send_flags::none);
+    zmq::message_t welcome;
+    ASSERT_TRUE(dealer.recv(welcome));
+  }
+  auto stats = mesh.broker(0).Stats();
+  EXPECT_LE(stats["links"], 200u);
+  EXPECT_GT(stats["links_refused"], 0u);
+  ExpectStillServing("after-a-flood-of-peers");
+}
+
 }  // namespace
 }  // namespace meshbus::testing

@@ -140,6 +140,29 @@ TEST_F(MeshTest, JoinManyJoinsEveryGroupOrNone) {
   EXPECT_TRUE(Sees(c, "app", "y", {}));
 }
 
+TEST_F(MeshTest, ATurnWithMoreOpsThanADeltaHoldsIsSentInSeveralDeltas) {
+  Client c = mesh.Connect(2);
+  uint64_t sent_before;
+  {
+    Client a = mesh.Connect(0);
+    std::vector<std::string> groups;
+    for (int i = 0; i < 25000; ++i) {
+      groups.push_back("g" + std::to_string(i));
+      if (groups.size() == wire::kMaxJoinManyGroups || i == 24999) {
+        ASSERT_TRUE(a.JoinMany("big", groups).ok());
+        groups.clear();
+      }
+    }
+    EXPECT_TRUE(WaitFor([&] { return c.Groups("big")->size() == 25000; }));
+    EXPECT_EQ(a.JoinMany("big", std::vector<std::string>(wire::kMaxJoinManyGroups + 1, "x")).code(),
+              Code::kInvalidArgument);
+    sent_before = mesh.broker(0).Stats()["deltas_sent"];
+  }  // the session ends: 25,000 leaves in one turn
+  EXPECT_TRUE(WaitFor([&] { return c.Groups("big")->empty(); }));
+  EXPECT_GE(mesh.broker(0).Stats()["deltas_sent"], sent_before + 3);
+  EXPECT_EQ(mesh.broker(2).Stats()["delta_gaps"], 0u);
+}
+
 TEST_F(MeshTest, ScopeMonitorSeesLocalAndRemoteJoinsLeavesAndSessionEnds) {
   Client watcher = mesh.Connect(2);
   Client a = mesh.Connect(0);

@@ -388,6 +388,9 @@ Result<ClientRequest> DecodeClientRequest(std::string_view frame, uint64_t* req_
       j.scope = r.Checked("scope", ValidateScope);
       Reader groups = r.Array("groups");
       if (groups.ok() && groups.size() == 0) groups.Fail("is empty");
+      if (groups.ok() && groups.size() > kMaxJoinManyGroups) {
+        groups.Fail("names more than " + std::to_string(kMaxJoinManyGroups) + " groups");
+      }
       j.groups.reserve(groups.ok() ? groups.size() : 0);
       while (groups.has_more()) j.groups.push_back(groups.Checked("group", ValidateGroup));
       return Finish<ClientRequest>(st, std::move(j));
@@ -692,6 +695,9 @@ Result<PeerMessage> DecodePeerMessage(std::string_view frame) {
       d.from = ReadPeerId(r);
       d.seq = r.U64("seq");
       Reader ops = r.Array("ops");
+      if (ops.ok() && ops.size() > kMaxOpsPerDelta) {
+        ops.Fail("holds more than " + std::to_string(kMaxOpsPerDelta) + " ops");
+      }
       d.ops.reserve(ops.ok() ? ops.size() : 0);
       while (ops.has_more()) {
         Reader o = ops.Array("op");

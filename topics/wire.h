@@ -68,6 +68,10 @@ inline constexpr uint32_t kProtocolVersion = 1;
 inline constexpr size_t kMaxListItems = 4'000'000;
 inline constexpr size_t kMaxFrameBytes = 256u << 20;
 inline constexpr size_t kMaxKnownPeers = 4096;
+// A JoinMany names at most this many groups, and a delta carries at most this
+// many ops (a busy turn sends several), so both stay far below kMaxFrameBytes.
+inline constexpr size_t kMaxJoinManyGroups = 10000;
+inline constexpr size_t kMaxOpsPerDelta = 10000;
 
 enum class Type : uint16_t {
   kHello = 1,
