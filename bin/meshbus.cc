@@ -301,9 +301,9 @@ class SessionCheck {
     Result<std::vector<meshbus::NodeInfo>> nodes = client.Nodes();
     if (nodes.ok()) return Status::Ok();
     if (nodes.status().code() == meshbus::Code::kUnavailable) {
-      return Status(nodes.status().code(),
-                    "the broker no longer has this session (did it restart?): " +
-                        nodes.status().message());
+      return Status(
+          nodes.status().code(),
+          "the broker no longer has this session (did it restart?): " + nodes.status().message());
     }
     return nodes.status();
   }

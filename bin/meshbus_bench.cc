@@ -111,7 +111,8 @@ void JoinThroughput(const ProcessMesh& mesh, int members, int groups, int batch)
       }
     });
   }
-  size_t seen = AwaitJoins(observer, static_cast<size_t>(members), Clock::now() + std::chrono::seconds(60));
+  size_t seen =
+      AwaitJoins(observer, static_cast<size_t>(members), Clock::now() + std::chrono::seconds(60));
   auto took = Clock::now() - t0;
   for (auto& t : threads) t.join();
   if (failures > 0 || seen != static_cast<size_t>(members)) {
@@ -119,10 +120,13 @@ void JoinThroughput(const ProcessMesh& mesh, int members, int groups, int batch)
                  members, failures.load());
     std::exit(1);
   }
-  std::string what = batch == 1 ? "joins visible on n2 (one Join per call)"
-                                 : "joins visible on n2 (JoinMany, " + std::to_string(batch) + " per call)";
-  std::printf("%-52s %7.0f joins/s   (%d members from %zu sessions on n1 and n3, %d groups)   [Erlang pg: 81 k/s]\n",
-              what.c_str(), members / (Micros(took) / 1e6), members, joiners.size(), groups);
+  std::string what = batch == 1
+                         ? "joins visible on n2 (one Join per call)"
+                         : "joins visible on n2 (JoinMany, " + std::to_string(batch) + " per call)";
+  std::printf(
+      "%-52s %7.0f joins/s   (%d members from %zu sessions on n1 and n3, %d groups)   [Erlang pg: "
+      "81 k/s]\n",
+      what.c_str(), members / (Micros(took) / 1e6), members, joiners.size(), groups);
 }
 
 // Time from a signal to node 3 until node 1 saw its member leave.

@@ -237,7 +237,8 @@ void BrokerLoop::Drain(zmq::socket_t& socket, Handler&& handle) {
   constexpr int kBudget = 2000;
   for (int i = 0; i < kBudget; ++i) {
     frames_.clear();
-    if (!zmq::recv_multipart(socket, std::back_inserter(frames_), zmq::recv_flags::dontwait)) return;
+    if (!zmq::recv_multipart(socket, std::back_inserter(frames_), zmq::recv_flags::dontwait))
+      return;
     handle(frames_);
   }
 }
@@ -273,8 +274,9 @@ void BrokerLoop::PollOnce() {
       if (frames.size() != 1) {
         ++counters_.peer_messages_in;
         ++counters_.peer_bad_messages;
-        log_.LogLimited(LogLevel::kWarn, "control-frames",
-                        "dropped a control message with " + std::to_string(frames.size()) + " frames");
+        log_.LogLimited(
+            LogLevel::kWarn, "control-frames",
+            "dropped a control message with " + std::to_string(frames.size()) + " frames");
         return;
       }
       OnControlMessage(frames[0], now);
@@ -294,6 +296,7 @@ void BrokerLoop::PollOnce() {
     }
     if (readable(kFirstLink + 2 * i + 1)) OnLinkEvent(link, now);
   }
+  FlushBacklogs();
   FlushDeltas();
   OnTimers(Clock::now());
   FlushDeltas();
@@ -330,9 +333,10 @@ void BrokerLoop::FlushDeltas() {
   // delta grows past what a peer will decode, however much a turn did.
   for (size_t from = 0; from < pending_ops_.size(); from += wire::kMaxOpsPerDelta) {
     size_t to = std::min(pending_ops_.size(), from + wire::kMaxOpsPerDelta);
-    wire::PeerDelta delta{self_, ++seq_,
-                          std::vector<wire::DeltaOp>(std::make_move_iterator(pending_ops_.begin() + from),
-                                                     std::make_move_iterator(pending_ops_.begin() + to))};
+    wire::PeerDelta delta{
+        self_, ++seq_,
+        std::vector<wire::DeltaOp>(std::make_move_iterator(pending_ops_.begin() + from),
+                                   std::make_move_iterator(pending_ops_.begin() + to))};
     if (drop_next_deltas_ > 0) {
       --drop_next_deltas_;
       ++counters_.deltas_dropped_on_purpose;
@@ -378,6 +382,7 @@ std::map<std::string, uint64_t> BrokerLoop::CounterMap() const {
       {"client_messages_out", c.client_messages_out},
       {"client_bad_messages", c.client_bad_messages},
       {"client_deliveries_lost", c.client_deliveries_lost},
+      {"client_replies_delayed", c.client_replies_delayed},
       {"sessions_opened", c.sessions_opened},
       {"sessions_ended", c.sessions_ended},
       {"sessions_timed_out", c.sessions_timed_out},

@@ -44,6 +44,7 @@ struct BrokerCounters {
   uint64_t client_messages_out = 0;
   uint64_t client_bad_messages = 0;
   uint64_t client_deliveries_lost = 0;  // client queue full or client gone
+  uint64_t client_replies_delayed = 0;  // replies that waited in a backlog
   uint64_t sessions_opened = 0;
   uint64_t sessions_ended = 0;
   uint64_t sessions_timed_out = 0;
@@ -64,7 +65,7 @@ struct BrokerCounters {
   uint64_t peers_met = 0;
   uint64_t peers_purged = 0;
   uint64_t links_refused = 0;  // links not opened: the cap, or ZeroMQ said no
-  uint64_t loop_stalls = 0;  // turns that came late: timers were moved on
+  uint64_t loop_stalls = 0;    // turns that came late: timers were moved on
   uint64_t probes_sent = 0;
 };
 
@@ -104,7 +105,8 @@ class BrokerLoop {
     TimePoint last_heard;
     std::map<std::pair<std::string, std::string>, uint32_t> joins;
     std::set<uint64_t> monitors;
-    uint64_t lost = 0;  // deliveries lost since the last gap notice
+    uint64_t lost = 0;                // deliveries lost since the last gap notice
+    std::deque<std::string> backlog;  // replies (and gap notices) not yet queued
   };
   struct MonitorReg {
     uint64_t ref = 0;
@@ -161,6 +163,8 @@ class BrokerLoop {
   void HandleRequest(const std::string& rid, wire::ClientRequest& request, TimePoint now);
   void Reply(const std::string& rid, uint64_t req, Status status, wire::ReplyBody body = {});
   void Deliver(Session& session, const wire::ClientInbound& message);
+  void Backlog(Session& session, std::string frame);
+  void FlushBacklogs();
   Session* SessionByRoute(const std::string& rid);
   void EndSession(uint64_t session_id, const std::string& why);
   void CheckSessions(TimePoint now);
@@ -221,6 +225,8 @@ class BrokerLoop {
   uint64_t next_session_ = 1;
   std::unordered_map<uint64_t, Session> sessions_;
   std::unordered_map<std::string, uint64_t> session_by_route_;
+  std::set<uint64_t> backlogged_;  // sessions with a non-empty backlog
+  static constexpr size_t kMaxBacklog = 10000;
   uint64_t next_monitor_ = 1;
   std::unordered_map<uint64_t, MonitorReg> monitors_;
   std::unordered_map<std::string, std::set<uint64_t>> monitors_by_scope_;

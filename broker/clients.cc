@@ -35,27 +35,83 @@ void BrokerLoop::Reply(const std::string& rid, uint64_t req, Status status, wire
   }
 }
 
-// Everything a session receives goes through here, so that a loss is always
-// followed, at the next message that does get through, by a gap notice with
-// the count: the client learns what it missed and where.
+// Everything a session receives goes through here, in order. When the
+// client's queue is full:
+//  - a delivery (event) is lost, counted, and reported by a gap notice with
+//    the count, sent ahead of the next message that gets through;
+//  - a reply is never lost: the client is waiting for it, and losing it would
+//    report a call that took effect as a timeout. It waits in the session's
+//    backlog, which is sent before anything newer (deliveries meanwhile are
+//    lost and counted, so none overtakes it).
 void BrokerLoop::Deliver(Session& session, const wire::ClientInbound& message) {
-  if (session.lost > 0) {
-    if (!SendFrames(clients_, session.routing_id, wire::Encode(wire::ClientInbound(wire::Gap{session.lost})))) {
-      ++session.lost;
-      ++counters_.client_deliveries_lost;
-      return;
-    }
-    ++counters_.client_messages_out;
-    session.lost = 0;
-  }
-  if (SendFrames(clients_, session.routing_id, wire::Encode(message))) {
-    ++counters_.client_messages_out;
-  } else {
+  const bool is_reply = std::holds_alternative<wire::Reply>(message);
+  auto lose = [&] {
     ++session.lost;
     ++counters_.client_deliveries_lost;
     log_.LogLimited(LogLevel::kWarn, "client-full-" + std::to_string(session.id),
                     "session " + std::to_string(session.id) + " (" + session.name +
                         ") is not reading: a delivery was lost and will be reported to it");
+  };
+  if (!session.backlog.empty()) {
+    if (!is_reply) return lose();
+    if (session.lost > 0) {
+      Backlog(session, wire::Encode(wire::ClientInbound(wire::Gap{session.lost})));
+      session.lost = 0;
+    }
+    return Backlog(session, wire::Encode(message));
+  }
+  if (session.lost > 0) {
+    std::string gap = wire::Encode(wire::ClientInbound(wire::Gap{session.lost}));
+    if (!SendFrames(clients_, session.routing_id, gap)) {
+      if (!is_reply) return lose();
+      Backlog(session, std::move(gap));
+      session.lost = 0;
+      return Backlog(session, wire::Encode(message));
+    }
+    ++counters_.client_messages_out;
+    session.lost = 0;
+  }
+  std::string frame = wire::Encode(message);
+  if (SendFrames(clients_, session.routing_id, frame)) {
+    ++counters_.client_messages_out;
+  } else if (is_reply) {
+    Backlog(session, std::move(frame));
+  } else {
+    lose();
+  }
+}
+
+void BrokerLoop::Backlog(Session& session, std::string frame) {
+  session.backlog.push_back(std::move(frame));
+  backlogged_.insert(session.id);
+  ++counters_.client_replies_delayed;
+}
+
+// Sends what waits in backlogs, oldest first, as far as each client's queue
+// allows. A client with too long a backlog sends requests and never reads
+// the answers: its session ends.
+void BrokerLoop::FlushBacklogs() {
+  for (auto it = backlogged_.begin(); it != backlogged_.end();) {
+    auto s = sessions_.find(*it);
+    if (s == sessions_.end()) {
+      it = backlogged_.erase(it);
+      continue;
+    }
+    Session& session = s->second;
+    while (!session.backlog.empty() &&
+           SendFrames(clients_, session.routing_id, session.backlog.front())) {
+      ++counters_.client_messages_out;
+      session.backlog.pop_front();
+    }
+    if (session.backlog.empty()) {
+      it = backlogged_.erase(it);
+    } else if (session.backlog.size() > kMaxBacklog) {
+      uint64_t id = session.id;
+      it = backlogged_.erase(it);
+      EndSession(id, "sends requests but does not read the answers");
+    } else {
+      ++it;
+    }
   }
 }
 
@@ -65,7 +121,8 @@ void BrokerLoop::OnClientMessage(std::vector<zmq::message_t>& frames, TimePoint 
     ++counters_.client_bad_messages;
     if (!frames.empty()) {
       Reply(frames[0].to_string(), 0,
-            Status::BadMessage("expected one frame per request, got " + std::to_string(frames.size() - 1)));
+            Status::BadMessage("expected one frame per request, got " +
+                               std::to_string(frames.size() - 1)));
     }
     return;
   }
@@ -74,14 +131,16 @@ void BrokerLoop::OnClientMessage(std::vector<zmq::message_t>& frames, TimePoint 
   Result<wire::ClientRequest> request = wire::DecodeClientRequest(frames[1].to_string_view(), &req);
   if (!request.ok()) {
     ++counters_.client_bad_messages;
-    log_.LogLimited(LogLevel::kWarn, "client-bad", "bad client request: " + request.status().message());
+    log_.LogLimited(LogLevel::kWarn, "client-bad",
+                    "bad client request: " + request.status().message());
     Reply(rid, req, request.status());
     return;
   }
   HandleRequest(rid, request.value(), now);
 }
 
-void BrokerLoop::HandleRequest(const std::string& rid, wire::ClientRequest& request, TimePoint now) {
+void BrokerLoop::HandleRequest(const std::string& rid, wire::ClientRequest& request,
+                               TimePoint now) {
   if (auto* hb = std::get_if<wire::SessionHeartbeat>(&request)) {
     auto s = sessions_.find(hb->session);
     if (s != sessions_.end() && s->second.token == hb->token) {
@@ -90,15 +149,17 @@ void BrokerLoop::HandleRequest(const std::string& rid, wire::ClientRequest& requ
       // A session that ended (timed out, or the broker restarted), or a
       // forged one: tell the sender, so its SDK reports the loss.
       ++counters_.client_bad_messages;
-      Reply(rid, 0, Status::Unavailable("session " + std::to_string(hb->session) + " is not open here"));
+      Reply(rid, 0,
+            Status::Unavailable("session " + std::to_string(hb->session) + " is not open here"));
     }
     return;
   }
   if (auto* hello = std::get_if<wire::Hello>(&request)) {
     if (hello->version != wire::kProtocolVersion) {
-      Reply(rid, hello->req, Status::InvalidArgument("protocol version " + std::to_string(hello->version) +
-                                                     " is not supported; this broker speaks " +
-                                                     std::to_string(wire::kProtocolVersion)));
+      Reply(rid, hello->req,
+            Status::InvalidArgument("protocol version " + std::to_string(hello->version) +
+                                    " is not supported; this broker speaks " +
+                                    std::to_string(wire::kProtocolVersion)));
       return;
     }
     if (Session* old = SessionByRoute(rid)) EndSession(old->id, "said hello again");
@@ -121,7 +182,10 @@ void BrokerLoop::HandleRequest(const std::string& rid, wire::ClientRequest& requ
 
   uint64_t req = std::visit(
       [](const auto& r) -> uint64_t {
-        if constexpr (requires { r.req; }) return r.req; else return 0;
+        if constexpr (requires { r.req; })
+          return r.req;
+        else
+          return 0;
       },
       request);
   Session* session = SessionByRoute(rid);
@@ -183,11 +247,13 @@ void BrokerLoop::HandleRequest(const std::string& rid, wire::ClientRequest& requ
         } else if constexpr (std::is_same_v<T, wire::Demonitor>) {
           auto it = monitors_.find(r.ref);
           if (it == monitors_.end() || it->second.session != session->id) {
-            Reply(rid, r.req, Status::NotFound("no monitor " + std::to_string(r.ref) + " in this session"));
+            Reply(rid, r.req,
+                  Status::NotFound("no monitor " + std::to_string(r.ref) + " in this session"));
             return;
           }
           monitors_by_scope_[it->second.scope].erase(r.ref);
-          if (monitors_by_scope_[it->second.scope].empty()) monitors_by_scope_.erase(it->second.scope);
+          if (monitors_by_scope_[it->second.scope].empty())
+            monitors_by_scope_.erase(it->second.scope);
           session->monitors.erase(r.ref);
           monitors_.erase(it);
           Reply(rid, r.req, Status::Ok());
@@ -195,11 +261,12 @@ void BrokerLoop::HandleRequest(const std::string& rid, wire::ClientRequest& requ
           wire::NodesBody body;
           body.nodes.push_back({self_.node, self_.incarnation, "alive", endpoints_.calls, 0, true});
           for (const auto& [node, peer] : peers_) {
-            auto ago = std::chrono::duration_cast<std::chrono::milliseconds>(now - detector_.LastHeard(node));
+            auto ago = std::chrono::duration_cast<std::chrono::milliseconds>(
+                now - detector_.LastHeard(node));
             body.nodes.push_back({node, peer.id.incarnation,
                                   detector_.IsSuspect(node) ? "suspect" : "alive",
-                                  peer.endpoints.calls, static_cast<uint64_t>(std::max<int64_t>(0, ago.count())),
-                                  false});
+                                  peer.endpoints.calls,
+                                  static_cast<uint64_t>(std::max<int64_t>(0, ago.count())), false});
           }
           for (const auto& [node, dead] : dead_) {
             auto ago = std::chrono::duration_cast<std::chrono::milliseconds>(now - dead.died_at);
@@ -256,7 +323,8 @@ void BrokerLoop::EndSession(uint64_t session_id, const std::string& why) {
     }
   }
   ++counters_.sessions_ended;
-  log_.Log(LogLevel::kDebug, "session " + std::to_string(s.id) + " ('" + s.name + "') ended: " + why);
+  log_.Log(LogLevel::kDebug,
+           "session " + std::to_string(s.id) + " ('" + s.name + "') ended: " + why);
   NotifyMonitors(changes);
 }
 

@@ -242,8 +242,9 @@ void BrokerLoop::MeetPeer(const wire::PeerHello& hello, TimePoint now) {
   // A node that said bye is gone for good: only a new incarnation of it is
   // met, not a hello of the old one that was still on its way.
   if (auto dead = dead_.find(node);
-      dead != dead_.end() && (dead->second.incarnation > hello.from.incarnation ||
-                              (dead->second.left && dead->second.incarnation == hello.from.incarnation))) {
+      dead != dead_.end() &&
+      (dead->second.incarnation > hello.from.incarnation ||
+       (dead->second.left && dead->second.incarnation == hello.from.incarnation))) {
     ++counters_.peer_stale_messages;
     return;
   }
@@ -362,14 +363,15 @@ BrokerLoop::Link* BrokerLoop::EnsureLink(const std::string& endpoint) {
     // Three sockets a link: a peer listing thousands of "known peers" must
     // not use up the context's sockets or the process's descriptors.
     ++counters_.links_refused;
-    log_.LogLimited(LogLevel::kWarn, "links-full",
-                    "not dialing " + endpoint + ": already " + std::to_string(kMaxLinks) + " links");
+    log_.LogLimited(
+        LogLevel::kWarn, "links-full",
+        "not dialing " + endpoint + ": already " + std::to_string(kMaxLinks) + " links");
     return nullptr;
   }
   auto link = std::make_unique<Link>();
   link->endpoint = endpoint;
-  link->is_seed = std::find(options_.seeds.begin(), options_.seeds.end(), endpoint) !=
-                  options_.seeds.end();
+  link->is_seed =
+      std::find(options_.seeds.begin(), options_.seeds.end(), endpoint) != options_.seeds.end();
   try {
     link->dealer = zmq::socket_t(context_, zmq::socket_type::dealer);
     link->dealer.set(zmq::sockopt::linger, 0);

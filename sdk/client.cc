@@ -2,12 +2,12 @@
 
 #include <atomic>
 #include <cerrno>
-#include <random>
-#include <system_error>
 #include <condition_variable>
 #include <cstdlib>
 #include <deque>
 #include <mutex>
+#include <random>
+#include <system_error>
 #include <thread>
 
 #include <zmq.hpp>
@@ -246,9 +246,9 @@ Result<Client> Client::Connect(ClientOptions options) {
       std::chrono::milliseconds(std::max<uint32_t>(welcome->heartbeat_ms, 10));
   Impl* raw = impl.get();
   try {
-    impl->heartbeat_thread = std::thread(
-        [raw, hb = std::move(hb), interval = impl->heartbeat_interval, session = welcome->session,
-         token = welcome->token]() mutable {
+    impl->heartbeat_thread =
+        std::thread([raw, hb = std::move(hb), interval = impl->heartbeat_interval,
+                     session = welcome->session, token = welcome->token]() mutable {
           raw->RunHeartbeats(std::move(hb), interval, session, token);
         });
   } catch (const std::system_error& e) {

@@ -125,8 +125,9 @@ TEST_F(MeshTest, JoinManyJoinsEveryGroupOrNone) {
   zmq::socket_t raw(ctx, zmq::socket_type::dealer);
   raw.set(zmq::sockopt::linger, 0);
   raw.connect("ipc://" + mesh.client_endpoint(0));
-  raw.send(zmq::buffer(wire::Encode(wire::ClientRequest(wire::Hello{1, wire::kProtocolVersion, "raw"}))),
-           zmq::send_flags::none);
+  raw.send(
+      zmq::buffer(wire::Encode(wire::ClientRequest(wire::Hello{1, wire::kProtocolVersion, "raw"}))),
+      zmq::send_flags::none);
   zmq::message_t reply;
   ASSERT_TRUE(raw.recv(reply));
   raw.send(zmq::buffer(wire::Encode(wire::ClientRequest(wire::JoinMany{2, "app", {"fine", ""}}))),
@@ -434,6 +435,31 @@ TEST(MeshSlowConsumerTest, LostDeliveriesAreCountedAndReportedExactly) {
   EXPECT_EQ(received + lost, 2u * kPairs + 1)
       << received << " received, " << lost << " reported lost";
   EXPECT_EQ(mesh.broker(0).Stats()["client_deliveries_lost"], lost);
+}
+
+TEST(MeshSlowConsumerTest, AReplyIsNeverLostWhenTheClientsQueueIsFull) {
+  // The watcher monitors a busy scope and does not read, so its queue is
+  // full; then it makes a call. The reply waits its turn instead of being
+  // lost: the call succeeds, and it did take effect.
+  BrokerOptions o = TestMesh::FastOptions();
+  o.client_queue_messages = 100;
+  TestMesh mesh(1, o);
+  ClientOptions co;
+  co.endpoint = "ipc://" + mesh.client_endpoint(0);
+  co.call_timeout = milliseconds(2000);
+  Result<Client> w = Client::Connect(co);
+  ASSERT_TRUE(w.ok());
+  Client a = mesh.Connect(0);
+  ASSERT_TRUE(w->MonitorScope("app").ok());
+  for (int i = 0; i < 3000; ++i) {
+    ASSERT_TRUE(a.Join("app", "burst").ok());
+    ASSERT_TRUE(a.Leave("app", "burst").ok());
+  }
+  ASSERT_GT(mesh.broker(0).Stats()["client_deliveries_lost"], 0u) << "the queue never filled";
+  Status s = w->Join("app", "mine");
+  EXPECT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(a.Members("app", "mine")->size(), 1u);
+  EXPECT_GT(mesh.broker(0).Stats()["client_replies_delayed"], 0u) << "the reply never had to wait";
 }
 
 TEST(MeshDiscoveryTest, PeersLearnTheWholeMeshFromOneSeed) {

@@ -161,7 +161,10 @@ TEST(ProcessCliTest, JoinExitsWithAnErrorWhenItsBrokerDies) {
   ASSERT_EQ(posix_spawn(&pid, cli.c_str(), nullptr, nullptr, argv.data(), environ), 0);
   auto c = (*mesh)->Connect(0);
   ASSERT_TRUE(c.ok());
-  ASSERT_TRUE(WaitFor([&] { auto m = c->Members("app", "g"); return m.ok() && m->size() == 1; }));
+  ASSERT_TRUE(WaitFor([&] {
+    auto m = c->Members("app", "g");
+    return m.ok() && m->size() == 1;
+  }));
   ASSERT_TRUE((*mesh)->Signal(0, SIGKILL));
   // The CLI checks its session every second and gives up after a call timeout.
   EXPECT_EQ(WaitExit(pid, milliseconds(10000)), 1);
