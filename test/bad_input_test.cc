@@ -135,6 +135,15 @@ class BadInputTest : public ::testing::Test {
     EXPECT_TRUE(WaitFor([&] { return mesh.AllConverged(); }));
   }
 
+  // A DEALER to broker i's calls socket, as a peer's link would be.
+  zmq::socket_t DialCalls(int i) {
+    zmq::socket_t dealer(ctx, zmq::socket_type::dealer);
+    dealer.set(zmq::sockopt::linger, 0);
+    dealer.set(zmq::sockopt::rcvtimeo, 2000);
+    dealer.connect(mesh.broker(i).calls_endpoint());
+    return dealer;
+  }
+
   TestMesh mesh{2};
   zmq::context_t ctx;
 };
@@ -215,10 +224,7 @@ TEST_F(BadInputTest, GarbageFromAPeersPublisherIsCountedAndDropped) {
                       zmq::socket_type::router);  // our own calls socket, for the broker's link
   calls.set(zmq::sockopt::linger, 0);
   calls.bind("tcp://127.0.0.1:*");
-  zmq::socket_t dealer(ctx, zmq::socket_type::dealer);
-  dealer.set(zmq::sockopt::linger, 0);
-  dealer.set(zmq::sockopt::rcvtimeo, 2000);
-  dealer.connect(mesh.broker(0).calls_endpoint());
+  zmq::socket_t dealer = DialCalls(0);
   wire::PeerHello hello;
   hello.from = {"impostor", 1};
   hello.endpoints = {calls.get(zmq::sockopt::last_endpoint), pub_ep, pub_ep};
@@ -260,10 +266,7 @@ TEST_F(BadInputTest, AHelloListingThousandsOfPeersCannotExhaustTheBroker) {
   // A peer claims 4,000 known peers at addresses where nothing listens. The
   // broker dials a few per hello, at most kMaxLinks in all, and keeps
   // meeting real peers and serving.
-  zmq::socket_t dealer(ctx, zmq::socket_type::dealer);
-  dealer.set(zmq::sockopt::linger, 0);
-  dealer.set(zmq::sockopt::rcvtimeo, 2000);
-  dealer.connect(mesh.broker(0).calls_endpoint());
+  zmq::socket_t dealer = DialCalls(0);
   wire::PeerHello hello;
   hello.from = {"flooder", 1};
   hello.endpoints = {"tcp://127.0.0.1:9", "tcp://127.0.0.1:9", "tcp://127.0.0.1:9"};
