@@ -62,6 +62,15 @@ int main(int argc, char** argv) {
                  "Messages queued per client before deliveries are counted as lost")
       ->capture_default_str()
       ->check(CLI::Range(meshbus::kMinClientQueueMessages, 100000000));
+  app.add_option("--client-queue-bytes", o.client_queue_bytes,
+                 "Bytes of deliveries a client may have unread before further deliveries to it "
+                 "are counted as lost (it is told how many)")
+      ->capture_default_str()
+      ->check(CLI::Range(uint64_t(1), uint64_t(1) << 40));
+  app.add_option("--max-message-bytes", o.max_message_bytes,
+                 "The largest payload a client may send; larger ones are refused with an error")
+      ->capture_default_str()
+      ->check(CLI::Range(uint64_t(1), uint64_t(64) << 20));
   app.add_option("--log-level", o.log_level, "debug, info, warn or error")
       ->capture_default_str()
       ->check(CLI::IsMember({"debug", "info", "warn", "error"}));

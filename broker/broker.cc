@@ -106,6 +106,7 @@ Status BrokerLoop::Bind() {
     control_sub_.set(zmq::sockopt::subscribe, "");
     data_sub_ = zmq::socket_t(context_, zmq::socket_type::sub);
     data_sub_.set(zmq::sockopt::linger, 0);
+    data_sub_.set(zmq::sockopt::rcvhwm, 100000);
     data_sub_.set(zmq::sockopt::maxmsgsize, int64_t(wire::kMaxFrameBytes));
 
     step = "bind the client socket to " + client_endpoint_;
@@ -247,13 +248,14 @@ void BrokerLoop::PollOnce() {
   // Every polled ZeroMQ socket costs system calls on every wake-up, so the
   // poll set holds only what can have input: the wake-up eventfd (a plain
   // descriptor), the three inbound sockets, and each link's DEALER and
-  // monitor. The data SUB subscribes to nothing until it carries publishes.
+  // monitor.
   poll_items_.clear();
   poll_items_.push_back({nullptr, wake_fd_, ZMQ_POLLIN, 0});
   poll_items_.push_back({clients_.handle(), 0, ZMQ_POLLIN, 0});
   poll_items_.push_back({calls_.handle(), 0, ZMQ_POLLIN, 0});
   poll_items_.push_back({control_sub_.handle(), 0, ZMQ_POLLIN, 0});
-  constexpr size_t kFirstLink = 4;
+  poll_items_.push_back({data_sub_.handle(), 0, ZMQ_POLLIN, 0});
+  constexpr size_t kFirstLink = 5;
   poll_links_.clear();
   for (auto& [ep, link] : links_) {
     poll_items_.push_back({link->dealer.handle(), 0, ZMQ_POLLIN, 0});
@@ -282,6 +284,7 @@ void BrokerLoop::PollOnce() {
       OnControlMessage(frames[0], now);
     });
   }
+  if (readable(4)) Drain(data_sub_, [&](auto& frames) { OnDataMessage(frames, now); });
   for (size_t i = 0; i < poll_links_.size(); ++i) {
     Link& link = *poll_links_[i];
     if (readable(kFirstLink + 2 * i)) {
@@ -319,9 +322,11 @@ void BrokerLoop::OnTimers(TimePoint now) {
   last_turn_ = now;
   if (now >= next_heartbeat_) {
     PublishControl(wire::PeerHeartbeat{self_, seq_, endpoints_.calls});
+    SendDataMarks();
     next_heartbeat_ = now + options_.heartbeat_interval;
   }
   PeerTimers(now);
+  MessagingTimers(now);
   if (now >= next_session_check_) {
     CheckSessions(now);
     next_session_check_ = now + std::chrono::milliseconds(50);
@@ -348,14 +353,23 @@ void BrokerLoop::FlushDeltas() {
   pending_ops_.clear();
 }
 
+// Sends [routing id][body][payload]; the payload (if any) is consumed only
+// when the send succeeds, so a refused one can be kept and sent elsewhere.
 bool BrokerLoop::SendFrames(zmq::socket_ref socket, const std::string& routing_id,
-                            const std::string& body) {
+                            const std::string& body, zmq::message_t* payload) {
   try {
+    // ROUTER_MANDATORY refuses the first frame, with nothing sent, when the
+    // peer's queue is full; once it is taken, the others are taken too.
     if (!socket.send(zmq::buffer(routing_id),
                      zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
       return false;
     }
-    return socket.send(zmq::buffer(body), zmq::send_flags::dontwait).has_value();
+    if (payload == nullptr)
+      return socket.send(zmq::buffer(body), zmq::send_flags::dontwait).has_value();
+    if (!socket.send(zmq::buffer(body), zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
+      return false;
+    }
+    return socket.send(*payload, zmq::send_flags::dontwait).has_value();
   } catch (const zmq::error_t&) {
     return false;  // EHOSTUNREACH: that peer or client is gone
   }
@@ -410,6 +424,36 @@ std::map<std::string, uint64_t> BrokerLoop::CounterMap() const {
       {"probes_sent", c.probes_sent},
       {"groups", table_.GroupCountTotal()},
       {"delta_seq", seq_},
+      {"client_bytes_in", c.client_bytes_in},
+      {"client_bytes_out", c.client_bytes_out},
+      {"publishes_in", c.publishes_in},
+      {"broadcasts_in", c.broadcasts_in},
+      {"dispatches_in", c.dispatches_in},
+      {"requests_in", c.requests_in},
+      {"responses_in", c.responses_in},
+      {"sends_in", c.sends_in},
+      {"messages_delivered", c.messages_delivered},
+      {"messages_too_large", c.messages_too_large},
+      {"slow_consumers", c.slow_consumers},
+      {"data_messages_out", c.data_messages_out},
+      {"data_bytes_out", c.data_bytes_out},
+      {"data_messages_in", c.data_messages_in},
+      {"data_bytes_in", c.data_bytes_in},
+      {"data_marks_out", c.data_marks_out},
+      {"data_gaps", c.data_gaps},
+      {"data_messages_lost", c.data_messages_lost},
+      {"data_duplicates", c.data_duplicates},
+      {"data_undeliverable", c.data_undeliverable},
+      {"forwards_sent", c.forwards_sent},
+      {"forwards_received", c.forwards_received},
+      {"forwards_refused", c.forwards_refused},
+      {"redispatches", c.redispatches},
+      {"dispatch_failures", c.dispatch_failures},
+      {"request_timeouts", c.request_timeouts},
+      {"request_failures", c.request_failures},
+      {"responses_unclaimed", c.responses_unclaimed},
+      {"subscriptions", topics_.prefix_count()},
+      {"pending_outcomes", pending_.size()},
   };
   return m;
 }

@@ -6,7 +6,8 @@
 //
 // The code is split by concern: broker.cc (sockets, the poll loop, timers,
 // lifecycle), clients.cc (SDK sessions and their requests), peers.cc (the
-// mesh: hello, heartbeats, deltas, resync, failure detection).
+// mesh: hello, heartbeats, deltas, resync, failure detection), messaging.cc
+// (publish/subscribe, broadcast, dispatch, request/reply and direct sends).
 #pragma once
 
 #include <atomic>
@@ -19,6 +20,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <random>
 #include <set>
 #include <string>
 #include <thread>
@@ -29,11 +31,13 @@
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
 
+#include "broker/data_streams.h"
 #include "broker/failure_detector.h"
 #include "broker/group_table.h"
 #include "broker/log.h"
 #include "broker/options.h"
 #include "broker/origin_tracker.h"
+#include "broker/topic_index.h"
 #include "topics/wire.h"
 
 namespace meshbus {
@@ -67,6 +71,35 @@ struct BrokerCounters {
   uint64_t links_refused = 0;  // links not opened: the cap, or ZeroMQ said no
   uint64_t loop_stalls = 0;    // turns that came late: timers were moved on
   uint64_t probes_sent = 0;
+  // Messaging. "in" counts what clients sent, "out" what reached a client.
+  uint64_t client_bytes_in = 0;
+  uint64_t client_bytes_out = 0;
+  uint64_t publishes_in = 0;
+  uint64_t broadcasts_in = 0;
+  uint64_t dispatches_in = 0;
+  uint64_t requests_in = 0;
+  uint64_t responses_in = 0;
+  uint64_t sends_in = 0;
+  uint64_t messages_delivered = 0;  // publishes, broadcasts, ... handed to a client
+  uint64_t messages_too_large = 0;
+  uint64_t slow_consumers = 0;  // times a session began to lose deliveries
+  uint64_t data_messages_out = 0;
+  uint64_t data_bytes_out = 0;
+  uint64_t data_messages_in = 0;
+  uint64_t data_bytes_in = 0;
+  uint64_t data_marks_out = 0;
+  uint64_t data_gaps = 0;           // losses found in a peer's data streams
+  uint64_t data_messages_lost = 0;  // how many messages those gaps held
+  uint64_t data_duplicates = 0;
+  uint64_t data_undeliverable = 0;  // for a topic or group with no local taker left
+  uint64_t forwards_sent = 0;
+  uint64_t forwards_received = 0;
+  uint64_t forwards_refused = 0;  // a member here could not take one
+  uint64_t redispatches = 0;
+  uint64_t dispatch_failures = 0;  // dispatches and sends answered with an error
+  uint64_t request_timeouts = 0;
+  uint64_t request_failures = 0;     // no responder left, or it died before answering
+  uint64_t responses_unclaimed = 0;  // came after the request timed out or its requester left
 };
 
 class BrokerLoop {
@@ -97,6 +130,11 @@ class BrokerLoop {
   void ForceResync();
 
  private:
+  // One message to a client: its header and, for some, a payload frame.
+  struct Frame {
+    std::string body;
+    std::optional<zmq::message_t> payload;
+  };
   struct Session {
     uint64_t id = 0;
     uint64_t token = 0;
@@ -105,8 +143,11 @@ class BrokerLoop {
     TimePoint last_heard;
     std::map<std::pair<std::string, std::string>, uint32_t> joins;
     std::set<uint64_t> monitors;
-    uint64_t lost = 0;                // deliveries lost since the last gap notice
-    std::deque<std::string> backlog;  // replies (and gap notices) not yet queued
+    uint64_t lost = 0;               // deliveries lost since the last gap notice
+    std::deque<Frame> backlog;       // replies (and gap notices) not yet queued
+    uint64_t outstanding_bytes = 0;  // sent to the client and not yet consumed
+    std::set<uint64_t> pending;      // its dispatches, requests and sends awaiting an outcome
+    std::set<std::string> serving;   // reply_to of requests it was handed and has not answered
   };
   struct MonitorReg {
     uint64_t ref = 0;
@@ -130,6 +171,28 @@ class BrokerLoop {
     OriginTracker tracker;
     TimePoint met_at;
     int resync_requests = 0;  // since the last snapshot applied: for backoff
+  };
+  // A dispatch, request or direct send that this broker answers for, from
+  // the moment a local client made it until it has an outcome. The payload
+  // is kept until a member has it, so that it can go to another member.
+  struct Pending {
+    uint64_t id = 0;
+    wire::MessageKind kind = wire::MessageKind::kDispatch;
+    uint64_t requester = 0;  // session
+    uint64_t req = 0;
+    std::string scope, group;
+    MemberId sender;
+    MemberId target;      // the member it went to last
+    bool handed = false;  // the target's broker confirmed the member has it
+    std::set<MemberId> tried;
+    zmq::message_t payload;
+    uint32_t timeout_ms = 0;
+    TimePoint deadline;
+  };
+  // A request handed to a local member, until it answers.
+  struct Serving {
+    uint64_t session = 0;
+    TimePoint deadline;
   };
   struct DeadPeer {
     uint64_t incarnation = 0;
@@ -156,19 +219,59 @@ class BrokerLoop {
   GroupChanges* ChangesFor(const std::string& scope, GroupChanges* changes) const {
     return monitors_by_scope_.count(scope) ? changes : nullptr;
   }
-  bool SendFrames(zmq::socket_ref socket, const std::string& routing_id, const std::string& body);
+  bool SendFrames(zmq::socket_ref socket, const std::string& routing_id, const std::string& body,
+                  zmq::message_t* payload = nullptr);
 
   // clients.cc
   void OnClientMessage(std::vector<zmq::message_t>& frames, TimePoint now);
-  void HandleRequest(const std::string& rid, wire::ClientRequest& request, TimePoint now);
+  void HandleRequest(const std::string& rid, wire::ClientRequest& request, zmq::message_t* payload,
+                     TimePoint now);
   void Reply(const std::string& rid, uint64_t req, Status status, wire::ReplyBody body = {});
-  void Deliver(Session& session, const wire::ClientInbound& message);
-  void Backlog(Session& session, std::string frame);
+  // Queues one message for a session, in order; false when it was lost (and
+  // counted). `payload`, if given, is consumed.
+  bool Deliver(Session& session, const wire::ClientInbound& message,
+               zmq::message_t* payload = nullptr);
+  // Sends now if the client's queue has room (bytes and ZeroMQ's).
+  bool SendToClient(Session& session, const std::string& body, zmq::message_t* payload);
+  void Backlog(Session& session, std::string body, zmq::message_t* payload = nullptr);
   void FlushBacklogs();
+  // A session that lost deliveries is told how many as soon as it has room.
+  void SendOwedGap(Session& session);
   Session* SessionByRoute(const std::string& rid);
   void EndSession(uint64_t session_id, const std::string& why);
   void CheckSessions(TimePoint now);
   wire::MonitorBody MonitorSnapshot(const MonitorReg& reg) const;
+
+  // messaging.cc
+  void OnMessagingRequest(Session& session, wire::ClientRequest& request, zmq::message_t& payload,
+                          TimePoint now);
+  Status OnSubscribe(Session& session, const wire::Subscribe& sub);
+  void OnRespond(Session& session, const wire::Respond& respond, zmq::message_t& payload);
+  // Hands a message to a local session; false when its queue is full.
+  bool DeliverMessage(Session& session, const wire::Message& message,
+                      const zmq::message_t& payload);
+  void PublishData(const std::string& data_topic, uint64_t session, zmq::message_t& payload);
+  void OnDataMessage(std::vector<zmq::message_t>& frames, TimePoint now);
+  // The local sessions a data topic reaches.
+  void DataTargets(const std::string& data_topic, std::vector<uint64_t>* sessions) const;
+  bool WantsDataTopic(const std::string& data_topic) const;
+  void SendDataMarks();
+  // Tries members until one has the pending message or none is left.
+  void Route(uint64_t pending_id, TimePoint now);
+  void Resolve(uint64_t pending_id, Status status, wire::ReplyBody body = {},
+               zmq::message_t* payload = nullptr);
+  void OnForward(const wire::PeerForward& forward, zmq::message_t& payload, TimePoint now);
+  void OnForwardAck(const wire::PeerForwardAck& ack, TimePoint now);
+  void OnResponse(const wire::PeerResponse& response, zmq::message_t& payload);
+  // A response to a request this broker made (pending_id) or relayed.
+  void AnswerRequester(const MemberId& reply_to, Status status, const MemberId& responder,
+                       zmq::message_t& payload);
+  void StopServing(const std::string& reply_to, const Status& why);
+  void OnPeerGoneMessaging(const std::string& node);
+  void OnSessionGoneMessaging(Session& session);
+  void AddLocalGroup(const std::string& scope, const std::string& group);
+  void RemoveLocalGroup(const std::string& scope, const std::string& group);
+  void MessagingTimers(TimePoint now);
 
   // peers.cc
   void OnControlMessage(zmq::message_t& frame, TimePoint now);
@@ -190,7 +293,9 @@ class BrokerLoop {
   // be (too many links, or ZeroMQ refused), counted in links_refused.
   Link* EnsureLink(const std::string& endpoint);
   void SendHello(Link& link, TimePoint now);
-  bool SendToPeer(const std::string& node, const wire::PeerMessage& message);
+  // `payload`, if given, is consumed when the send succeeds.
+  bool SendToPeer(const std::string& node, const wire::PeerMessage& message,
+                  zmq::message_t* payload = nullptr);
   void PublishControl(const wire::PeerMessage& message);
   wire::PeerHello MakeHello(bool is_welcome);
   wire::Snapshot SelfSnapshot();
@@ -238,6 +343,24 @@ class BrokerLoop {
   FailureDetector detector_;
   uint64_t next_nonce_ = 1;
   int next_monitor_socket_ = 0;
+
+  // Messaging state (messaging.cc).
+  TopicIndex topics_;                                       // local subscriptions
+  std::unordered_map<std::string, uint32_t> local_groups_;  // broadcast data topic -> sessions
+  OutboundStreams outbound_;
+  InboundStreams inbound_;
+  std::unordered_map<uint64_t, Pending> pending_;
+  std::set<std::pair<TimePoint, uint64_t>> pending_deadlines_;
+  uint64_t next_pending_ = 1;
+  std::map<std::string, Serving> serving_;  // by reply_to
+  std::mt19937_64 rng_{std::random_device{}()};
+  std::vector<uint64_t> targets_;  // reused per message
+  bool forget_streams_ = false;    // a subscription went: drop streams nobody wants
+  TimePoint next_serving_sweep_{};
+  // A forward not confirmed in this long is answered with a timeout: the
+  // member may have it, so it is not sent elsewhere.
+  static constexpr std::chrono::milliseconds kForwardAckTimeout{5000};
+  static constexpr size_t kMaxMarksPerRound = 10000;
 
   // Reused by every turn of the loop, to spare allocations.
   std::vector<zmq::pollitem_t> poll_items_;

@@ -36,21 +36,24 @@ void BrokerLoop::Reply(const std::string& rid, uint64_t req, Status status, wire
 }
 
 // Everything a session receives goes through here, in order. When the
-// client's queue is full:
-//  - a delivery (event) is lost, counted, and reported by a gap notice with
-//    the count, sent ahead of the next message that gets through;
+// client's queue is full (its unconsumed bytes, or ZeroMQ's queue):
+//  - a delivery is lost, counted, and reported by a gap notice with the
+//    count, sent ahead of the next message that gets through (or as soon as
+//    the client has room, if nothing else comes);
 //  - a reply is never lost: the client is waiting for it, and losing it would
 //    report a call that took effect as a timeout. It waits in the session's
 //    backlog, which is sent before anything newer (deliveries meanwhile are
 //    lost and counted, so none overtakes it).
-void BrokerLoop::Deliver(Session& session, const wire::ClientInbound& message) {
+bool BrokerLoop::Deliver(Session& session, const wire::ClientInbound& message,
+                         zmq::message_t* payload) {
   const bool is_reply = std::holds_alternative<wire::Reply>(message);
   auto lose = [&] {
-    ++session.lost;
+    if (session.lost++ == 0) ++counters_.slow_consumers;
     ++counters_.client_deliveries_lost;
     log_.LogLimited(LogLevel::kWarn, "client-full-" + std::to_string(session.id),
                     "session " + std::to_string(session.id) + " (" + session.name +
                         ") is not reading: a delivery was lost and will be reported to it");
+    return false;
   };
   if (!session.backlog.empty()) {
     if (!is_reply) return lose();
@@ -58,33 +61,54 @@ void BrokerLoop::Deliver(Session& session, const wire::ClientInbound& message) {
       Backlog(session, wire::Encode(wire::ClientInbound(wire::Gap{session.lost})));
       session.lost = 0;
     }
-    return Backlog(session, wire::Encode(message));
+    Backlog(session, wire::Encode(message), payload);
+    return true;
   }
   if (session.lost > 0) {
     std::string gap = wire::Encode(wire::ClientInbound(wire::Gap{session.lost}));
-    if (!SendFrames(clients_, session.routing_id, gap)) {
+    if (!SendToClient(session, gap, nullptr)) {
       if (!is_reply) return lose();
       Backlog(session, std::move(gap));
       session.lost = 0;
-      return Backlog(session, wire::Encode(message));
+      Backlog(session, wire::Encode(message), payload);
+      return true;
     }
-    ++counters_.client_messages_out;
     session.lost = 0;
   }
-  std::string frame = wire::Encode(message);
-  if (SendFrames(clients_, session.routing_id, frame)) {
-    ++counters_.client_messages_out;
-  } else if (is_reply) {
-    Backlog(session, std::move(frame));
-  } else {
-    lose();
-  }
+  std::string body = wire::Encode(message);
+  if (SendToClient(session, body, payload)) return true;
+  if (!is_reply) return lose();
+  Backlog(session, std::move(body), payload);
+  return true;
 }
 
-void BrokerLoop::Backlog(Session& session, std::string frame) {
+bool BrokerLoop::SendToClient(Session& session, const std::string& body, zmq::message_t* payload) {
+  uint64_t bytes = body.size() + (payload ? payload->size() : 0);
+  // A message larger than the whole budget still goes to an idle client.
+  if (session.outstanding_bytes > 0 &&
+      session.outstanding_bytes + bytes > options_.client_queue_bytes) {
+    return false;
+  }
+  if (!SendFrames(clients_, session.routing_id, body, payload)) return false;
+  session.outstanding_bytes += bytes;
+  ++counters_.client_messages_out;
+  counters_.client_bytes_out += bytes;
+  return true;
+}
+
+void BrokerLoop::Backlog(Session& session, std::string body, zmq::message_t* payload) {
+  Frame frame{std::move(body), std::nullopt};
+  if (payload) frame.payload.emplace(std::move(*payload));
   session.backlog.push_back(std::move(frame));
   backlogged_.insert(session.id);
   ++counters_.client_replies_delayed;
+}
+
+void BrokerLoop::SendOwedGap(Session& session) {
+  if (session.lost == 0 || !session.backlog.empty()) return;
+  if (SendToClient(session, wire::Encode(wire::ClientInbound(wire::Gap{session.lost})), nullptr)) {
+    session.lost = 0;
+  }
 }
 
 // Sends what waits in backlogs, oldest first, as far as each client's queue
@@ -98,9 +122,9 @@ void BrokerLoop::FlushBacklogs() {
       continue;
     }
     Session& session = s->second;
-    while (!session.backlog.empty() &&
-           SendFrames(clients_, session.routing_id, session.backlog.front())) {
-      ++counters_.client_messages_out;
+    while (!session.backlog.empty()) {
+      Frame& f = session.backlog.front();
+      if (!SendToClient(session, f.body, f.payload ? &*f.payload : nullptr)) break;
       session.backlog.pop_front();
     }
     if (session.backlog.empty()) {
@@ -117,30 +141,47 @@ void BrokerLoop::FlushBacklogs() {
 
 void BrokerLoop::OnClientMessage(std::vector<zmq::message_t>& frames, TimePoint now) {
   ++counters_.client_messages_in;
-  if (frames.size() != 2) {
+  for (const zmq::message_t& f : frames) counters_.client_bytes_in += f.size();
+  if (frames.size() < 2 || frames.size() > 3) {
     ++counters_.client_bad_messages;
     if (!frames.empty()) {
       Reply(frames[0].to_string(), 0,
-            Status::BadMessage("expected one frame per request, got " +
-                               std::to_string(frames.size() - 1)));
+            Status::BadMessage("expected a request frame and at most a payload frame, got " +
+                               std::to_string(frames.size() - 1) + " frames"));
     }
     return;
   }
   std::string rid = frames[0].to_string();
   uint64_t req = 0;
   Result<wire::ClientRequest> request = wire::DecodeClientRequest(frames[1].to_string_view(), &req);
-  if (!request.ok()) {
+  Status bad = request.status();
+  if (request.ok() && wire::CarriesPayload(*request) != (frames.size() == 3)) {
+    bad = Status::BadMessage(frames.size() == 3 ? "this request takes no payload frame"
+                                                : "this request needs a payload frame");
+  }
+  if (!bad.ok()) {
     ++counters_.client_bad_messages;
-    log_.LogLimited(LogLevel::kWarn, "client-bad",
-                    "bad client request: " + request.status().message());
-    Reply(rid, req, request.status());
+    log_.LogLimited(LogLevel::kWarn, "client-bad", "bad client request: " + bad.message());
+    Reply(rid, req, bad);
     return;
   }
-  HandleRequest(rid, request.value(), now);
+  HandleRequest(rid, request.value(), frames.size() == 3 ? &frames[2] : nullptr, now);
 }
 
 void BrokerLoop::HandleRequest(const std::string& rid, wire::ClientRequest& request,
-                               TimePoint now) {
+                               zmq::message_t* payload, TimePoint now) {
+  if (auto* credit = std::get_if<wire::Credit>(&request)) {
+    auto s = sessions_.find(credit->session);
+    if (s == sessions_.end() || s->second.token != credit->token) {
+      ++counters_.client_bad_messages;
+      return;  // no reply: the heartbeat reports a lost session
+    }
+    Session& session = s->second;
+    session.outstanding_bytes -= std::min(session.outstanding_bytes, credit->bytes);
+    session.last_heard = now;
+    SendOwedGap(session);
+    return;
+  }
   if (auto* hb = std::get_if<wire::SessionHeartbeat>(&request)) {
     auto s = sessions_.find(hb->session);
     if (s != sessions_.end() && s->second.token == hb->token) {
@@ -169,14 +210,18 @@ void BrokerLoop::HandleRequest(const std::string& rid, wire::ClientRequest& requ
     s.routing_id = rid;
     s.name = hello->client_name;
     s.last_heard = now;
-    sessions_[s.id] = s;
-    session_by_route_[rid] = s.id;
+    uint64_t id = s.id;
+    std::string name = s.name;
+    uint64_t token = s.token;
+    sessions_.emplace(id, std::move(s));
+    session_by_route_[rid] = id;
     ++counters_.sessions_opened;
-    log_.Log(LogLevel::kDebug, "session " + std::to_string(s.id) + " opened by '" + s.name + "'");
+    log_.Log(LogLevel::kDebug, "session " + std::to_string(id) + " opened by '" + name + "'");
     Reply(rid, hello->req, Status::Ok(),
-          wire::WelcomeBody{self_.node, self_.incarnation, s.id, s.token,
+          wire::WelcomeBody{self_.node, self_.incarnation, id, token,
                             static_cast<uint32_t>(options_.client_heartbeat_interval.count()),
-                            static_cast<uint32_t>(options_.session_timeout.count())});
+                            static_cast<uint32_t>(options_.session_timeout.count()),
+                            options_.max_message_bytes, options_.client_queue_bytes});
     return;
   }
 
@@ -194,6 +239,10 @@ void BrokerLoop::HandleRequest(const std::string& rid, wire::ClientRequest& requ
     return;
   }
   session->last_heard = now;
+  if (payload != nullptr) {
+    OnMessagingRequest(*session, request, *payload, now);
+    return;
+  }
   MemberId me{self_.node, self_.incarnation, session->id};
 
   std::visit(
@@ -206,7 +255,7 @@ void BrokerLoop::HandleRequest(const std::string& rid, wire::ClientRequest& requ
         } else if constexpr (std::is_same_v<T, wire::Join>) {
           GroupChanges changes;
           table_.Join(me, r.scope, r.group, ChangesFor(r.scope, &changes));
-          ++session->joins[{r.scope, r.group}];
+          if (++session->joins[{r.scope, r.group}] == 1) AddLocalGroup(r.scope, r.group);
           pending_ops_.push_back({wire::DeltaOpKind::kJoin, r.scope, r.group, session->id});
           Reply(rid, r.req, Status::Ok());
           NotifyMonitors(changes);
@@ -216,7 +265,7 @@ void BrokerLoop::HandleRequest(const std::string& rid, wire::ClientRequest& requ
           GroupChanges* collect = ChangesFor(r.scope, &changes);
           for (const std::string& group : r.groups) {
             table_.Join(me, r.scope, group, collect);
-            ++session->joins[{r.scope, group}];
+            if (++session->joins[{r.scope, group}] == 1) AddLocalGroup(r.scope, group);
             pending_ops_.push_back({wire::DeltaOpKind::kJoin, r.scope, group, session->id});
           }
           Reply(rid, r.req, Status::Ok());
@@ -226,7 +275,10 @@ void BrokerLoop::HandleRequest(const std::string& rid, wire::ClientRequest& requ
           Status s = table_.Leave(me, r.scope, r.group, ChangesFor(r.scope, &changes));
           if (s.ok()) {
             auto it = session->joins.find({r.scope, r.group});
-            if (it != session->joins.end() && --it->second == 0) session->joins.erase(it);
+            if (it != session->joins.end() && --it->second == 0) {
+              session->joins.erase(it);
+              RemoveLocalGroup(r.scope, r.group);
+            }
             pending_ops_.push_back({wire::DeltaOpKind::kLeave, r.scope, r.group, session->id});
           }
           Reply(rid, r.req, s);
@@ -278,6 +330,8 @@ void BrokerLoop::HandleRequest(const std::string& rid, wire::ClientRequest& requ
           wire::StatsBody body;
           for (const auto& [k, v] : CounterMap()) body.counters.emplace_back(k, v);
           Reply(rid, r.req, Status::Ok(), std::move(body));
+        } else if constexpr (std::is_same_v<T, wire::Subscribe>) {
+          Reply(rid, r.req, OnSubscribe(*session, r));
         }
       },
       request);
@@ -321,7 +375,9 @@ void BrokerLoop::EndSession(uint64_t session_id, const std::string& why) {
         pending_ops_.push_back({wire::DeltaOpKind::kLeave, key.first, key.second, s.id});
       }
     }
+    RemoveLocalGroup(key.first, key.second);
   }
+  OnSessionGoneMessaging(s);
   ++counters_.sessions_ended;
   log_.Log(LogLevel::kDebug,
            "session " + std::to_string(s.id) + " ('" + s.name + "') ended: " + why);
@@ -333,6 +389,7 @@ void BrokerLoop::CheckSessions(TimePoint now) {
   for (const auto& [id, s] : sessions_) {
     if (now - s.last_heard > options_.session_timeout) expired.push_back(id);
   }
+  for (auto& [id, s] : sessions_) SendOwedGap(s);
   for (uint64_t id : expired) {
     ++counters_.sessions_timed_out;
     EndSession(id, "no heartbeat for " + std::to_string(options_.session_timeout.count()) + " ms");

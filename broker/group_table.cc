@@ -123,6 +123,16 @@ std::vector<MemberId> GroupTable::Members(const std::string& scope,
   return out;
 }
 
+std::vector<MemberId> GroupTable::DistinctMembers(const std::string& scope,
+                                                  const std::string& group) const {
+  std::vector<MemberId> out;
+  auto g = groups_.find({scope, group});
+  if (g == groups_.end()) return out;
+  out.reserve(g->second.size());
+  for (const auto& [m, n] : g->second) out.push_back(m);
+  return out;
+}
+
 std::vector<MemberId> GroupTable::LocalMembers(const std::string& scope, const std::string& group,
                                                const std::string& node) const {
   std::vector<MemberId> out;

@@ -52,6 +52,8 @@ class GroupTable {
                                             const std::string& node = "") const;
   // The membership entries owned by `node`: what a snapshot of it holds.
   std::vector<wire::MembershipEntry> EntriesOf(const std::string& node) const;
+  // Members of a group, each once however often it joined, sorted.
+  std::vector<MemberId> DistinctMembers(const std::string& scope, const std::string& group) const;
   // How many times `member` joined (scope, group).
   uint32_t JoinCount(const MemberId& member, const std::string& scope,
                      const std::string& group) const;

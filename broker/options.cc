@@ -48,6 +48,14 @@ Status BrokerOptions::Validate() const {
     return Status::InvalidArgument("client queue must hold at least " +
                                    std::to_string(kMinClientQueueMessages) + " messages");
   }
+  if (max_message_bytes == 0 || max_message_bytes > (64u << 20)) {
+    return Status::InvalidArgument("max message size must be 1 byte to 64 MiB");
+  }
+  if (client_queue_bytes < 2 * max_message_bytes) {
+    return Status::InvalidArgument(
+        "client queue must hold at least two messages of the maximum size (" +
+        std::to_string(2 * max_message_bytes) + " bytes)");
+  }
   if (log_level != "debug" && log_level != "info" && log_level != "warn" && log_level != "error") {
     return Status::InvalidArgument("log level must be debug, info, warn or error");
   }

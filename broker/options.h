@@ -45,6 +45,12 @@ struct BrokerOptions {
   // Per-client outbound queue in messages (ZeroMQ high-water mark); beyond
   // it deliveries are counted as lost and the client gets a gap notice.
   int client_queue_messages = 10000;
+  // Per-client outbound queue in bytes: deliveries the client has not yet
+  // consumed (the SDK reports what it consumed). Beyond it, deliveries are
+  // lost, counted, and reported to the client by a gap notice; replies wait.
+  uint64_t client_queue_bytes = 16u << 20;
+  // The largest payload a client may send; larger ones get kTooLarge.
+  uint64_t max_message_bytes = 1u << 20;
 
   std::string log_level = "info";  // debug, info, warn, error
 

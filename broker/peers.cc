@@ -106,7 +106,7 @@ void BrokerLoop::OnControlMessage(zmq::message_t& frame, TimePoint now) {
 
 // Requests from peers to us, on our calls ROUTER: [routing id][body].
 void BrokerLoop::OnCallsMessage(std::vector<zmq::message_t>& frames, TimePoint now) {
-  if (frames.size() != 2) {
+  if (frames.size() != 2 && frames.size() != 3) {
     ++counters_.peer_messages_in;
     ++counters_.peer_bad_messages;
     log_.LogLimited(LogLevel::kWarn, "calls-frames",
@@ -116,6 +116,13 @@ void BrokerLoop::OnCallsMessage(std::vector<zmq::message_t>& frames, TimePoint n
   std::string rid = frames[0].to_string();
   std::optional<wire::PeerMessage> m = DecodePeer(frames[1]);
   if (!m) return;
+  if (wire::CarriesPayload(*m) != (frames.size() == 3)) {
+    ++counters_.peer_bad_messages;
+    log_.LogLimited(LogLevel::kWarn, "calls-frames",
+                    "dropped a calls message: payload frame " +
+                        std::string(frames.size() == 3 ? "where none belongs" : "missing"));
+    return;
+  }
   const wire::PeerId& from = wire::SenderOf(*m);
   bool live = FromLivePeer(from, now);
   auto answer = [&](const wire::PeerMessage& reply) {
@@ -151,6 +158,14 @@ void BrokerLoop::OnCallsMessage(std::vector<zmq::message_t>& frames, TimePoint n
     // Answered even for nodes we do not know: a probe asks only "are you there".
     if (!probe->is_reply) answer(wire::PeerProbe{self_, probe->nonce, true});
     return;
+  }
+  if (live) {
+    if (auto* forward = std::get_if<wire::PeerForward>(&*m))
+      return OnForward(*forward, frames[2], now);
+    if (auto* ack = std::get_if<wire::PeerForwardAck>(&*m)) return OnForwardAck(*ack, now);
+    if (auto* response = std::get_if<wire::PeerResponse>(&*m)) {
+      return OnResponse(*response, frames[2]);
+    }
   }
   if (!live)
     ++counters_.peer_unknown_messages;
@@ -354,6 +369,7 @@ void BrokerLoop::DeclareDead(const std::string& node, const std::string& reason,
   log_.Log(LogLevel::kInfo, "purged " + node + " (" + reason + "): " + std::to_string(members) +
                                 " memberships removed");
   NotifyMonitors(changes);
+  OnPeerGoneMessaging(node);  // after the purge, so nothing is routed to it again
 }
 
 BrokerLoop::Link* BrokerLoop::EnsureLink(const std::string& endpoint) {
@@ -415,7 +431,8 @@ void BrokerLoop::SendHello(Link& link, TimePoint now) {
   }
 }
 
-bool BrokerLoop::SendToPeer(const std::string& node, const wire::PeerMessage& message) {
+bool BrokerLoop::SendToPeer(const std::string& node, const wire::PeerMessage& message,
+                            zmq::message_t* payload) {
   if (blocked_.count(node)) return false;
   auto peer = peers_.find(node);
   if (peer == peers_.end()) return false;
@@ -425,8 +442,14 @@ bool BrokerLoop::SendToPeer(const std::string& node, const wire::PeerMessage& me
     return false;
   }
   try {
-    if (link->second->dealer.send(zmq::buffer(wire::Encode(message)), zmq::send_flags::dontwait)) {
-      return true;
+    zmq::socket_t& dealer = link->second->dealer;
+    std::string body = wire::Encode(message);
+    if (payload == nullptr) {
+      if (dealer.send(zmq::buffer(body), zmq::send_flags::dontwait)) return true;
+    } else if (dealer.send(zmq::buffer(body),
+                           zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
+      // The first frame taken, the rest of the message is too.
+      if (dealer.send(*payload, zmq::send_flags::dontwait)) return true;
     }
   } catch (const zmq::error_t&) {
   }

@@ -7,6 +7,7 @@
 #include <deque>
 #include <mutex>
 #include <random>
+#include <set>
 #include <system_error>
 #include <thread>
 
@@ -54,6 +55,10 @@ struct Client::Impl {
   std::chrono::milliseconds heartbeat_interval{200};
   uint64_t next_req = 1;
   std::deque<Delivery> pending;
+  std::set<uint64_t> async_tickets;  // *Async calls whose outcome has not come
+  uint64_t max_message_bytes = 1u << 20;
+  size_t credit_every = 256u << 10;
+  size_t unreported_bytes = 0;
   bool closed = false;
 
   std::thread heartbeat_thread;
@@ -73,11 +78,24 @@ struct Client::Impl {
     dealer.close();
   }
 
-  Status Send(const std::string& body, Clock::time_point deadline) {
+  // One message from the broker, with its payload frame if it has one.
+  struct Inbound {
+    wire::ClientInbound message;
+    std::string payload;
+  };
+
+  // Sends [body] or [body][payload], waiting for room until `deadline`.
+  Status Send(const std::string& body, const std::string_view* payload,
+              Clock::time_point deadline) {
     zmq::pollitem_t item{dealer.handle(), 0, ZMQ_POLLOUT, 0};
+    auto more = payload ? zmq::send_flags::sndmore : zmq::send_flags::none;
     while (true) {
       try {
-        if (dealer.send(zmq::buffer(body), zmq::send_flags::dontwait)) return Status::Ok();
+        if (dealer.send(zmq::buffer(body), more | zmq::send_flags::dontwait)) {
+          // The first frame taken, the rest of the message is too.
+          if (payload) (void)dealer.send(zmq::buffer(*payload), zmq::send_flags::dontwait);
+          return Status::Ok();
+        }
         auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
         if (left.count() <= 0) break;
         zmq::poll(&item, 1, left);
@@ -89,24 +107,32 @@ struct Client::Impl {
   }
 
   // Reads one message, waiting until `deadline`; nullopt on timeout.
-  // Reads one message, waiting until `deadline`; nullopt on timeout.
-  Result<std::optional<wire::ClientInbound>> Read(Clock::time_point deadline) {
+  Result<std::optional<Inbound>> Read(Clock::time_point deadline) {
     zmq::pollitem_t item{dealer.handle(), 0, ZMQ_POLLIN, 0};
     while (true) {
       try {
         zmq::message_t msg;
         if (dealer.recv(msg, zmq::recv_flags::dontwait)) {
-          while (msg.more()) {  // a well-behaved broker sends one frame; drain any more
-            zmq::message_t extra;
-            (void)dealer.recv(extra, zmq::recv_flags::dontwait);
-            if (!extra.more()) break;
+          size_t bytes = msg.size();
+          std::vector<zmq::message_t> rest;  // the payload frame, if any
+          for (bool more = msg.more(); more;) {
+            zmq::message_t part;
+            if (!dealer.recv(part, zmq::recv_flags::dontwait)) break;  // parts come together
+            bytes += part.size();
+            more = part.more();
+            rest.push_back(std::move(part));
           }
+          Consumed(bytes);
           Result<wire::ClientInbound> in = wire::DecodeClientInbound(msg.to_string_view());
           if (!in.ok()) return Status::BadMessage("from the broker: " + in.status().message());
-          return std::optional<wire::ClientInbound>(std::move(in.value()));
+          if (rest.size() > 1 || wire::CarriesPayload(*in) != (rest.size() == 1)) {
+            return Status::BadMessage("from the broker: unexpected frames");
+          }
+          Inbound out{std::move(in.value()), rest.empty() ? std::string() : rest[0].to_string()};
+          return std::optional<Inbound>(std::move(out));
         }
         auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-        if (left.count() <= 0) return std::optional<wire::ClientInbound>();
+        if (left.count() <= 0) return std::optional<Inbound>();
         zmq::poll(&item, 1, left);
       } catch (const zmq::error_t& e) {
         if (e.num() == EINTR) return Status::Unavailable("interrupted by a signal");
@@ -115,49 +141,109 @@ struct Client::Impl {
     }
   }
 
-  static Delivery ToDelivery(wire::ClientInbound& in) {
-    if (auto* e = std::get_if<wire::Event>(&in)) {
+  // Tells the broker what this client consumed, so that it keeps sending:
+  // it holds back (and reports as lost) what would exceed the client's queue.
+  void Consumed(size_t bytes) {
+    unreported_bytes += bytes;
+    if (self.session == 0 || unreported_bytes < credit_every) return;
+    std::string credit =
+        wire::Encode(wire::ClientRequest(wire::Credit{self.session, token, unreported_bytes}));
+    try {
+      if (dealer.send(zmq::buffer(credit), zmq::send_flags::dontwait)) unreported_bytes = 0;
+    } catch (const zmq::error_t&) {
+      // Sent with the next message read.
+    }
+  }
+
+  // What a message from the broker is to the user: a delivery, or nothing
+  // (the late reply to a call that timed out).
+  std::optional<Delivery> ToDelivery(Inbound& in) {
+    if (auto* e = std::get_if<wire::Event>(&in.message)) {
       return MonitorEvent{e->ref, e->kind, std::move(e->scope), std::move(e->group),
                           std::move(e->members)};
     }
-    return GapNotice{std::get<wire::Gap>(in).lost};
+    if (auto* g = std::get_if<wire::Gap>(&in.message)) return GapNotice{g->lost};
+    if (auto* m = std::get_if<wire::Message>(&in.message)) {
+      return Message{m->kind,
+                     std::move(m->from),
+                     std::move(m->topic),
+                     std::move(m->scope),
+                     std::move(m->group),
+                     std::move(m->reply_to),
+                     std::move(in.payload)};
+    }
+    auto& reply = std::get<wire::Reply>(in.message);
+    bool awaited = async_tickets.erase(reply.req) > 0;
+    if (!awaited && !(reply.req == 0 && !reply.status.ok())) return std::nullopt;
+    Outcome out{reply.req, reply.status, {}, {}};
+    if (auto* d = std::get_if<wire::DeliveredBody>(&reply.body)) out.member = d->member;
+    if (auto* r = std::get_if<wire::ResponseBody>(&reply.body)) {
+      out.member = r->member;
+      out.payload = std::move(in.payload);
+    }
+    return out;
   }
 
-  // Sends a request and waits for its reply; deliveries that come first are
-  // kept, in order, for Receive().
-  Result<wire::Reply> Call(wire::ClientRequest request, std::chrono::milliseconds timeout) {
-    if (closed) return Status::Unavailable("the client is closed");
-    if (session_lost && !std::holds_alternative<wire::Bye>(request)) return LostStatus();
+  uint64_t Stamp(wire::ClientRequest& request) {
     uint64_t req = next_req++;
     std::visit(
         [&](auto& r) {
           if constexpr (requires { r.req; }) r.req = req;
         },
         request);
+    return req;
+  }
+
+  // Sends a request and waits for its reply; deliveries that come first are
+  // kept, in order, for Receive().
+  Result<Inbound> Call(wire::ClientRequest request, std::chrono::milliseconds timeout,
+                       const std::string_view* payload = nullptr) {
+    if (closed) return Status::Unavailable("the client is closed");
+    if (session_lost && !std::holds_alternative<wire::Bye>(request)) return LostStatus();
+    uint64_t req = Stamp(request);
     Clock::time_point deadline = Clock::now() + timeout;
-    if (Status s = Send(wire::Encode(request), deadline); !s.ok()) return s;
+    if (Status s = Send(wire::Encode(request), payload, deadline); !s.ok()) return s;
     while (true) {
-      Result<std::optional<wire::ClientInbound>> in = Read(deadline);
+      Result<std::optional<Inbound>> in = Read(deadline);
       if (!in.ok()) return in.status();
       if (!in->has_value()) {
         return Status::Timeout("no answer from the broker at " + options.endpoint + " within " +
                                std::to_string(timeout.count()) + " ms");
       }
-      wire::ClientInbound& m = **in;
-      if (auto* reply = std::get_if<wire::Reply>(&m)) {
-        if (reply->req != req) continue;  // the late answer to a call that timed out
+      Inbound& m = **in;
+      if (auto* reply = std::get_if<wire::Reply>(&m.message); reply && reply->req == req) {
         if (!reply->status.ok()) return reply->status;
-        return std::move(*reply);
+        return std::move(m);
       }
-      pending.push_back(ToDelivery(m));
+      if (std::optional<Delivery> d = ToDelivery(m)) pending.push_back(std::move(*d));
     }
+  }
+
+  // Sends a request whose reply will be an Outcome delivery; returns its ticket.
+  Result<uint64_t> CallAsync(wire::ClientRequest request, std::string_view payload) {
+    if (closed) return Status::Unavailable("the client is closed");
+    if (session_lost) return LostStatus();
+    uint64_t req = Stamp(request);
+    Status s = Send(wire::Encode(request), &payload, Clock::now() + options.call_timeout);
+    if (!s.ok()) return s;
+    async_tickets.insert(req);
+    return req;
+  }
+
+  // Sends a request that is answered only if it fails (with req 0, as an
+  // Outcome with ticket 0).
+  Status Cast(const wire::ClientRequest& request, std::string_view payload) {
+    if (closed) return Status::Unavailable("the client is closed");
+    if (session_lost) return LostStatus();
+    return Send(wire::Encode(request), &payload, Clock::now() + options.call_timeout);
   }
 
   template <typename Body>
   Result<Body> CallFor(wire::ClientRequest request) {
-    Result<wire::Reply> r = Call(std::move(request), options.call_timeout);
+    Result<Inbound> r = Call(std::move(request), options.call_timeout);
     if (!r.ok()) return r.status();
-    if (Body* b = std::get_if<Body>(&r->body)) return std::move(*b);
+    auto& reply = std::get<wire::Reply>(r->message);
+    if (Body* b = std::get_if<Body>(&reply.body)) return std::move(*b);
     return Status::BadMessage("the broker answered with an unexpected body");
   }
 
@@ -233,15 +319,19 @@ Result<Client> Client::Connect(ClientOptions options) {
   } catch (const zmq::error_t& e) {
     return Status::Unreachable("cannot connect to " + options.endpoint + ": " + e.what());
   }
-  Result<wire::Reply> r =
+  Result<Impl::Inbound> r =
       impl->Call(wire::Hello{0, wire::kProtocolVersion, options.name}, options.connect_timeout);
   if (!r.ok()) return r.status();
-  auto* welcome = std::get_if<wire::WelcomeBody>(&r->body);
+  auto* welcome = std::get_if<wire::WelcomeBody>(&std::get<wire::Reply>(r->message).body);
   if (welcome == nullptr) {
     return Status::BadMessage("the broker did not answer hello with a welcome");
   }
   impl->self = MemberId{welcome->node, welcome->incarnation, welcome->session};
   impl->token = welcome->token;
+  if (welcome->max_message_bytes > 0) impl->max_message_bytes = welcome->max_message_bytes;
+  if (welcome->client_queue_bytes > 0) {
+    impl->credit_every = std::max<size_t>(1, welcome->client_queue_bytes / 4);
+  }
   impl->heartbeat_interval =
       std::chrono::milliseconds(std::max<uint32_t>(welcome->heartbeat_ms, 10));
   Impl* raw = impl.get();
@@ -259,7 +349,7 @@ Result<Client> Client::Connect(ClientOptions options) {
 
 Status Client::Close() {
   if (!impl_ || impl_->closed) return Status::Ok();
-  Result<wire::Reply> r = impl_->Call(
+  Result<Impl::Inbound> r = impl_->Call(
       wire::Bye{}, std::min(impl_->options.call_timeout, std::chrono::milliseconds(1000)));
   impl_->closed = true;
   impl_->Shutdown();
@@ -364,6 +454,125 @@ Status Client::Demonitor(uint64_t ref) {
   return impl_->Call(wire::Demonitor{0, ref}, impl_->options.call_timeout).status();
 }
 
+// ---- messaging ----
+
+namespace {
+Status CheckPayload(std::string_view payload, uint64_t max) {
+  if (payload.size() <= max) return Status::Ok();
+  return Status::TooLarge("a payload of " + std::to_string(payload.size()) +
+                          " bytes is over the broker's maximum of " + std::to_string(max));
+}
+}  // namespace
+
+uint64_t Client::max_message_bytes() const {
+  return impl_->max_message_bytes;
+}
+
+Status Client::Subscribe(const std::string& prefix) {
+  if (Status s = ValidateTopicPrefix(prefix); !s.ok()) return s;
+  return impl_->Call(wire::Subscribe{0, prefix, false}, impl_->options.call_timeout).status();
+}
+
+Status Client::Unsubscribe(const std::string& prefix) {
+  if (Status s = ValidateTopicPrefix(prefix); !s.ok()) return s;
+  return impl_->Call(wire::Subscribe{0, prefix, true}, impl_->options.call_timeout).status();
+}
+
+Status Client::Publish(const std::string& topic, std::string_view payload) {
+  if (Status s = ValidateTopic(topic); !s.ok()) return s;
+  if (Status s = CheckPayload(payload, impl_->max_message_bytes); !s.ok()) return s;
+  return impl_->Cast(wire::Publish{0, topic}, payload);
+}
+
+Status Client::Broadcast(const std::string& scope, const std::string& group,
+                         std::string_view payload) {
+  if (Status s = CheckGroup(scope, group); !s.ok()) return s;
+  if (Status s = CheckPayload(payload, impl_->max_message_bytes); !s.ok()) return s;
+  return impl_->Cast(wire::Broadcast{0, scope, group}, payload);
+}
+
+Result<uint64_t> Client::DispatchAsync(const std::string& scope, const std::string& group,
+                                       std::string_view payload) {
+  if (Status s = CheckGroup(scope, group); !s.ok()) return s;
+  if (Status s = CheckPayload(payload, impl_->max_message_bytes); !s.ok()) return s;
+  return impl_->CallAsync(wire::Dispatch{0, scope, group}, payload);
+}
+
+Result<MemberId> Client::Dispatch(const std::string& scope, const std::string& group,
+                                  std::string_view payload) {
+  if (Status s = CheckGroup(scope, group); !s.ok()) return s;
+  if (Status s = CheckPayload(payload, impl_->max_message_bytes); !s.ok()) return s;
+  // The broker answers within its own bound on a member's confirmation.
+  Result<Impl::Inbound> r =
+      impl_->Call(wire::Dispatch{0, scope, group},
+                  impl_->options.call_timeout + std::chrono::seconds(6), &payload);
+  if (!r.ok()) return r.status();
+  auto* body = std::get_if<wire::DeliveredBody>(&std::get<wire::Reply>(r->message).body);
+  if (body == nullptr) return Status::BadMessage("the broker answered with an unexpected body");
+  return body->member;
+}
+
+namespace {
+Status CheckTimeout(std::chrono::milliseconds timeout) {
+  if (timeout.count() >= 1 && timeout.count() <= UINT32_MAX) return Status::Ok();
+  return Status::InvalidArgument("a request timeout must be 1 ms to 49 days");
+}
+}  // namespace
+
+Result<uint64_t> Client::RequestAsync(const std::string& scope, const std::string& group,
+                                      std::string_view payload, std::chrono::milliseconds timeout) {
+  if (Status s = CheckGroup(scope, group); !s.ok()) return s;
+  if (Status s = CheckPayload(payload, impl_->max_message_bytes); !s.ok()) return s;
+  if (Status s = CheckTimeout(timeout); !s.ok()) return s;
+  return impl_->CallAsync(wire::Request{0, scope, group, static_cast<uint32_t>(timeout.count())},
+                          payload);
+}
+
+Result<Message> Client::Request(const std::string& scope, const std::string& group,
+                                std::string_view payload, std::chrono::milliseconds timeout) {
+  if (Status s = CheckGroup(scope, group); !s.ok()) return s;
+  if (Status s = CheckPayload(payload, impl_->max_message_bytes); !s.ok()) return s;
+  if (Status s = CheckTimeout(timeout); !s.ok()) return s;
+  // The broker times the request out itself; the margin is for the answer
+  // saying so to reach us.
+  Result<Impl::Inbound> r =
+      impl_->Call(wire::Request{0, scope, group, static_cast<uint32_t>(timeout.count())},
+                  timeout + impl_->options.call_timeout, &payload);
+  if (!r.ok()) return r.status();
+  auto* body = std::get_if<wire::ResponseBody>(&std::get<wire::Reply>(r->message).body);
+  if (body == nullptr) return Status::BadMessage("the broker answered with an unexpected body");
+  Message m;
+  m.kind = MessageKind::kRequest;
+  m.from = body->member;
+  m.scope = scope;
+  m.group = group;
+  m.payload = std::move(r->payload);
+  return m;
+}
+
+Status Client::Reply(const Message& request, std::string_view payload) {
+  if (request.kind != MessageKind::kRequest || request.reply_to.empty()) {
+    return Status::InvalidArgument("only a request can be replied to");
+  }
+  if (Status s = CheckPayload(payload, impl_->max_message_bytes); !s.ok()) return s;
+  return impl_->Call(wire::Respond{0, request.reply_to}, impl_->options.call_timeout, &payload)
+      .status();
+}
+
+Result<uint64_t> Client::SendAsync(const MemberId& member, std::string_view payload) {
+  if (Status s = ValidateNodeName(member.node); !s.ok()) return s;
+  if (Status s = CheckPayload(payload, impl_->max_message_bytes); !s.ok()) return s;
+  return impl_->CallAsync(wire::Send{0, member}, payload);
+}
+
+Status Client::Send(const MemberId& member, std::string_view payload) {
+  if (Status s = ValidateNodeName(member.node); !s.ok()) return s;
+  if (Status s = CheckPayload(payload, impl_->max_message_bytes); !s.ok()) return s;
+  return impl_
+      ->Call(wire::Send{0, member}, impl_->options.call_timeout + std::chrono::seconds(6), &payload)
+      .status();
+}
+
 Result<std::vector<NodeInfo>> Client::Nodes() {
   Result<wire::NodesBody> b = impl_->CallFor<wire::NodesBody>(wire::Nodes{});
   if (!b.ok()) return b.status();
@@ -386,17 +595,16 @@ Result<Delivery> Client::Receive(std::chrono::milliseconds timeout) {
   if (impl_->closed) return Status::Unavailable("the client is closed");
   auto deadline = Impl::Clock::now() + timeout;
   while (true) {
-    Result<std::optional<wire::ClientInbound>> in = impl_->Read(deadline);
+    Result<std::optional<Impl::Inbound>> in = impl_->Read(deadline);
     if (!in.ok()) return in.status();
     if (!in->has_value())
       return Status::Timeout("no delivery within " + std::to_string(timeout.count()) + " ms");
-    if (std::holds_alternative<wire::Reply>(**in)) continue;  // late answer to a timed-out call
-    return Impl::ToDelivery(**in);
+    if (std::optional<Delivery> d = impl_->ToDelivery(**in)) return std::move(*d);
   }
 }
 
-Result<size_t> Client::Dispatch(const std::function<void(const Delivery&)>& handler,
-                                std::chrono::milliseconds timeout) {
+Result<size_t> Client::Consume(const std::function<void(const Delivery&)>& handler,
+                               std::chrono::milliseconds timeout) {
   auto deadline = Impl::Clock::now() + timeout;
   size_t handled = 0;
   while (true) {

@@ -1,14 +1,19 @@
 // Client: a process's session with its local meshbus broker, and the whole
-// API of the mesh: process groups (pg-style) and monitors, and a view of the
-// nodes. Create it with Client::Connect; it is a move-only owner of its
-// sockets and of one background thread that keeps the session alive with
-// heartbeats, so a process that is busy for a while does not lose its
-// memberships. Its session (and so its memberships and monitors) ends when the
-// Client is destroyed or Close()d, or when the process dies.
+// API of the mesh: process groups (pg-style) and monitors, publish/subscribe,
+// group broadcast, dispatch to one random member, request/reply, direct
+// sends to a member, and a view of the nodes. Create it with Client::Connect; it is a move-only
+// owner of its sockets and of one background thread that keeps the session alive with heartbeats,
+// so a process that is busy for a while does not lose its memberships. Its session (and so its
+// memberships and monitors) ends when the Client is destroyed or Close()d, or when the process
+// dies.
 //
-// Calls are synchronous, each with a deadline. Deliveries (monitor events,
-// gap notices) come on the same ordered channel as replies and are read, in
-// the order the broker sent them, with Receive().
+// Calls are synchronous, each with a deadline; the *Async variants return a
+// ticket at once and their Outcome comes later, so many can be in flight.
+// Deliveries (messages, monitor events, gap notices, outcomes) come on the
+// same ordered channel as replies and are read, in the order the broker sent
+// them, with Receive(). Messages from one sender arrive in the order sent.
+// The broker keeps at most a bounded number of bytes of deliveries unread by
+// this client; beyond that it drops them and says how many (GapNotice).
 //
 // Not thread-safe: use one Client from one thread at a time, like a ZeroMQ
 // socket; give each thread its own Client if several need the mesh.
@@ -21,6 +26,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <variant>
 #include <vector>
 
@@ -62,7 +68,28 @@ struct MonitorEvent {
 struct GapNotice {
   uint64_t lost = 0;
 };
-using Delivery = std::variant<MonitorEvent, GapNotice>;
+using MessageKind = wire::MessageKind;
+// A message for this member: a publish it subscribed to, a broadcast or
+// dispatch to a group it is in, a request to answer with Reply(), or a
+// direct Send() to it.
+struct Message {
+  MessageKind kind = MessageKind::kPublish;
+  MemberId from;             // the sender
+  std::string topic;         // publish
+  std::string scope, group;  // broadcast, dispatch, request
+  std::string reply_to;      // request: what Reply() answers
+  std::string payload;
+};
+// The outcome of an *Async call, with the ticket it returned; or, with
+// ticket 0, an error the broker found in a Publish or Broadcast after it was
+// sent (such as a message over its maximum size).
+struct Outcome {
+  uint64_t ticket = 0;
+  Status status;
+  MemberId member;      // who got it (dispatch, send) or answered (request)
+  std::string payload;  // request: the response
+};
+using Delivery = std::variant<MonitorEvent, GapNotice, Message, Outcome>;
 
 // What a monitor starts from: its ref, and the members at that moment.
 struct MonitorStart {
@@ -105,6 +132,42 @@ class Client {
   Result<MonitorStart> Monitor(const std::string& scope, const std::string& group);
   Status Demonitor(uint64_t ref);
 
+  // ---- messaging ----
+  // ZeroMQ prefix semantics: "" is every topic. A topic is 1..255 bytes
+  // without control characters. Subscribing twice to a prefix is one
+  // subscription; unsubscribing one not held is kNotFound.
+  Status Subscribe(const std::string& prefix);
+  Status Unsubscribe(const std::string& prefix);
+  // To every subscriber of a prefix of `topic`, on every node. Returns once
+  // the local broker has it; it does not wait for the subscribers.
+  Status Publish(const std::string& topic, std::string_view payload);
+  // To every member of the group, on every node, once each.
+  Status Broadcast(const std::string& scope, const std::string& group, std::string_view payload);
+  // To one member chosen at random among the group's members anywhere;
+  // returns the member once it has the message in its queue. If the chosen
+  // member or its node dies first, another member gets it. kNoMembers when
+  // the group is empty.
+  Result<MemberId> Dispatch(const std::string& scope, const std::string& group,
+                            std::string_view payload);
+  // To one random member, which answers with Reply(); its answer, or
+  // kNoResponders (empty group), kTimeout, or kUnavailable (the responder
+  // died before answering).
+  Result<Message> Request(const std::string& scope, const std::string& group,
+                          std::string_view payload, std::chrono::milliseconds timeout);
+  // Answers a request this member received.
+  Status Reply(const Message& request, std::string_view payload);
+  // Directly to one member; returns once its queue has it. kNotFound when
+  // there is no such member.
+  Status Send(const MemberId& member, std::string_view payload);
+  // Pipelined forms: a ticket now, an Outcome with it through Receive().
+  Result<uint64_t> DispatchAsync(const std::string& scope, const std::string& group,
+                                 std::string_view payload);
+  Result<uint64_t> RequestAsync(const std::string& scope, const std::string& group,
+                                std::string_view payload, std::chrono::milliseconds timeout);
+  Result<uint64_t> SendAsync(const MemberId& member, std::string_view payload);
+  // The largest payload the broker accepts.
+  uint64_t max_message_bytes() const;
+
   // ---- the mesh ----
   Result<std::vector<NodeInfo>> Nodes();
   Result<std::map<std::string, uint64_t>> Stats();
@@ -114,8 +177,8 @@ class Client {
   // Hands every delivery that arrives within `timeout` to `handler`, in
   // order, on this thread; returns how many it handled, or the error that
   // stopped it (kTimeout is not an error here).
-  Result<size_t> Dispatch(const std::function<void(const Delivery&)>& handler,
-                          std::chrono::milliseconds timeout);
+  Result<size_t> Consume(const std::function<void(const Delivery&)>& handler,
+                         std::chrono::milliseconds timeout);
 
  private:
   struct Impl;

@@ -236,7 +236,7 @@ TEST_F(MeshTest, DispatchHandsDeliveriesToACallbackInOrder) {
   }
   std::vector<std::string> kinds;
   ASSERT_TRUE(WaitFor([&] {
-    auto n = watcher.Dispatch(
+    auto n = watcher.Consume(
         [&](const Delivery& d) {
           if (auto* e = std::get_if<MonitorEvent>(&d))
             kinds.push_back(std::string(wire::EventKindName(e->kind)));

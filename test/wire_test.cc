@@ -283,6 +283,22 @@ std::string D(const ClientRequest& m) {
         } else if constexpr (std::is_same_v<T, JoinMany>) {
           o << "JoinMany " << v.req << " '" << v.scope << "'";
           for (const std::string& g : v.groups) o << " '" << g << "'";
+        } else if constexpr (std::is_same_v<T, Subscribe>) {
+          o << (v.unsubscribe ? "Unsubscribe " : "Subscribe ") << v.req << " '" << v.prefix << "'";
+        } else if constexpr (std::is_same_v<T, Publish>) {
+          o << "Publish " << v.req << " '" << v.topic << "'";
+        } else if constexpr (std::is_same_v<T, Broadcast>) {
+          o << "Broadcast " << v.req << " '" << v.scope << "' '" << v.group << "'";
+        } else if constexpr (std::is_same_v<T, Dispatch>) {
+          o << "Dispatch " << v.req << " '" << v.scope << "' '" << v.group << "'";
+        } else if constexpr (std::is_same_v<T, Request>) {
+          o << "Request " << v.req << " '" << v.scope << "' '" << v.group << "' " << v.timeout_ms;
+        } else if constexpr (std::is_same_v<T, Respond>) {
+          o << "Respond " << v.req << " '" << v.reply_to << "'";
+        } else if constexpr (std::is_same_v<T, Send>) {
+          o << "Send " << v.req << " " << v.member.ToString();
+        } else if constexpr (std::is_same_v<T, Credit>) {
+          o << "Credit " << v.session << " " << v.token << " " << v.bytes;
         } else {
           static_assert(sizeof(T) == 0, "describe every request type");
         }
@@ -300,7 +316,11 @@ std::string D(const ClientInbound& m) {
           using T = std::decay_t<decltype(b)>;
           if constexpr (std::is_same_v<T, WelcomeBody>) {
             o << b.node << " " << b.incarnation << " " << b.session << " " << b.token << " "
-              << b.heartbeat_ms << " " << b.session_timeout_ms;
+              << b.heartbeat_ms << " " << b.session_timeout_ms << " " << b.max_message_bytes << " "
+              << b.client_queue_bytes;
+          } else if constexpr (std::is_same_v<T, DeliveredBody> ||
+                               std::is_same_v<T, ResponseBody>) {
+            o << b.member.ToString();
           } else if constexpr (std::is_same_v<T, MembersBody>) {
             o << D(b.members);
           } else if constexpr (std::is_same_v<T, GroupsBody>) {
@@ -325,6 +345,9 @@ std::string D(const ClientInbound& m) {
       << D(e->members);
   } else if (const Gap* g = std::get_if<Gap>(&m)) {
     o << "Gap " << g->lost;
+  } else if (const Message* msg = std::get_if<Message>(&m)) {
+    o << "Message " << int(msg->kind) << " " << msg->from.ToString() << " '" << msg->topic << "' '"
+      << msg->scope << "' '" << msg->group << "' '" << msg->reply_to << "'";
   }
   return o.str();
 }
@@ -356,6 +379,17 @@ std::string D(const PeerMessage& m) {
           o << "SyncReply " << D(v.snapshot);
         } else if constexpr (std::is_same_v<T, PeerProbe>) {
           o << (v.is_reply ? "ProbeReply " : "Probe ") << v.nonce;
+        } else if constexpr (std::is_same_v<T, PeerForward>) {
+          o << "Forward " << v.id << " " << int(v.kind) << " " << v.session << " '" << v.scope
+            << "' '" << v.group << "' " << v.sender.ToString() << " " << v.timeout_ms;
+        } else if constexpr (std::is_same_v<T, PeerForwardAck>) {
+          o << "ForwardAck " << v.id << " " << D(v.status);
+        } else if constexpr (std::is_same_v<T, PeerResponse>) {
+          o << "Response " << v.id << " " << D(v.status) << " " << v.responder.ToString();
+        } else if constexpr (std::is_same_v<T, PeerData>) {
+          o << (v.is_mark ? "DataMark " : "Data ") << v.epoch << " " << v.seq << " " << v.session;
+        } else {
+          static_assert(sizeof(T) == 0, "describe every peer message type");
         }
       },
       m);
@@ -391,6 +425,20 @@ std::vector<ClientRequest> ClientRequestSamples() {
       Nodes{15},
       Stats{0},
       JoinMany{16, "orders", {"a", "b", "a"}},
+      Subscribe{17, "", false},
+      Subscribe{18, "orders.eu", true},
+      Subscribe{19, std::string(kMaxTopicBytes, 't'), false},
+      Publish{0, "orders.eu.created"},
+      Publish{20, std::string(kMaxTopicBytes, 't')},
+      Broadcast{21, "orders", "emitters"},
+      Dispatch{22, kMaxScope, kMaxGroup},
+      Request{23, "orders", "workers", 1},
+      Request{24, "orders", "workers", UINT32_MAX},
+      Respond{25, "n1.5f3a9c.99"},
+      Send{26, kM1},
+      Send{27, kM3},
+      Credit{77, 0xfeedfacecafebeefull, 0},
+      Credit{UINT64_MAX, 1, UINT64_MAX},
   };
 }
 
@@ -398,7 +446,7 @@ std::vector<ClientInbound> ClientInboundSamples() {
   std::vector<ClientInbound> out = {
       Reply{1, Status::Ok(), Empty{}},
       Reply{2, Status::NotJoined("n1.5f3a9c.17 is not a member of s/g"), Empty{}},
-      Reply{3, Status::Ok(), WelcomeBody{"n1", 0x18a3f5b2c9d4e, 17, 0xabcdef, 250, 5000}},
+      Reply{3, Status::Ok(), WelcomeBody{"n1", 0x18a3f5b2c9d4e, 17, 0xabcdef, 250, 5000, 1, 2}},
       Reply{4, Status::Ok(), MembersBody{}},
       Reply{5, Status::Ok(), MembersBody{{kM1, kM1, kM2, kM3}}},
       Reply{6, Status::Ok(), GroupsBody{}},
@@ -419,9 +467,18 @@ std::vector<ClientInbound> ClientInboundSamples() {
       Event{2, EventKind::kLeave, "s", "g", {}},
       Gap{0},
       Gap{UINT64_MAX},
+      Reply{14, Status::Ok(), DeliveredBody{kM1}},
+      Reply{15, Status::Ok(), ResponseBody{kM3}},
+      Reply{16, Status::Ok(), WelcomeBody{"n1", 5, 6, 7, 100, 1500, 1u << 20, 16u << 20}},
+      Message{MessageKind::kPublish, kM1, "orders.eu", "", "", ""},
+      Message{MessageKind::kPublish, kM3, std::string(kMaxTopicBytes, 't'), "", "", ""},
+      Message{MessageKind::kBroadcast, kM2, "", "orders", "emitters", ""},
+      Message{MessageKind::kDispatch, kM1, "", kMaxScope, kMaxGroup, ""},
+      Message{MessageKind::kRequest, kM1, "", "orders", "workers", "n2.ab.12"},
+      Message{MessageKind::kDirect, kM2, "", "", "", ""},
   };
   // An error reply with every code, with and without a message.
-  for (int c = 0; c <= int(Code::kInternal); ++c) {
+  for (int c = 0; c <= int(kLastCode); ++c) {
     out.push_back(Reply{uint64_t(100 + c), Status(static_cast<Code>(c), "why " + std::to_string(c)),
                         Empty{}});
     out.push_back(Reply{uint64_t(200 + c), Status(static_cast<Code>(c), ""), Empty{}});
@@ -466,6 +523,17 @@ std::vector<PeerMessage> PeerMessageSamples() {
       PeerSyncReply{from, SampleSnapshot()},
       PeerProbe{from, 0, false},
       PeerProbe{from, UINT64_MAX, true},
+      PeerForward{from, 1, MessageKind::kDispatch, 17, "orders", "emitters", kM1, 0},
+      PeerForward{from, UINT64_MAX, MessageKind::kRequest, 0, kMaxScope, kMaxGroup, kM3,
+                  UINT32_MAX},
+      PeerForward{from, 2, MessageKind::kDirect, 5, "", "", kM2, 0},
+      PeerForwardAck{from, 1, Status::Ok()},
+      PeerForwardAck{from, 2, Status::Unavailable("the queue of n2.1.5 is full")},
+      PeerResponse{from, 3, Status::Ok(), kM1},
+      PeerResponse{from, 4, Status::Unavailable("the responder ended"), kM2},
+      PeerData{from, 1, 1, 17, false},
+      PeerData{from, UINT64_MAX, UINT64_MAX, UINT64_MAX, false},
+      PeerData{from, 2, 40, 0, true},
   };
 }
 
@@ -639,8 +707,23 @@ TEST(WireTest, LayoutMatchesDocumentation) {
        A({U(18), U(14), S("s"), A({S("g"), S("h")})})},
       {Encode(ClientInbound{Reply{1, Status::NotJoined("x"), Empty{}}}),
        A({U(100), U(1), U(2), S("x"), U(0)})},
-      {Encode(ClientInbound{Reply{1, Status::Ok(), WelcomeBody{"n1", 2, 3, 4, 5, 6}}}),
-       A({U(100), U(1), U(0), S(""), U(1), S("n1"), U(2), U(3), U(4), U(5), U(6)})},
+      {Encode(ClientInbound{Reply{1, Status::Ok(), WelcomeBody{"n1", 2, 3, 4, 5, 6, 7, 8}}}),
+       A({U(100), U(1), U(0), S(""), U(1), S("n1"), U(2), U(3), U(4), U(5), U(6), U(7), U(8)})},
+      {Encode(ClientInbound{Reply{1, Status::Ok(), DeliveredBody{kM1}}}),
+       A({U(100), U(1), U(0), S(""), U(7), S("n1.5f3a9c.17")})},
+      {Encode(ClientInbound{Reply{1, Status::Ok(), ResponseBody{kM1}}}),
+       A({U(100), U(1), U(0), S(""), U(8), S("n1.5f3a9c.17")})},
+      {Encode(ClientInbound{Message{MessageKind::kRequest, kM1, "", "s", "g", "n2.a.3"}}),
+       A({U(103), U(4), S("n1.5f3a9c.17"), S(""), S("s"), S("g"), S("n2.a.3")})},
+      {Encode(ClientRequest{Subscribe{2, "t", false}}), A({U(20), U(2), S("t")})},
+      {Encode(ClientRequest{Subscribe{2, "t", true}}), A({U(21), U(2), S("t")})},
+      {Encode(ClientRequest{Publish{0, "t"}}), A({U(22), U(0), S("t")})},
+      {Encode(ClientRequest{Broadcast{3, "s", "g"}}), A({U(23), U(3), S("s"), S("g")})},
+      {Encode(ClientRequest{Dispatch{3, "s", "g"}}), A({U(24), U(3), S("s"), S("g")})},
+      {Encode(ClientRequest{Request{3, "s", "g", 50}}), A({U(25), U(3), S("s"), S("g"), U(50)})},
+      {Encode(ClientRequest{Respond{3, "n2.a.3"}}), A({U(26), U(3), S("n2.a.3")})},
+      {Encode(ClientRequest{Send{3, kM1}}), A({U(27), U(3), S("n1.5f3a9c.17")})},
+      {Encode(ClientRequest{Credit{4, 5, 6}}), A({U(28), U(4), U(5), U(6)})},
       {Encode(ClientInbound{Reply{1, Status::Ok(), MembersBody{{kM1}}}}),
        A({U(100), U(1), U(0), S(""), U(2), A({S("n1.5f3a9c.17")})})},
       {Encode(ClientInbound{Reply{1, Status::Ok(), GroupsBody{{{"s", "g", 2}}}}}),
@@ -941,7 +1024,8 @@ V ReplyV(uint64_t code, V message, uint64_t tag, std::vector<V> body) {
   return A(std::move(items));
 }
 V WelcomeV(V node, V heartbeat_ms = U(250)) {
-  return ReplyV(0, S(""), 1, {std::move(node), U(1), U(2), U(3), std::move(heartbeat_ms), U(5000)});
+  return ReplyV(0, S(""), 1,
+                {std::move(node), U(1), U(2), U(3), std::move(heartbeat_ms), U(5000), U(1), U(2)});
 }
 V MembersBodyV(std::vector<V> members) {
   return ReplyV(0, S(""), 2, {A(std::move(members))});
@@ -1132,9 +1216,9 @@ TEST(WireBadInputTest, OutOfRangeValues) {
   const std::vector<BadCase> kCases = {
       {"hello version over 32 bits", Dec::kRequest, A({U(1), U(7), U(1ull << 32), S("c")}),
        "version"},
-      {"reply code 9", Dec::kInbound, ReplyV(9, S(""), 0, {}), "code"},
+      {"reply code 12", Dec::kInbound, ReplyV(12, S(""), 0, {}), "code"},
       {"reply code 255", Dec::kInbound, ReplyV(255, S(""), 0, {}), "code"},
-      {"reply body tag 7", Dec::kInbound, ReplyV(0, S(""), 7, {}), "body tag"},
+      {"reply body tag 9", Dec::kInbound, ReplyV(0, S(""), 9, {}), "body tag"},
       {"reply body tag huge", Dec::kInbound, ReplyV(0, S(""), UINT64_MAX, {}), "body tag"},
       {"welcome heartbeat over 32 bits", Dec::kInbound, WelcomeV(S("n1"), U(1ull << 32)),
        "heartbeat_ms"},

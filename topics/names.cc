@@ -47,6 +47,33 @@ Status ValidateGroup(std::string_view group) {
   return ValidateLabel("group", group, kMaxGroupBytes);
 }
 
+Status ValidateTopic(std::string_view topic) {
+  return ValidateLabel("topic", topic, kMaxTopicBytes);
+}
+Status ValidateTopicPrefix(std::string_view prefix) {
+  if (prefix.empty()) return Status::Ok();
+  return ValidateLabel("topic prefix", prefix, kMaxTopicBytes);
+}
+
+std::string PublishDataTopic(std::string_view topic_or_prefix) {
+  std::string t;
+  t.reserve(1 + topic_or_prefix.size());
+  t += kPublishTopicMark;
+  t += topic_or_prefix;
+  return t;
+}
+
+std::string BroadcastDataTopic(std::string_view scope, std::string_view group) {
+  std::string t;
+  t.reserve(3 + scope.size() + group.size());
+  t += kBroadcastTopicMark;
+  t += scope;
+  t += '\0';  // scopes and groups hold no control bytes, so this ends each
+  t += group;
+  t += '\0';
+  return t;
+}
+
 Status ValidateEndpoint(std::string_view ep) {
   Status s = ValidateLabel("endpoint", ep, kMaxEndpointBytes);
   if (!s.ok()) return s;

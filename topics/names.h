@@ -21,6 +21,7 @@ inline constexpr size_t kMaxNodeNameBytes = 64;
 inline constexpr size_t kMaxScopeBytes = 255;
 inline constexpr size_t kMaxGroupBytes = 255;
 inline constexpr size_t kMaxEndpointBytes = 255;
+inline constexpr size_t kMaxTopicBytes = 255;
 
 // Node names: 1..64 of [A-Za-z0-9_-].
 Status ValidateNodeName(std::string_view name);
@@ -28,6 +29,10 @@ Status ValidateNodeName(std::string_view name);
 // (they are printed by the CLI and used as topic parts).
 Status ValidateScope(std::string_view scope);
 Status ValidateGroup(std::string_view group);
+// Publish topics: 1..255 bytes, no control bytes. Subscriptions are prefixes
+// of topics (ZeroMQ semantics); the empty prefix subscribes to everything.
+Status ValidateTopic(std::string_view topic);
+Status ValidateTopicPrefix(std::string_view prefix);
 // A ZeroMQ endpoint we are willing to connect to: tcp:// or ipc:// or inproc://.
 Status ValidateEndpoint(std::string_view endpoint);
 
@@ -42,6 +47,14 @@ struct MemberId {
   friend bool operator==(const MemberId&, const MemberId&) = default;
   friend auto operator<=>(const MemberId&, const MemberId&) = default;
 };
+
+// The topics of the data channel, which ZeroMQ filters on. Publishes are
+// prefix-matched, so their topic is open-ended; a group's broadcasts end in a
+// terminator, so that group "orders" never matches group "orders2".
+inline constexpr char kPublishTopicMark = 'P';
+inline constexpr char kBroadcastTopicMark = 'B';
+std::string PublishDataTopic(std::string_view topic_or_prefix);
+std::string BroadcastDataTopic(std::string_view scope, std::string_view group);
 
 // This host's name made into a valid node name (up to the first dot, other
 // characters replaced by '-'): the default of meshbusd --node.

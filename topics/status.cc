@@ -22,6 +22,12 @@ std::string_view CodeName(Code code) {
       return "unavailable";
     case Code::kInternal:
       return "internal";
+    case Code::kNoMembers:
+      return "no_members";
+    case Code::kNoResponders:
+      return "no_responders";
+    case Code::kTooLarge:
+      return "too_large";
   }
   return "unknown";
 }

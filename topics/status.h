@@ -25,7 +25,11 @@ enum class Code : uint8_t {
   kBadMessage = 6,       // a frame that does not decode
   kUnavailable = 7,      // the broker is shutting down or the resource is gone
   kInternal = 8,         // a broken invariant; a bug
+  kNoMembers = 9,        // dispatch to a group with no members anywhere
+  kNoResponders = 10,    // request to a group with no members anywhere
+  kTooLarge = 11,        // a message over the broker's maximum size
 };
+inline constexpr Code kLastCode = Code::kTooLarge;
 
 std::string_view CodeName(Code code);
 
@@ -43,6 +47,9 @@ class Status {
   static Status BadMessage(std::string m) { return {Code::kBadMessage, std::move(m)}; }
   static Status Unavailable(std::string m) { return {Code::kUnavailable, std::move(m)}; }
   static Status Internal(std::string m) { return {Code::kInternal, std::move(m)}; }
+  static Status NoMembers(std::string m) { return {Code::kNoMembers, std::move(m)}; }
+  static Status NoResponders(std::string m) { return {Code::kNoResponders, std::move(m)}; }
+  static Status TooLarge(std::string m) { return {Code::kTooLarge, std::move(m)}; }
 
   bool ok() const { return code_ == Code::kOk; }
   Code code() const { return code_; }

@@ -164,6 +164,30 @@ std::vector<MemberId> ReadMembers(Reader& r, std::string_view field) {
   return out;
 }
 
+MemberId ReadMember(Reader& r, std::string_view field) {
+  std::string text = r.Str(field, kMaxHandleBytes);
+  if (!r.ok()) return {};
+  std::optional<MemberId> id = MemberId::Parse(text);
+  if (!id) {
+    r.Fail("field '" + std::string(field) + "' is a malformed member id '" + text + "'");
+    return {};
+  }
+  return *id;
+}
+
+void PackStatus(Packer& pk, const Status& s) {
+  pk.pack_uint8(uint8_t(s.code()));
+  PackStr(pk, s.message());
+}
+
+Status ReadStatus(Reader& r) {
+  uint64_t code = r.U64("code");
+  std::string message = r.Str("message", 1u << 16);
+  if (r.ok() && code > uint64_t(kLastCode)) r.Fail("has unknown code " + std::to_string(code));
+  if (!r.ok()) return {};
+  return Status(static_cast<Code>(code), std::move(message));
+}
+
 Snapshot ReadSnapshot(Reader& r) {
   Reader s = r.Array("snapshot");
   Snapshot snap;
@@ -229,6 +253,38 @@ Result<T> Finish(const Status& st, T value) {
 
 std::string_view EventKindName(EventKind kind) {
   return kind == EventKind::kJoin ? "join" : "leave";
+}
+
+std::string_view MessageKindName(MessageKind kind) {
+  switch (kind) {
+    case MessageKind::kPublish:
+      return "publish";
+    case MessageKind::kBroadcast:
+      return "broadcast";
+    case MessageKind::kDispatch:
+      return "dispatch";
+    case MessageKind::kRequest:
+      return "request";
+    case MessageKind::kDirect:
+      return "direct";
+  }
+  return "?";
+}
+
+bool CarriesPayload(const ClientRequest& m) {
+  return std::holds_alternative<Publish>(m) || std::holds_alternative<Broadcast>(m) ||
+         std::holds_alternative<Dispatch>(m) || std::holds_alternative<Request>(m) ||
+         std::holds_alternative<Respond>(m) || std::holds_alternative<Send>(m);
+}
+
+bool CarriesPayload(const ClientInbound& m) {
+  if (const auto* r = std::get_if<Reply>(&m)) return std::holds_alternative<ResponseBody>(r->body);
+  return std::holds_alternative<Message>(m);
+}
+
+bool CarriesPayload(const PeerMessage& m) {
+  if (const auto* d = std::get_if<PeerData>(&m)) return !d->is_mark;
+  return std::holds_alternative<PeerForward>(m) || std::holds_alternative<PeerResponse>(m);
 }
 
 // ---- client requests -------------------------------------------------------
@@ -302,6 +358,46 @@ std::string Encode(const ClientRequest& m) {
           PackStr(pk, v.scope);
           pk.pack_array(static_cast<uint32_t>(v.groups.size()));
           for (const std::string& g : v.groups) PackStr(pk, g);
+        } else if constexpr (std::is_same_v<T, Subscribe>) {
+          pk.pack_array(3);
+          pk.pack_uint16(uint16_t(v.unsubscribe ? Type::kUnsubscribe : Type::kSubscribe));
+          pk.pack_uint64(v.req);
+          PackStr(pk, v.prefix);
+        } else if constexpr (std::is_same_v<T, Publish>) {
+          pk.pack_array(3);
+          pk.pack_uint16(uint16_t(Type::kPublish));
+          pk.pack_uint64(v.req);
+          PackStr(pk, v.topic);
+        } else if constexpr (std::is_same_v<T, Broadcast> || std::is_same_v<T, Dispatch>) {
+          pk.pack_array(4);
+          pk.pack_uint16(
+              uint16_t(std::is_same_v<T, Broadcast> ? Type::kBroadcast : Type::kDispatch));
+          pk.pack_uint64(v.req);
+          PackStr(pk, v.scope);
+          PackStr(pk, v.group);
+        } else if constexpr (std::is_same_v<T, Request>) {
+          pk.pack_array(5);
+          pk.pack_uint16(uint16_t(Type::kRequest));
+          pk.pack_uint64(v.req);
+          PackStr(pk, v.scope);
+          PackStr(pk, v.group);
+          pk.pack_uint32(v.timeout_ms);
+        } else if constexpr (std::is_same_v<T, Respond>) {
+          pk.pack_array(3);
+          pk.pack_uint16(uint16_t(Type::kRespond));
+          pk.pack_uint64(v.req);
+          PackStr(pk, v.reply_to);
+        } else if constexpr (std::is_same_v<T, Send>) {
+          pk.pack_array(3);
+          pk.pack_uint16(uint16_t(Type::kSend));
+          pk.pack_uint64(v.req);
+          PackStr(pk, v.member.ToString());
+        } else if constexpr (std::is_same_v<T, Credit>) {
+          pk.pack_array(4);
+          pk.pack_uint16(uint16_t(Type::kCredit));
+          pk.pack_uint64(v.session);
+          pk.pack_uint64(v.token);
+          pk.pack_uint64(v.bytes);
         }
       },
       m);
@@ -321,6 +417,13 @@ Result<ClientRequest> DecodeClientRequest(std::string_view frame, uint64_t* req_
     h.session = r.U64("session");
     h.token = r.U64("token");
     return Finish<ClientRequest>(st, h);
+  }
+  if (type == uint64_t(Type::kCredit)) {
+    Credit c;
+    c.session = r.U64("session");
+    c.token = r.U64("token");
+    c.bytes = r.U64("bytes");
+    return Finish<ClientRequest>(st, c);
   }
   uint64_t req = r.U64("req");
   if (!st.ok()) return st;
@@ -395,6 +498,44 @@ Result<ClientRequest> DecodeClientRequest(std::string_view frame, uint64_t* req_
       while (groups.has_more()) j.groups.push_back(groups.Checked("group", ValidateGroup));
       return Finish<ClientRequest>(st, std::move(j));
     }
+    case Type::kSubscribe:
+    case Type::kUnsubscribe: {
+      Subscribe sub{req, r.Checked("prefix", ValidateTopicPrefix),
+                    AsType(type) == Type::kUnsubscribe};
+      return Finish<ClientRequest>(st, std::move(sub));
+    }
+    case Type::kPublish:
+      return Finish<ClientRequest>(st, Publish{req, r.Checked("topic", ValidateTopic)});
+    case Type::kBroadcast:
+    case Type::kDispatch: {
+      std::string scope = r.Checked("scope", ValidateScope);
+      std::string group = r.Checked("group", ValidateGroup);
+      if (AsType(type) == Type::kBroadcast)
+        return Finish<ClientRequest>(st, Broadcast{req, scope, group});
+      return Finish<ClientRequest>(st, Dispatch{req, scope, group});
+    }
+    case Type::kRequest: {
+      Request q{req};
+      q.scope = r.Checked("scope", ValidateScope);
+      q.group = r.Checked("group", ValidateGroup);
+      q.timeout_ms = r.U32("timeout_ms");
+      if (st.ok() && q.timeout_ms == 0) return Status::BadMessage("request has timeout_ms 0");
+      return Finish<ClientRequest>(st, std::move(q));
+    }
+    case Type::kRespond: {
+      Respond a{req, r.Str("reply_to", kMaxHandleBytes)};
+      if (st.ok() && !MemberId::Parse(a.reply_to)) {
+        return Status::BadMessage("respond has a malformed reply_to '" + a.reply_to + "'");
+      }
+      return Finish<ClientRequest>(st, std::move(a));
+    }
+    case Type::kSend: {
+      std::string text = r.Str("member", kMaxHandleBytes);
+      std::optional<MemberId> member = MemberId::Parse(text);
+      if (st.ok() && !member)
+        return Status::BadMessage("send to a malformed member id '" + text + "'");
+      return Finish<ClientRequest>(st, Send{req, member ? *member : MemberId{}});
+    }
     default:
       return Status::BadMessage("unknown request type " + std::to_string(type));
   }
@@ -413,7 +554,7 @@ std::string Encode(const ClientInbound& m) {
           if constexpr (std::is_same_v<T, Empty>)
             return 0;
           else if constexpr (std::is_same_v<T, WelcomeBody>)
-            return 6;
+            return 8;
           else if constexpr (std::is_same_v<T, MonitorBody>)
             return 2;
           else
@@ -436,6 +577,11 @@ std::string Encode(const ClientInbound& m) {
             pk.pack_uint64(b.token);
             pk.pack_uint32(b.heartbeat_ms);
             pk.pack_uint32(b.session_timeout_ms);
+            pk.pack_uint64(b.max_message_bytes);
+            pk.pack_uint64(b.client_queue_bytes);
+          } else if constexpr (std::is_same_v<T, DeliveredBody> ||
+                               std::is_same_v<T, ResponseBody>) {
+            PackStr(pk, b.member.ToString());
           } else if constexpr (std::is_same_v<T, MembersBody>) {
             PackMembers(pk, b.members);
           } else if constexpr (std::is_same_v<T, GroupsBody>) {
@@ -488,6 +634,15 @@ std::string Encode(const ClientInbound& m) {
     pk.pack_array(2);
     pk.pack_uint16(uint16_t(Type::kGap));
     pk.pack_uint64(g->lost);
+  } else if (const Message* msg = std::get_if<Message>(&m)) {
+    pk.pack_array(7);
+    pk.pack_uint16(uint16_t(Type::kMessage));
+    pk.pack_uint8(uint8_t(msg->kind));
+    PackStr(pk, msg->from.ToString());
+    PackStr(pk, msg->topic);
+    PackStr(pk, msg->scope);
+    PackStr(pk, msg->group);
+    PackStr(pk, msg->reply_to);
   }
   return std::string(buf.data(), buf.size());
 }
@@ -507,7 +662,7 @@ Result<ClientInbound> DecodeClientInbound(std::string_view frame) {
       std::string message = r.Str("message", 1u << 16);
       uint64_t tag = r.U64("body_tag");
       if (!st.ok()) return st;
-      if (code > uint64_t(Code::kInternal)) return Status::BadMessage("reply has unknown code");
+      if (code > uint64_t(kLastCode)) return Status::BadMessage("reply has unknown code");
       rep.status = Status(static_cast<Code>(code), std::move(message));
       switch (tag) {
         case 0:
@@ -521,9 +676,17 @@ Result<ClientInbound> DecodeClientInbound(std::string_view frame) {
           w.token = r.U64("token");
           w.heartbeat_ms = r.U32("heartbeat_ms");
           w.session_timeout_ms = r.U32("session_timeout_ms");
+          w.max_message_bytes = r.U64("max_message_bytes");
+          w.client_queue_bytes = r.U64("client_queue_bytes");
           rep.body = std::move(w);
           break;
         }
+        case 7:
+          rep.body = DeliveredBody{ReadMember(r, "member")};
+          break;
+        case 8:
+          rep.body = ResponseBody{ReadMember(r, "member")};
+          break;
         case 2:
           rep.body = MembersBody{ReadMembers(r, "members")};
           break;
@@ -606,6 +769,28 @@ Result<ClientInbound> DecodeClientInbound(std::string_view frame) {
       g.lost = r.U64("lost");
       return Finish<ClientInbound>(st, g);
     }
+    case Type::kMessage: {
+      Message msg;
+      uint64_t kind = r.U64("kind");
+      if (st.ok() && (kind < 1 || kind > 5)) return Status::BadMessage("message has unknown kind");
+      msg.kind = static_cast<MessageKind>(kind);
+      msg.from = ReadMember(r, "from");
+      msg.topic = r.Str("topic", kMaxTopicBytes);
+      msg.scope = r.Str("scope", kMaxScopeBytes);
+      msg.group = r.Str("group", kMaxGroupBytes);
+      msg.reply_to = r.Str("reply_to", kMaxHandleBytes);
+      if (!st.ok()) return st;
+      Status v = msg.kind == MessageKind::kPublish ? ValidateTopic(msg.topic)
+                 : msg.kind == MessageKind::kDirect
+                     ? Status::Ok()
+                     : (ValidateScope(msg.scope).ok() ? ValidateGroup(msg.group)
+                                                      : ValidateScope(msg.scope));
+      if (v.ok() && msg.kind == MessageKind::kRequest && !MemberId::Parse(msg.reply_to)) {
+        v = Status::InvalidArgument("reply_to is malformed");
+      }
+      if (!v.ok()) return Status::BadMessage("message: " + v.message());
+      return ClientInbound(std::move(msg));
+    }
     default:
       return Status::BadMessage("unknown broker message type " + std::to_string(type));
   }
@@ -669,6 +854,37 @@ std::string Encode(const PeerMessage& m) {
           pk.pack_uint16(uint16_t(v.is_reply ? Type::kPeerProbeReply : Type::kPeerProbe));
           PackPeerId(pk, v.from);
           pk.pack_uint64(v.nonce);
+        } else if constexpr (std::is_same_v<T, PeerForward>) {
+          pk.pack_array(9);
+          pk.pack_uint16(uint16_t(Type::kPeerForward));
+          PackPeerId(pk, v.from);
+          pk.pack_uint64(v.id);
+          pk.pack_uint8(uint8_t(v.kind));
+          pk.pack_uint64(v.session);
+          PackStr(pk, v.scope);
+          PackStr(pk, v.group);
+          PackStr(pk, v.sender.ToString());
+          pk.pack_uint32(v.timeout_ms);
+        } else if constexpr (std::is_same_v<T, PeerForwardAck>) {
+          pk.pack_array(5);
+          pk.pack_uint16(uint16_t(Type::kPeerForwardAck));
+          PackPeerId(pk, v.from);
+          pk.pack_uint64(v.id);
+          PackStatus(pk, v.status);
+        } else if constexpr (std::is_same_v<T, PeerResponse>) {
+          pk.pack_array(6);
+          pk.pack_uint16(uint16_t(Type::kPeerResponse));
+          PackPeerId(pk, v.from);
+          pk.pack_uint64(v.id);
+          PackStatus(pk, v.status);
+          PackStr(pk, v.responder.ToString());
+        } else if constexpr (std::is_same_v<T, PeerData>) {
+          pk.pack_array(v.is_mark ? 4 : 5);
+          pk.pack_uint16(uint16_t(v.is_mark ? Type::kPeerDataMark : Type::kPeerData));
+          PackPeerId(pk, v.from);
+          pk.pack_uint64(v.epoch);
+          pk.pack_uint64(v.seq);
+          if (!v.is_mark) pk.pack_uint64(v.session);
         }
       },
       m);
@@ -755,6 +971,54 @@ Result<PeerMessage> DecodePeerMessage(std::string_view frame) {
       p.from = ReadPeerId(r);
       p.nonce = r.U64("nonce");
       return Finish<PeerMessage>(st, std::move(p));
+    }
+    case Type::kPeerForward: {
+      PeerForward f;
+      f.from = ReadPeerId(r);
+      f.id = r.U64("id");
+      uint64_t kind = r.U64("kind");
+      if (st.ok() && kind != uint64_t(MessageKind::kDispatch) &&
+          kind != uint64_t(MessageKind::kRequest) && kind != uint64_t(MessageKind::kDirect)) {
+        return Status::BadMessage("forward has kind " + std::to_string(kind));
+      }
+      f.kind = static_cast<MessageKind>(kind);
+      f.session = r.U64("session");
+      if (f.kind == MessageKind::kDirect) {
+        f.scope = r.Str("scope", 0);
+        f.group = r.Str("group", 0);
+      } else {
+        f.scope = r.Checked("scope", ValidateScope);
+        f.group = r.Checked("group", ValidateGroup);
+      }
+      f.sender = ReadMember(r, "sender");
+      f.timeout_ms = r.U32("timeout_ms");
+      return Finish<PeerMessage>(st, std::move(f));
+    }
+    case Type::kPeerForwardAck: {
+      PeerForwardAck a;
+      a.from = ReadPeerId(r);
+      a.id = r.U64("id");
+      a.status = ReadStatus(r);
+      return Finish<PeerMessage>(st, std::move(a));
+    }
+    case Type::kPeerResponse: {
+      PeerResponse p;
+      p.from = ReadPeerId(r);
+      p.id = r.U64("id");
+      p.status = ReadStatus(r);
+      p.responder = ReadMember(r, "responder");
+      return Finish<PeerMessage>(st, std::move(p));
+    }
+    case Type::kPeerData:
+    case Type::kPeerDataMark: {
+      PeerData d;
+      d.is_mark = AsType(type) == Type::kPeerDataMark;
+      d.from = ReadPeerId(r);
+      d.epoch = r.U64("epoch");
+      d.seq = r.U64("seq");
+      if (!d.is_mark) d.session = r.U64("session");
+      if (st.ok() && d.seq == 0) return Status::BadMessage("data has seq 0");
+      return Finish<PeerMessage>(st, std::move(d));
     }
     default:
       return Status::BadMessage("unknown peer message type " + std::to_string(type));

@@ -18,17 +18,33 @@
 //   [16 Nodes,       req]
 //   [17 Stats,       req]
 //   [18 JoinMany,    req, scope, [group...]]    all or nothing: one bad name joins none
+//   [20 Subscribe,   req, prefix]                ("" = every topic)
+//   [21 Unsubscribe, req, prefix]
+//   [22 Publish,     req, topic]                 + payload; answered only on error
+//   [23 Broadcast,   req, scope, group]          + payload; answered only on error
+//   [24 Dispatch,    req, scope, group]          + payload; answered by `delivered`
+//   [25 Request,     req, scope, group, timeout_ms]  + payload; answered by `response`
+//   [26 Respond,     req, reply_to]              + payload; reply_to as the request had it
+//   [27 Send,        req, member_id]             + payload; answered by `delivered`
+//   [28 Credit,      session, token, bytes]      bytes of deliveries consumed (no reply)
+// "+ payload": a second frame, the opaque payload, forwarded as it is.
 // Broker -> client:
 //   [100 Reply, req, code, message, body_tag, body...]    body by tag:
 //        0 empty            -
-//        1 welcome          node, incarnation, session, token, heartbeat_ms, session_timeout_ms
+//        1 welcome          node, incarnation, session, token, heartbeat_ms, session_timeout_ms,
+//                           max_message_bytes, client_queue_bytes
 //        2 members          [member_id...]
 //        3 groups           [[scope, group, count]...]
 //        4 monitor          ref, [[scope, group, [member_id...]]...]
 //        5 nodes            [[name, incarnation, state, calls_ep, last_heard_ms_ago, is_self]...]
 //        6 stats            [[name, value]...]
+//        7 delivered        member_id                   (the member that has it now)
+//        8 response         member_id                   + payload (the responder's)
 //   [101 Event, ref, kind (1 join, 2 leave), scope, group, [member_id...]]
 //   [102 Gap,   lost]    deliveries lost for this client since the last one it got
+//   [103 Message, kind, from, topic, scope, group, reply_to]  + payload
+//        kind 1 publish (topic), 2 broadcast, 3 dispatch, 4 request (scope, group;
+//        a request has reply_to), 5 direct (sent to this member by id)
 //
 // Broker <-> broker. `from` is [node, incarnation] in every message.
 //   control PUB/SUB:
@@ -42,7 +58,17 @@
 //   [213 SyncReply,   from, snapshot]
 //   [214 Probe,       from, nonce]
 //   [215 ProbeReply,  from, nonce]
+//   [220 Forward,    from, id, kind, session, scope, group, sender, timeout_ms]  + payload
+//        a dispatch (3), request (4) or direct send (5) for member `session` of the receiver
+//   [221 ForwardAck, from, id, code, message]   the member has it (ok), or why not
+//   [222 Response,   from, id, code, message, responder]  + payload: the answer to request `id`
 //   snapshot = [seq, [[scope, group, session, count]...]]
+//   data PUB/SUB: [data topic][header] + payload, the data topic first so that
+//   ZeroMQ filters on it (see PublishDataTopic and BroadcastDataTopic):
+//   [230 Data,      from, epoch, seq, session]  + payload; session = the sender's
+//   [231 DataMark,  from, epoch, seq]           the last seq sent on this topic
+//   seq counts per origin and per data topic (a receiver sees only its topics);
+//   epoch changes when the origin forgets its counters, which restart at 1.
 //
 // Decoding validates every field (types, lengths, names, counts) and ignores
 // nothing silently: a message that fails gets a Status naming the problem.
@@ -72,6 +98,8 @@ inline constexpr size_t kMaxKnownPeers = 4096;
 // many ops (a busy turn sends several), so both stay far below kMaxFrameBytes.
 inline constexpr size_t kMaxJoinManyGroups = 10000;
 inline constexpr size_t kMaxOpsPerDelta = 10000;
+// reply_to and other opaque handles.
+inline constexpr size_t kMaxHandleBytes = 255;
 
 enum class Type : uint16_t {
   kHello = 1,
@@ -86,9 +114,19 @@ enum class Type : uint16_t {
   kNodes = 16,
   kStats = 17,
   kJoinMany = 18,
+  kSubscribe = 20,
+  kUnsubscribe = 21,
+  kPublish = 22,
+  kBroadcast = 23,
+  kDispatch = 24,
+  kRequest = 25,
+  kRespond = 26,
+  kSend = 27,
+  kCredit = 28,
   kReply = 100,
   kEvent = 101,
   kGap = 102,
+  kMessage = 103,
   kPeerHeartbeat = 200,
   kPeerDelta = 201,
   kPeerBye = 202,
@@ -98,6 +136,11 @@ enum class Type : uint16_t {
   kPeerSyncReply = 213,
   kPeerProbe = 214,
   kPeerProbeReply = 215,
+  kPeerForward = 220,
+  kPeerForwardAck = 221,
+  kPeerResponse = 222,
+  kPeerData = 230,
+  kPeerDataMark = 231,
 };
 
 // ---- client -> broker ------------------------------------------------------
@@ -153,8 +196,47 @@ struct JoinMany {
   std::vector<std::string> groups;
 };
 
+struct Subscribe {
+  uint64_t req = 0;
+  std::string prefix;
+  bool unsubscribe = false;
+};
+struct Publish {
+  uint64_t req = 0;
+  std::string topic;
+};
+struct Broadcast {
+  uint64_t req = 0;
+  std::string scope, group;
+};
+struct Dispatch {
+  uint64_t req = 0;
+  std::string scope, group;
+};
+struct Request {
+  uint64_t req = 0;
+  std::string scope, group;
+  uint32_t timeout_ms = 0;
+};
+struct Respond {
+  uint64_t req = 0;
+  std::string reply_to;
+};
+struct Send {
+  uint64_t req = 0;
+  MemberId member;
+};
+struct Credit {
+  uint64_t session = 0;
+  uint64_t token = 0;
+  uint64_t bytes = 0;
+};
+
 using ClientRequest = std::variant<Hello, Bye, SessionHeartbeat, Join, Leave, Members, WhichGroups,
-                                   Monitor, Demonitor, Nodes, Stats, JoinMany>;
+                                   Monitor, Demonitor, Nodes, Stats, JoinMany, Subscribe, Publish,
+                                   Broadcast, Dispatch, Request, Respond, Send, Credit>;
+// True for the requests that are followed by a payload frame.
+bool CarriesPayload(const ClientRequest& m);
 
 std::string Encode(const ClientRequest& m);
 // On failure, *req (if given) holds the request id when it could be read, so
@@ -168,6 +250,7 @@ struct WelcomeBody {
   std::string node;
   uint64_t incarnation = 0, session = 0, token = 0;
   uint32_t heartbeat_ms = 0, session_timeout_ms = 0;
+  uint64_t max_message_bytes = 0, client_queue_bytes = 0;
 };
 struct MembersBody {
   std::vector<MemberId> members;
@@ -201,8 +284,14 @@ struct NodesBody {
 struct StatsBody {
   std::vector<std::pair<std::string, uint64_t>> counters;
 };
-using ReplyBody =
-    std::variant<Empty, WelcomeBody, MembersBody, GroupsBody, MonitorBody, NodesBody, StatsBody>;
+struct DeliveredBody {
+  MemberId member;
+};
+struct ResponseBody {  // followed by the responder's payload frame
+  MemberId member;
+};
+using ReplyBody = std::variant<Empty, WelcomeBody, MembersBody, GroupsBody, MonitorBody, NodesBody,
+                               StatsBody, DeliveredBody, ResponseBody>;
 
 struct Reply {
   uint64_t req = 0;
@@ -222,7 +311,25 @@ struct Gap {
   uint64_t lost = 0;
 };
 
-using ClientInbound = std::variant<Reply, Event, Gap>;
+enum class MessageKind : uint8_t {
+  kPublish = 1,
+  kBroadcast = 2,
+  kDispatch = 3,
+  kRequest = 4,
+  kDirect = 5,
+};
+std::string_view MessageKindName(MessageKind kind);
+struct Message {  // followed by the payload frame
+  MessageKind kind = MessageKind::kPublish;
+  MemberId from;
+  std::string topic;         // publish
+  std::string scope, group;  // broadcast, dispatch, request
+  std::string reply_to;      // request: "<node>.<incarnation hex>.<id>" of the requester's broker
+};
+
+using ClientInbound = std::variant<Reply, Event, Gap, Message>;
+// True for the broker messages that are followed by a payload frame.
+bool CarriesPayload(const ClientInbound& m);
 
 std::string Encode(const ClientInbound& m);
 Result<ClientInbound> DecodeClientInbound(std::string_view frame);
@@ -290,8 +397,40 @@ struct PeerProbe {
   bool is_reply = false;
 };
 
-using PeerMessage = std::variant<PeerHeartbeat, PeerDelta, PeerBye, PeerHello, PeerSyncRequest,
-                                 PeerSyncReply, PeerProbe>;
+// A dispatch, request or direct send for one member of the receiving broker.
+struct PeerForward {  // + payload
+  PeerId from;
+  uint64_t id = 0;  // the sender's: echoed by the ack and the response
+  MessageKind kind = MessageKind::kDispatch;
+  uint64_t session = 0;  // the target member's session on the receiver
+  std::string scope, group;
+  MemberId sender;
+  uint32_t timeout_ms = 0;  // requests: how long the requester waits
+};
+struct PeerForwardAck {
+  PeerId from;
+  uint64_t id = 0;
+  Status status;
+};
+struct PeerResponse {  // + payload
+  PeerId from;
+  uint64_t id = 0;
+  Status status;
+  MemberId responder;
+};
+// A publish or broadcast on the data channel, after its data-topic frame.
+struct PeerData {  // + payload, unless a mark
+  PeerId from;
+  uint64_t epoch = 0;
+  uint64_t seq = 0;
+  uint64_t session = 0;  // the sending member's session on `from`
+  bool is_mark = false;  // no payload: "seq was the last on this topic"
+};
+
+using PeerMessage =
+    std::variant<PeerHeartbeat, PeerDelta, PeerBye, PeerHello, PeerSyncRequest, PeerSyncReply,
+                 PeerProbe, PeerForward, PeerForwardAck, PeerResponse, PeerData>;
+bool CarriesPayload(const PeerMessage& m);
 
 std::string Encode(const PeerMessage& m);
 Result<PeerMessage> DecodePeerMessage(std::string_view frame);

@@ -1,0 +1,586 @@
+// Messaging: publish/subscribe and group broadcast on the data channel;
+// dispatch, request/reply and direct sends through the calls channel, each
+// followed until it has an outcome that the sender is told.
+#include <algorithm>
+
+#include "broker/broker_loop.h"
+
+namespace meshbus {
+namespace {
+
+// A second reference to the same bytes (libzmq shares large bodies).
+zmq::message_t CopyOf(const zmq::message_t& m) {
+  zmq::message_t c;
+  c.copy(const_cast<zmq::message_t&>(m));
+  return c;
+}
+
+// A data topic taken apart: a publish topic, or a group's broadcast key.
+struct DataTopic {
+  char mark = 0;
+  std::string topic;  // publish
+  std::string scope, group;
+};
+
+std::optional<DataTopic> ParseDataTopic(const std::string& t) {
+  if (t.empty()) return std::nullopt;
+  DataTopic d;
+  d.mark = t[0];
+  if (d.mark == kPublishTopicMark) {
+    d.topic = t.substr(1);
+    if (!ValidateTopic(d.topic).ok()) return std::nullopt;
+    return d;
+  }
+  if (d.mark != kBroadcastTopicMark || t.back() != '\0') return std::nullopt;
+  size_t sep = t.find('\0', 1);
+  if (sep == std::string::npos || sep + 1 >= t.size() - 1) return std::nullopt;
+  d.scope = t.substr(1, sep - 1);
+  d.group = t.substr(sep + 1, t.size() - sep - 2);
+  if (!ValidateScope(d.scope).ok() || !ValidateGroup(d.group).ok()) return std::nullopt;
+  return d;
+}
+
+std::string ReplyTo(const std::string& node, uint64_t incarnation, uint64_t id) {
+  return MemberId{node, incarnation, id}.ToString();
+}
+
+}  // namespace
+
+void BrokerLoop::OnMessagingRequest(Session& session, wire::ClientRequest& request,
+                                    zmq::message_t& payload, TimePoint now) {
+  const std::string rid = session.routing_id;
+  uint64_t req = std::visit(
+      [](const auto& r) -> uint64_t {
+        if constexpr (requires { r.req; })
+          return r.req;
+        else
+          return 0;
+      },
+      request);
+  if (payload.size() > options_.max_message_bytes) {
+    ++counters_.messages_too_large;
+    Reply(rid, req,
+          Status::TooLarge("a payload of " + std::to_string(payload.size()) +
+                           " bytes is over this broker's maximum of " +
+                           std::to_string(options_.max_message_bytes)));
+    return;
+  }
+  MemberId me{self_.node, self_.incarnation, session.id};
+  auto start = [&](wire::MessageKind kind, std::string scope, std::string group, MemberId target,
+                   uint32_t timeout_ms) {
+    Pending p;
+    p.id = next_pending_++;
+    p.kind = kind;
+    p.requester = session.id;
+    p.req = req;
+    p.scope = std::move(scope);
+    p.group = std::move(group);
+    p.sender = me;
+    p.target = std::move(target);
+    p.payload = std::move(payload);
+    p.timeout_ms = timeout_ms;
+    if (timeout_ms > 0) {
+      p.deadline = now + std::chrono::milliseconds(timeout_ms);
+      pending_deadlines_.insert({p.deadline, p.id});
+    }
+    uint64_t id = p.id;
+    session.pending.insert(id);
+    pending_.emplace(id, std::move(p));
+    Route(id, now);
+  };
+
+  if (auto* pub = std::get_if<wire::Publish>(&request)) {
+    ++counters_.publishes_in;
+    topics_.Match(pub->topic, &targets_);
+    wire::Message m{wire::MessageKind::kPublish, me, pub->topic, "", "", ""};
+    for (uint64_t id : targets_) DeliverMessage(sessions_.at(id), m, payload);
+    PublishData(PublishDataTopic(pub->topic), session.id, payload);
+  } else if (auto* b = std::get_if<wire::Broadcast>(&request)) {
+    ++counters_.broadcasts_in;
+    std::string data_topic = BroadcastDataTopic(b->scope, b->group);
+    DataTargets(data_topic, &targets_);
+    wire::Message m{wire::MessageKind::kBroadcast, me, "", b->scope, b->group, ""};
+    for (uint64_t id : targets_) DeliverMessage(sessions_.at(id), m, payload);
+    PublishData(data_topic, session.id, payload);
+  } else if (auto* d = std::get_if<wire::Dispatch>(&request)) {
+    ++counters_.dispatches_in;
+    start(wire::MessageKind::kDispatch, d->scope, d->group, {}, 0);
+  } else if (auto* q = std::get_if<wire::Request>(&request)) {
+    ++counters_.requests_in;
+    start(wire::MessageKind::kRequest, q->scope, q->group, {}, q->timeout_ms);
+  } else if (auto* s = std::get_if<wire::Send>(&request)) {
+    ++counters_.sends_in;
+    start(wire::MessageKind::kDirect, "", "", s->member, 0);
+  } else if (auto* r = std::get_if<wire::Respond>(&request)) {
+    OnRespond(session, *r, payload);
+  }
+}
+
+Status BrokerLoop::OnSubscribe(Session& session, const wire::Subscribe& sub) {
+  std::string data_topic = PublishDataTopic(sub.prefix);
+  if (!sub.unsubscribe) {
+    if (topics_.Add(sub.prefix, session.id)) data_sub_.set(zmq::sockopt::subscribe, data_topic);
+    return Status::Ok();
+  }
+  if (!topics_.Has(sub.prefix, session.id)) {
+    return Status::NotFound("not subscribed to '" + sub.prefix + "'");
+  }
+  if (topics_.Remove(sub.prefix, session.id)) {
+    data_sub_.set(zmq::sockopt::unsubscribe, data_topic);
+    forget_streams_ = true;
+  }
+  return Status::Ok();
+}
+
+bool BrokerLoop::DeliverMessage(Session& session, const wire::Message& message,
+                                const zmq::message_t& payload) {
+  zmq::message_t copy = CopyOf(payload);
+  if (!Deliver(session, message, &copy)) return false;
+  ++counters_.messages_delivered;
+  return true;
+}
+
+// ---- the data channel ------------------------------------------------------
+
+void BrokerLoop::PublishData(const std::string& data_topic, uint64_t session,
+                             zmq::message_t& payload) {
+  wire::PeerData header{self_, outbound_.epoch(), outbound_.Next(data_topic), session, false};
+  std::string body = wire::Encode(wire::PeerMessage(std::move(header)));
+  size_t bytes = data_topic.size() + body.size() + payload.size();
+  try {
+    // A PUB socket never blocks: what a slow peer cannot take is dropped by
+    // ZeroMQ, and the peer finds the hole in the numbers.
+    data_pub_.send(zmq::buffer(data_topic), zmq::send_flags::sndmore | zmq::send_flags::dontwait);
+    data_pub_.send(zmq::buffer(body), zmq::send_flags::sndmore | zmq::send_flags::dontwait);
+    data_pub_.send(payload, zmq::send_flags::dontwait);
+    ++counters_.data_messages_out;
+    counters_.data_bytes_out += bytes;
+  } catch (const zmq::error_t&) {
+    ++counters_.peer_sends_failed;
+  }
+}
+
+void BrokerLoop::SendDataMarks() {
+  for (auto& [topic, seq] : outbound_.TakeMarks(kMaxMarksPerRound)) {
+    std::string body = wire::Encode(
+        wire::PeerMessage(wire::PeerData{self_, outbound_.epoch(), seq, 0, /*is_mark=*/true}));
+    try {
+      data_pub_.send(zmq::buffer(topic), zmq::send_flags::sndmore | zmq::send_flags::dontwait);
+      data_pub_.send(zmq::buffer(body), zmq::send_flags::dontwait);
+      ++counters_.data_marks_out;
+    } catch (const zmq::error_t&) {
+      ++counters_.peer_sends_failed;
+    }
+  }
+}
+
+void BrokerLoop::DataTargets(const std::string& data_topic, std::vector<uint64_t>* sessions) const {
+  sessions->clear();
+  if (data_topic.empty()) return;
+  if (data_topic[0] == kPublishTopicMark) {
+    topics_.Match(std::string_view(data_topic).substr(1), sessions);
+    return;
+  }
+  if (!local_groups_.count(data_topic)) return;
+  std::optional<DataTopic> t = ParseDataTopic(data_topic);
+  if (!t) return;
+  for (const MemberId& m : table_.LocalMembers(t->scope, t->group, self_.node)) {
+    if (m.incarnation == self_.incarnation) sessions->push_back(m.session);
+  }
+  sessions->erase(std::unique(sessions->begin(), sessions->end()), sessions->end());
+}
+
+bool BrokerLoop::WantsDataTopic(const std::string& data_topic) const {
+  if (data_topic.empty()) return false;
+  if (data_topic[0] == kPublishTopicMark) {
+    return topics_.Covers(std::string_view(data_topic).substr(1));
+  }
+  return local_groups_.count(data_topic) > 0;
+}
+
+// [data topic][PeerData header][payload], or [data topic][mark header].
+void BrokerLoop::OnDataMessage(std::vector<zmq::message_t>& frames, TimePoint now) {
+  ++counters_.data_messages_in;
+  for (const zmq::message_t& f : frames) counters_.data_bytes_in += f.size();
+  auto bad = [&](const std::string& why) {
+    ++counters_.peer_bad_messages;
+    log_.LogLimited(LogLevel::kWarn, "data-bad", "dropped a data message: " + why);
+  };
+  if (frames.size() != 2 && frames.size() != 3) {
+    ++counters_.peer_messages_in;
+    return bad(std::to_string(frames.size()) + " frames");
+  }
+  std::optional<wire::PeerMessage> m = DecodePeer(frames[1]);
+  if (!m) return;
+  auto* d = std::get_if<wire::PeerData>(&*m);
+  if (d == nullptr) return bad("not a data message");
+  if (wire::CarriesPayload(*m) != (frames.size() == 3)) return bad("payload frame mismatch");
+  std::string data_topic = frames[0].to_string();
+  std::optional<DataTopic> topic = ParseDataTopic(data_topic);
+  if (!topic) return bad("malformed data topic");
+  if (!FromLivePeer(d->from, now)) {
+    ++counters_.peer_unknown_messages;
+    return;
+  }
+  DataTargets(data_topic, &targets_);
+  uint64_t lost = 0;
+  bool deliver = false;
+  if (d->is_mark) {
+    lost = inbound_.OnMark(d->from.node, d->epoch, data_topic, d->seq);
+  } else {
+    InboundStreams::Verdict v = inbound_.OnData(d->from.node, d->epoch, data_topic, d->seq);
+    if (!v.deliver) {
+      ++counters_.data_duplicates;
+      return;
+    }
+    lost = v.lost;
+    deliver = true;
+  }
+  if (lost > 0) {
+    ++counters_.data_gaps;
+    counters_.data_messages_lost += lost;
+    log_.LogLimited(LogLevel::kWarn, "data-gap-" + d->from.node,
+                    std::to_string(lost) + " data messages from " + d->from.node +
+                        " never came: the subscribers are told");
+    // Each receiver learns of the loss just before the next message it gets.
+    for (uint64_t id : targets_) sessions_.at(id).lost += lost;
+  }
+  if (!deliver) {
+    for (uint64_t id : targets_) SendOwedGap(sessions_.at(id));
+    return;
+  }
+  if (targets_.empty()) {
+    ++counters_.data_undeliverable;  // the last taker left while it was on its way
+    return;
+  }
+  wire::Message msg;
+  msg.from = MemberId{d->from.node, d->from.incarnation, d->session};
+  if (topic->mark == kPublishTopicMark) {
+    msg.kind = wire::MessageKind::kPublish;
+    msg.topic = std::move(topic->topic);
+  } else {
+    msg.kind = wire::MessageKind::kBroadcast;
+    msg.scope = std::move(topic->scope);
+    msg.group = std::move(topic->group);
+  }
+  for (uint64_t id : targets_) DeliverMessage(sessions_.at(id), msg, frames[2]);
+}
+
+void BrokerLoop::AddLocalGroup(const std::string& scope, const std::string& group) {
+  std::string t = BroadcastDataTopic(scope, group);
+  if (++local_groups_[t] == 1) data_sub_.set(zmq::sockopt::subscribe, t);
+}
+
+void BrokerLoop::RemoveLocalGroup(const std::string& scope, const std::string& group) {
+  std::string t = BroadcastDataTopic(scope, group);
+  auto it = local_groups_.find(t);
+  if (it == local_groups_.end() || --it->second > 0) return;
+  local_groups_.erase(it);
+  data_sub_.set(zmq::sockopt::unsubscribe, t);
+  forget_streams_ = true;
+}
+
+// ---- dispatch, requests and direct sends ----------------------------------
+
+void BrokerLoop::Route(uint64_t pending_id, TimePoint now) {
+  auto it = pending_.find(pending_id);
+  if (it == pending_.end()) return;
+  Pending& p = it->second;
+  const bool is_request = p.kind == wire::MessageKind::kRequest;
+  Status why_not;  // why the last member tried could not take it
+  while (true) {
+    MemberId target;
+    if (p.kind == wire::MessageKind::kDirect) {
+      if (!p.tried.empty()) return Resolve(pending_id, why_not);
+      target = p.target;
+    } else {
+      std::vector<MemberId> members = table_.DistinctMembers(p.scope, p.group);
+      size_t total = members.size();
+      std::erase_if(members, [&](const MemberId& m) { return p.tried.count(m) > 0; });
+      if (members.empty()) {
+        std::string where = "group '" + p.group + "' of scope '" + p.scope + "'";
+        if (total == 0 && p.tried.empty()) {
+          return Resolve(pending_id, is_request ? Status::NoResponders("no members in " + where)
+                                                : Status::NoMembers("no members in " + where));
+        }
+        return Resolve(pending_id,
+                       Status::Unavailable("no member of " + where + " could take it (" +
+                                           std::to_string(p.tried.size()) +
+                                           " tried; last: " + why_not.message() + ")"));
+      }
+      std::uniform_int_distribution<size_t> pick(0, members.size() - 1);
+      target = members[pick(rng_)];
+    }
+    if (!p.tried.empty()) ++counters_.redispatches;
+    p.tried.insert(target);
+    p.target = target;
+    p.handed = false;
+
+    if (target.node == self_.node) {
+      auto s = sessions_.find(target.session);
+      if (target.incarnation != self_.incarnation || s == sessions_.end()) {
+        why_not = Status::NotFound("no member " + target.ToString());
+        continue;
+      }
+      std::string reply_to = ReplyTo(self_.node, self_.incarnation, p.id);
+      wire::Message msg{p.kind, p.sender, "", p.scope, p.group, is_request ? reply_to : ""};
+      // A member on this node is reached without a network hop.
+      if (!DeliverMessage(s->second, msg, p.payload)) {
+        why_not = Status::Unavailable("the queue of " + target.ToString() + " is full");
+        continue;
+      }
+      if (!is_request) return Resolve(pending_id, Status::Ok(), wire::DeliveredBody{target});
+      p.handed = true;
+      serving_[reply_to] = Serving{target.session, p.deadline};
+      s->second.serving.insert(reply_to);
+      return;
+    }
+    auto peer = peers_.find(target.node);
+    if (peer == peers_.end() || peer->second.id.incarnation != target.incarnation) {
+      why_not = Status::NotFound("no member " + target.ToString() + ": its node is not alive");
+      continue;
+    }
+    zmq::message_t copy = CopyOf(p.payload);
+    wire::PeerForward f{self_,   p.id,    p.kind,   target.session,
+                        p.scope, p.group, p.sender, p.timeout_ms};
+    if (!SendToPeer(target.node, f, &copy)) {
+      why_not = Status::Unavailable("cannot reach " + target.node);
+      continue;
+    }
+    ++counters_.forwards_sent;
+    if (!is_request) {
+      // Until the member's broker confirms; then the answer goes back.
+      pending_deadlines_.erase({p.deadline, p.id});
+      p.deadline = now + kForwardAckTimeout;
+      pending_deadlines_.insert({p.deadline, p.id});
+    }
+    return;
+  }
+}
+
+void BrokerLoop::Resolve(uint64_t pending_id, Status status, wire::ReplyBody body,
+                         zmq::message_t* payload) {
+  auto it = pending_.find(pending_id);
+  if (it == pending_.end()) return;
+  Pending p = std::move(it->second);
+  pending_.erase(it);
+  pending_deadlines_.erase({p.deadline, p.id});
+  if (!status.ok()) {
+    if (p.kind == wire::MessageKind::kRequest) {
+      ++(status.code() == Code::kTimeout ? counters_.request_timeouts : counters_.request_failures);
+    } else {
+      ++counters_.dispatch_failures;
+    }
+  }
+  if (p.kind == wire::MessageKind::kRequest && p.handed && p.target.node == self_.node) {
+    // A local responder that has not answered: its answer is no longer awaited.
+    std::string reply_to = ReplyTo(self_.node, self_.incarnation, p.id);
+    auto s = serving_.find(reply_to);
+    if (s != serving_.end()) {
+      if (auto sess = sessions_.find(s->second.session); sess != sessions_.end()) {
+        sess->second.serving.erase(reply_to);
+      }
+      serving_.erase(s);
+    }
+  }
+  auto s = sessions_.find(p.requester);
+  if (s == sessions_.end()) return;  // the requester left: nobody to tell
+  s->second.pending.erase(p.id);
+  Deliver(s->second, wire::Reply{p.req, std::move(status), std::move(body)}, payload);
+}
+
+// A dispatch, request or send from another broker, for a member here.
+void BrokerLoop::OnForward(const wire::PeerForward& f, zmq::message_t& payload, TimePoint now) {
+  ++counters_.forwards_received;
+  auto answer = [&](Status s) {
+    if (!s.ok()) ++counters_.forwards_refused;
+    SendToPeer(f.from.node, wire::PeerForwardAck{self_, f.id, std::move(s)});
+  };
+  MemberId target{self_.node, self_.incarnation, f.session};
+  auto s = sessions_.find(f.session);
+  if (s == sessions_.end()) return answer(Status::NotFound("no member " + target.ToString()));
+  if (f.kind != wire::MessageKind::kDirect && table_.JoinCount(target, f.scope, f.group) == 0) {
+    return answer(Status::NotJoined(target.ToString() + " left the group"));
+  }
+  if (payload.size() > options_.max_message_bytes) {
+    return answer(Status::TooLarge("over " + self_.node + "'s maximum message size"));
+  }
+  std::string reply_to = ReplyTo(f.from.node, f.from.incarnation, f.id);
+  const bool is_request = f.kind == wire::MessageKind::kRequest;
+  wire::Message msg{f.kind, f.sender, "", f.scope, f.group, is_request ? reply_to : ""};
+  if (!DeliverMessage(s->second, msg, payload)) {
+    return answer(Status::Unavailable("the queue of " + target.ToString() + " is full"));
+  }
+  if (is_request) {
+    serving_[reply_to] = Serving{f.session, now + std::chrono::milliseconds(f.timeout_ms)};
+    s->second.serving.insert(reply_to);
+  }
+  answer(Status::Ok());
+}
+
+void BrokerLoop::OnForwardAck(const wire::PeerForwardAck& ack, TimePoint now) {
+  auto it = pending_.find(ack.id);
+  if (it == pending_.end()) return;  // resolved already (timed out, requester left)
+  Pending& p = it->second;
+  if (p.target.node != ack.from.node || p.handed) return;
+  if (ack.status.ok()) {
+    if (p.kind == wire::MessageKind::kRequest) {
+      p.handed = true;
+      return;
+    }
+    return Resolve(ack.id, Status::Ok(), wire::DeliveredBody{p.target});
+  }
+  if (p.kind == wire::MessageKind::kDirect) return Resolve(ack.id, ack.status);
+  Route(ack.id, now);  // that member could not take it: another one
+}
+
+void BrokerLoop::OnResponse(const wire::PeerResponse& r, zmq::message_t& payload) {
+  auto it = pending_.find(r.id);
+  if (it == pending_.end() || it->second.kind != wire::MessageKind::kRequest ||
+      it->second.target.node != r.from.node) {
+    ++counters_.responses_unclaimed;
+    return;
+  }
+  if (!r.status.ok()) return Resolve(r.id, r.status);
+  Resolve(r.id, Status::Ok(), wire::ResponseBody{r.responder}, &payload);
+}
+
+void BrokerLoop::OnRespond(Session& session, const wire::Respond& respond,
+                           zmq::message_t& payload) {
+  ++counters_.responses_in;
+  auto it = serving_.find(respond.reply_to);
+  if (it == serving_.end() || it->second.session != session.id) {
+    Reply(session.routing_id, respond.req,
+          Status::NotFound("no request '" + respond.reply_to +
+                           "' awaits an answer from this member (answered already, timed out, "
+                           "or not handed to it)"));
+    return;
+  }
+  serving_.erase(it);
+  session.serving.erase(respond.reply_to);
+  MemberId origin = *MemberId::Parse(respond.reply_to);  // validated by the codec
+  MemberId me{self_.node, self_.incarnation, session.id};
+  AnswerRequester(origin, Status::Ok(), me, payload);
+  Reply(session.routing_id, respond.req, Status::Ok());
+}
+
+// `origin` is the reply_to of a request: the requester's broker and its id there.
+void BrokerLoop::AnswerRequester(const MemberId& origin, Status status, const MemberId& responder,
+                                 zmq::message_t& payload) {
+  if (origin.node == self_.node) {
+    auto p = pending_.find(origin.session);
+    if (origin.incarnation != self_.incarnation || p == pending_.end() || !p->second.handed) {
+      ++counters_.responses_unclaimed;
+      return;
+    }
+    if (!status.ok()) return Resolve(origin.session, std::move(status));
+    return Resolve(origin.session, Status::Ok(), wire::ResponseBody{responder}, &payload);
+  }
+  auto peer = peers_.find(origin.node);
+  if (peer == peers_.end() || peer->second.id.incarnation != origin.incarnation ||
+      !SendToPeer(origin.node,
+                  wire::PeerResponse{self_, origin.session, std::move(status), responder},
+                  &payload)) {
+    ++counters_.responses_unclaimed;  // the requester's node is gone: it was told already
+  }
+}
+
+void BrokerLoop::StopServing(const std::string& reply_to, const Status& why) {
+  auto it = serving_.find(reply_to);
+  if (it == serving_.end()) return;
+  MemberId responder{self_.node, self_.incarnation, it->second.session};
+  serving_.erase(it);
+  zmq::message_t empty;
+  AnswerRequester(*MemberId::Parse(reply_to), why, responder, empty);
+}
+
+void BrokerLoop::OnSessionGoneMessaging(Session& session) {
+  for (const std::string& prefix : topics_.RemoveSession(session.id)) {
+    data_sub_.set(zmq::sockopt::unsubscribe, PublishDataTopic(prefix));
+    forget_streams_ = true;
+  }
+  // Requests it was handed and did not answer fail now, not at their timeout.
+  for (const std::string& reply_to : session.serving) {
+    StopServing(reply_to,
+                Status::Unavailable("the responder " +
+                                    MemberId{self_.node, self_.incarnation, session.id}.ToString() +
+                                    " ended before answering"));
+  }
+  // What it was waiting for: nobody is left to tell.
+  for (uint64_t id : session.pending) {
+    auto it = pending_.find(id);
+    if (it == pending_.end()) continue;
+    pending_deadlines_.erase({it->second.deadline, id});
+    pending_.erase(it);
+  }
+}
+
+void BrokerLoop::OnPeerGoneMessaging(const std::string& node) {
+  inbound_.ForgetOrigin(node);
+  std::vector<uint64_t> affected;
+  for (const auto& [id, p] : pending_) {
+    if (p.target.node == node) affected.push_back(id);
+  }
+  TimePoint now = Clock::now();
+  for (uint64_t id : affected) {
+    Pending& p = pending_.at(id);
+    if (p.handed) {
+      // The responder had it: whether it acted is unknown, so it is not
+      // asked of another member.
+      Resolve(id, Status::Unavailable("the responder's node " + node + " died before answering"));
+    } else if (p.kind == wire::MessageKind::kDirect) {
+      Resolve(id, Status::Unavailable("the node " + node + " died before the member got it"));
+    } else {
+      Route(id, now);  // not delivered: another member gets it
+    }
+  }
+  // Requests from that node that members here still hold: nobody waits.
+  for (auto it = serving_.begin(); it != serving_.end();) {
+    std::optional<MemberId> origin = MemberId::Parse(it->first);
+    if (origin && origin->node == node) {
+      if (auto s = sessions_.find(it->second.session); s != sessions_.end()) {
+        s->second.serving.erase(it->first);
+      }
+      it = serving_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+void BrokerLoop::MessagingTimers(TimePoint now) {
+  while (!pending_deadlines_.empty() && pending_deadlines_.begin()->first <= now) {
+    uint64_t id = pending_deadlines_.begin()->second;
+    pending_deadlines_.erase(pending_deadlines_.begin());
+    auto it = pending_.find(id);
+    if (it == pending_.end()) continue;
+    const Pending& p = it->second;
+    if (p.kind == wire::MessageKind::kRequest) {
+      Resolve(id, Status::Timeout("no response within " + std::to_string(p.timeout_ms) + " ms"));
+    } else {
+      Resolve(id, Status::Timeout("no confirmation from " + p.target.node + " within " +
+                                  std::to_string(kForwardAckTimeout.count()) +
+                                  " ms: the member may or may not have it"));
+    }
+  }
+  if (now >= next_serving_sweep_) {
+    next_serving_sweep_ = now + std::chrono::milliseconds(100);
+    // Requests whose requester stopped waiting: an answer is no longer useful.
+    for (auto it = serving_.begin(); it != serving_.end();) {
+      if (it->second.deadline + std::chrono::seconds(1) < now) {
+        if (auto s = sessions_.find(it->second.session); s != sessions_.end()) {
+          s->second.serving.erase(it->first);
+        }
+        it = serving_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  if (forget_streams_) {
+    forget_streams_ = false;
+    inbound_.ForgetUnless([this](const std::string& t) { return WantsDataTopic(t); });
+  }
+}
+
+}  // namespace meshbus
