@@ -454,8 +454,19 @@ std::map<std::string, uint64_t> BrokerLoop::CounterMap() const {
       {"responses_unclaimed", c.responses_unclaimed},
       {"subscriptions", topics_.prefix_count()},
       {"pending_outcomes", pending_.size()},
+      {"data_dropped_on_purpose", c.data_dropped_on_purpose},
+      {"client_bytes_queued", QueuedClientBytes()},
   };
   return m;
+}
+
+uint64_t BrokerLoop::QueuedClientBytes() const {
+  uint64_t total = 0;
+  for (const auto& [id, s] : sessions_) {
+    total += s.outstanding_bytes;
+    for (const Frame& f : s.backlog) total += f.body.size() + (f.payload ? f.payload->size() : 0);
+  }
+  return total;
 }
 
 void BrokerLoop::SetBlockedPeers(std::vector<std::string> nodes) {
@@ -511,6 +522,9 @@ void Broker::SetBlockedPeers(std::vector<std::string> nodes) {
 }
 void Broker::DropNextDeltas(int n) {
   loop_->RunAndWait([&] { loop_->DropNextDeltas(n); });
+}
+void Broker::DropNextData(int n) {
+  loop_->RunAndWait([&] { loop_->DropNextData(n); });
 }
 void Broker::ForceResync() {
   loop_->RunAndWait([&] { loop_->ForceResync(); });

@@ -49,6 +49,8 @@ class Broker {
   void DropNextDeltas(int n);
   // Asks every peer for a fresh snapshot, as after a gap.
   void ForceResync();
+  // The next n publishes or broadcasts to peers are numbered but not sent.
+  void DropNextData(int n);
 
  private:
   explicit Broker(std::unique_ptr<BrokerLoop> loop);

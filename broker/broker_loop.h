@@ -100,6 +100,7 @@ struct BrokerCounters {
   uint64_t request_timeouts = 0;
   uint64_t request_failures = 0;     // no responder left, or it died before answering
   uint64_t responses_unclaimed = 0;  // came after the request timed out or its requester left
+  uint64_t data_dropped_on_purpose = 0;
 };
 
 class BrokerLoop {
@@ -127,6 +128,9 @@ class BrokerLoop {
   std::map<std::string, uint64_t> CounterMap() const;
   void SetBlockedPeers(std::vector<std::string> nodes);
   void DropNextDeltas(int n) { drop_next_deltas_ += n; }
+  void DropNextData(int n) { drop_next_data_ += n; }
+  // Bytes sent to clients and not yet consumed, and waiting in backlogs.
+  uint64_t QueuedClientBytes() const;
   void ForceResync();
 
  private:
@@ -326,6 +330,7 @@ class BrokerLoop {
   uint64_t seq_ = 0;  // last delta number of our own state
   std::vector<wire::DeltaOp> pending_ops_;
   int drop_next_deltas_ = 0;
+  int drop_next_data_ = 0;
 
   uint64_t next_session_ = 1;
   std::unordered_map<uint64_t, Session> sessions_;

@@ -145,6 +145,11 @@ bool BrokerLoop::DeliverMessage(Session& session, const wire::Message& message,
 void BrokerLoop::PublishData(const std::string& data_topic, uint64_t session,
                              zmq::message_t& payload) {
   wire::PeerData header{self_, outbound_.epoch(), outbound_.Next(data_topic), session, false};
+  if (drop_next_data_ > 0) {
+    --drop_next_data_;
+    ++counters_.data_dropped_on_purpose;
+    return;
+  }
   std::string body = wire::Encode(wire::PeerMessage(std::move(header)));
   size_t bytes = data_topic.size() + body.size() + payload.size();
   try {
@@ -449,6 +454,11 @@ void BrokerLoop::OnRespond(Session& session, const wire::Respond& respond,
                            zmq::message_t& payload) {
   ++counters_.responses_in;
   auto it = serving_.find(respond.reply_to);
+  if (it != serving_.end() && it->second.deadline < Clock::now()) {
+    session.serving.erase(it->first);
+    serving_.erase(it);  // the requester stopped waiting
+    it = serving_.end();
+  }
   if (it == serving_.end() || it->second.session != session.id) {
     Reply(session.routing_id, respond.req,
           Status::NotFound("no request '" + respond.reply_to +
@@ -567,7 +577,7 @@ void BrokerLoop::MessagingTimers(TimePoint now) {
     next_serving_sweep_ = now + std::chrono::milliseconds(100);
     // Requests whose requester stopped waiting: an answer is no longer useful.
     for (auto it = serving_.begin(); it != serving_.end();) {
-      if (it->second.deadline + std::chrono::seconds(1) < now) {
+      if (it->second.deadline < now) {
         if (auto s = sessions_.find(it->second.session); s != sessions_.end()) {
           s->second.serving.erase(it->first);
         }

@@ -1,0 +1,626 @@
+// Integration tests of messaging: publish/subscribe, broadcast, dispatch,
+// request/reply and direct sends across real brokers in this process, meshed
+// over loopback TCP, driven through the SDK.
+#include <gtest/gtest.h>
+
+#include <zmq.hpp>
+#include <zmq_addon.hpp>
+
+#include <algorithm>
+#include <map>
+#include <set>
+
+#include "test/test_mesh.h"
+#include "topics/wire.h"
+
+namespace meshbus::testing {
+namespace {
+
+using std::chrono::milliseconds;
+using Clock = std::chrono::steady_clock;
+
+constexpr char kProbe[] = "probe";
+
+// What a client received: messages (probes left out) and lost counts.
+struct Inbox {
+  std::vector<Message> messages;
+  std::vector<Outcome> outcomes;
+  uint64_t lost = 0;
+  size_t gaps = 0;
+};
+
+// Reads deliveries into `box` until `done` holds or the deadline passes.
+void Collect(Client& c, Inbox* box, const std::function<bool(const Inbox&)>& done,
+             milliseconds timeout = milliseconds(5000)) {
+  auto deadline = Clock::now() + timeout;
+  while (!done(*box) && Clock::now() < deadline) {
+    Result<Delivery> d = c.Receive(milliseconds(20));
+    if (!d.ok()) continue;
+    if (auto* m = std::get_if<Message>(&*d)) {
+      if (m->payload != kProbe) box->messages.push_back(std::move(*m));
+    } else if (auto* o = std::get_if<Outcome>(&*d)) {
+      box->outcomes.push_back(std::move(*o));
+    } else if (auto* g = std::get_if<GapNotice>(&*d)) {
+      box->lost += g->lost;
+      ++box->gaps;
+    }
+  }
+}
+
+// Reads what is there now, then as long as anything more comes within `quiet`.
+Inbox Drain(Client& c, milliseconds quiet = milliseconds(150)) {
+  Inbox box;
+  size_t seen = SIZE_MAX;
+  while (true) {
+    size_t before = box.messages.size() + box.lost + box.outcomes.size();
+    if (before == seen) break;
+    seen = before;
+    Collect(
+        c, &box, [&](const Inbox& b) { return false; }, quiet);
+  }
+  return box;
+}
+
+// Subscriptions reach publishers asynchronously (as in ZeroMQ): publishes a
+// probe on `topic` until `sub` gets one, so what follows is not lost to a
+// subscription still on its way. Probes are then drained.
+bool AwaitSubscribed(Client& pub, Client& sub, const std::string& topic) {
+  auto deadline = Clock::now() + milliseconds(5000);
+  while (Clock::now() < deadline) {
+    if (!pub.Publish(topic, kProbe).ok()) return false;
+    Result<Delivery> d = sub.Receive(milliseconds(20));
+    if (!d.ok()) continue;
+    if (auto* m = std::get_if<Message>(&*d); m && m->payload == kProbe) {
+      Drain(sub, milliseconds(50));
+      return true;
+    }
+  }
+  return false;
+}
+
+// The same for a group's broadcasts: until each member got a probe.
+bool AwaitBroadcastReach(Client& sender, std::vector<Client*> members, const std::string& scope,
+                         const std::string& group) {
+  std::vector<bool> reached(members.size(), false);
+  auto deadline = Clock::now() + milliseconds(5000);
+  while (Clock::now() < deadline) {
+    if (std::all_of(reached.begin(), reached.end(), [](bool b) { return b; })) {
+      for (Client* m : members) Drain(*m, milliseconds(50));
+      return true;
+    }
+    if (!sender.Broadcast(scope, group, kProbe).ok()) return false;
+    for (size_t i = 0; i < members.size(); ++i) {
+      Result<Delivery> d = members[i]->Receive(milliseconds(10));
+      if (d.ok() && std::holds_alternative<Message>(*d)) reached[i] = true;
+    }
+  }
+  return false;
+}
+
+std::vector<std::string> Payloads(const std::vector<Message>& messages) {
+  std::vector<std::string> out;
+  for (const Message& m : messages) out.push_back(m.payload);
+  return out;
+}
+
+bool SeesMembers(Client& c, const std::string& scope, const std::string& group, size_t n) {
+  return WaitFor([&] {
+    Result<std::vector<MemberId>> m = c.Members(scope, group);
+    return m.ok() && m->size() == n;
+  });
+}
+
+class MessagingTest : public ::testing::Test {
+ protected:
+  explicit MessagingTest(int n = 3, BrokerOptions o = TestMesh::FastOptions()) : mesh(n, o) {}
+  void SetUp() override {
+    ASSERT_TRUE(WaitFor([&] { return mesh.AllConverged(); }));
+  }
+  uint64_t Stat(int i, const std::string& name) { return mesh.broker(i).Stats()[name]; }
+  TestMesh mesh;
+};
+
+class MessagingFourNodeTest : public MessagingTest {
+ protected:
+  MessagingFourNodeTest() : MessagingTest(4) {}
+};
+
+// ---- publish / subscribe ---------------------------------------------------
+
+TEST_F(MessagingFourNodeTest, PublishReachesInterestedNodesOnceEachAndNoOthers) {
+  Client pub = mesh.Connect(0);
+  Client s2a = mesh.Connect(1), s2b = mesh.Connect(1), s3 = mesh.Connect(2);
+  Client other = mesh.Connect(3);  // n4 subscribes to something else
+  for (Client* s : {&s2a, &s2b, &s3}) ASSERT_TRUE(s->Subscribe("orders.").ok());
+  ASSERT_TRUE(other.Subscribe("invoices.").ok());
+  for (Client* s : {&s2a, &s2b, &s3}) ASSERT_TRUE(AwaitSubscribed(pub, *s, "orders.probe"));
+  uint64_t n2_in = Stat(1, "data_messages_in"), n3_in = Stat(2, "data_messages_in");
+  uint64_t n1_out = Stat(0, "data_messages_out");
+
+  constexpr int kCount = 200;
+  for (int i = 0; i < kCount; ++i) ASSERT_TRUE(pub.Publish("orders.eu", std::to_string(i)).ok());
+  for (Client* s : {&s2a, &s2b, &s3}) {
+    Inbox box;
+    Collect(*s, &box, [](const Inbox& b) { return b.messages.size() >= kCount; });
+    ASSERT_EQ(box.messages.size(), size_t(kCount));
+    for (int i = 0; i < kCount; ++i) {
+      EXPECT_EQ(box.messages[i].payload, std::to_string(i));
+      EXPECT_EQ(box.messages[i].topic, "orders.eu");
+      EXPECT_EQ(box.messages[i].kind, MessageKind::kPublish);
+      EXPECT_EQ(box.messages[i].from, pub.self());
+    }
+    EXPECT_EQ(box.lost, 0u);
+  }
+  // Published once; each interested node took it in once however many
+  // subscribers it has (marks, one per topic per heartbeat, come on top).
+  EXPECT_EQ(Stat(0, "data_messages_out") - n1_out, uint64_t(kCount));
+  uint64_t n2_got = Stat(1, "data_messages_in") - n2_in;
+  uint64_t n3_got = Stat(2, "data_messages_in") - n3_in;
+  EXPECT_GE(n2_got, uint64_t(kCount));
+  EXPECT_LT(n2_got, uint64_t(kCount) + 100) << "n2 took the messages in more than once";
+  EXPECT_GE(n3_got, uint64_t(kCount));
+  EXPECT_LT(n3_got, uint64_t(kCount) + 100);
+  EXPECT_EQ(Stat(3, "data_messages_in"), 0u) << "n4 has no interest in orders.*";
+  EXPECT_EQ(Drain(other).messages.size(), 0u);
+}
+
+TEST_F(MessagingTest, PrefixSemantics) {
+  Client pub = mesh.Connect(0);
+  Client wide = mesh.Connect(1), narrow = mesh.Connect(1), overlapping = mesh.Connect(2),
+         everything = mesh.Connect(2);
+  ASSERT_TRUE(wide.Subscribe("ord").ok());
+  ASSERT_TRUE(narrow.Subscribe("orders.eu").ok());
+  ASSERT_TRUE(overlapping.Subscribe("orders").ok());
+  ASSERT_TRUE(overlapping.Subscribe("orders.eu").ok());
+  ASSERT_TRUE(everything.Subscribe("").ok());
+  ASSERT_TRUE(AwaitSubscribed(pub, wide, "ord"));
+  ASSERT_TRUE(AwaitSubscribed(pub, narrow, "orders.eu"));
+  ASSERT_TRUE(AwaitSubscribed(pub, overlapping, "orders.eu"));
+  ASSERT_TRUE(AwaitSubscribed(pub, everything, "x"));
+  for (const char* t : {"orders.eu", "orders.us", "ordinal", "invoices", "orders.eu.x", "fence"}) {
+    ASSERT_TRUE(pub.Publish(t, t).ok());
+  }
+  auto until_fence = [](Client& c, bool gets_fence) {
+    Inbox box;
+    if (gets_fence) {
+      Collect(c, &box, [](const Inbox& b) {
+        return !b.messages.empty() && b.messages.back().payload == "fence";
+      });
+    } else {
+      box = Drain(c, milliseconds(300));
+    }
+    return Payloads(box.messages);
+  };
+  using V = std::vector<std::string>;
+  EXPECT_EQ(until_fence(everything, true),
+            (V{"orders.eu", "orders.us", "ordinal", "invoices", "orders.eu.x", "fence"}));
+  // The others have no fence to wait for; `everything` saw the fence, and
+  // the others' messages came on the same ordered channels before it.
+  EXPECT_EQ(until_fence(wide, false), (V{"orders.eu", "orders.us", "ordinal", "orders.eu.x"}));
+  EXPECT_EQ(until_fence(narrow, false), (V{"orders.eu", "orders.eu.x"}));
+  // Two matching subscriptions, one delivery each, as a ZeroMQ SUB socket.
+  EXPECT_EQ(until_fence(overlapping, false), (V{"orders.eu", "orders.us", "orders.eu.x"}));
+}
+
+TEST_F(MessagingTest, LocalSubscribersGetLocalPublishes) {
+  Client pub = mesh.Connect(0), sub = mesh.Connect(0);
+  ASSERT_TRUE(sub.Subscribe("t").ok());
+  ASSERT_TRUE(pub.Publish("t", "one").ok());
+  Inbox box;
+  Collect(sub, &box, [](const Inbox& b) { return !b.messages.empty(); });
+  ASSERT_EQ(Payloads(box.messages), std::vector<std::string>{"one"});
+}
+
+TEST_F(MessagingTest, UnsubscribeStopsDelivery) {
+  Client pub = mesh.Connect(0), sub = mesh.Connect(1);
+  ASSERT_TRUE(sub.Subscribe("a").ok());
+  ASSERT_TRUE(sub.Subscribe("fence").ok());
+  ASSERT_TRUE(AwaitSubscribed(pub, sub, "a"));
+  ASSERT_TRUE(AwaitSubscribed(pub, sub, "fence"));
+  ASSERT_TRUE(pub.Publish("a", "before").ok());
+  Inbox box;
+  Collect(sub, &box, [](const Inbox& b) { return !b.messages.empty(); });
+  ASSERT_EQ(Payloads(box.messages), std::vector<std::string>{"before"});
+
+  ASSERT_TRUE(sub.Unsubscribe("a").ok());
+  EXPECT_EQ(sub.Unsubscribe("a").code(), Code::kNotFound);
+  EXPECT_EQ(sub.Unsubscribe("never").code(), Code::kNotFound);
+  // Until n1 has the unsubscription, it still sends; n2 drops those, as
+  // nobody wants them. Either way the subscriber gets nothing of "a".
+  for (int i = 0; i < 20; ++i) ASSERT_TRUE(pub.Publish("a", "after").ok());
+  ASSERT_TRUE(pub.Publish("fence", "fence").ok());
+  box = Inbox{};
+  Collect(sub, &box, [](const Inbox& b) { return !b.messages.empty(); });
+  EXPECT_EQ(Payloads(box.messages), std::vector<std::string>{"fence"});
+  EXPECT_EQ(box.lost, 0u) << "messages nobody wants are no loss";
+}
+
+// ---- broadcast -------------------------------------------------------------
+
+TEST_F(MessagingTest, BroadcastReachesEveryMemberOnceOnEveryNode) {
+  Client sender = mesh.Connect(0);
+  Client m1 = mesh.Connect(0), m2 = mesh.Connect(1), m3a = mesh.Connect(2), m3b = mesh.Connect(2);
+  Client outsider = mesh.Connect(1);
+  ASSERT_TRUE(m1.Join("app", "all").ok());
+  ASSERT_TRUE(m1.Join("app", "all").ok());  // twice: still one delivery
+  for (Client* m : {&m2, &m3a, &m3b}) ASSERT_TRUE(m->Join("app", "all").ok());
+  ASSERT_TRUE(outsider.Join("app", "all2").ok());  // a group whose name extends "all"
+  ASSERT_TRUE(SeesMembers(sender, "app", "all", 5));
+  ASSERT_TRUE(AwaitBroadcastReach(sender, {&m1, &m2, &m3a, &m3b}, "app", "all"));
+
+  ASSERT_TRUE(sender.Broadcast("app", "all", "hello").ok());
+  ASSERT_TRUE(sender.Broadcast("app", "all", "fence").ok());
+  for (Client* m : {&m1, &m2, &m3a, &m3b}) {
+    Inbox box;
+    Collect(*m, &box, [](const Inbox& b) {
+      return !b.messages.empty() && b.messages.back().payload == "fence";
+    });
+    EXPECT_EQ(Payloads(box.messages), (std::vector<std::string>{"hello", "fence"}));
+    EXPECT_EQ(box.messages[0].kind, MessageKind::kBroadcast);
+    EXPECT_EQ(box.messages[0].group, "all");
+    EXPECT_EQ(box.messages[0].from, sender.self());
+  }
+  EXPECT_EQ(Drain(outsider).messages.size(), 0u);
+  // A broadcast to an empty group reaches nobody and is no error.
+  EXPECT_TRUE(sender.Broadcast("app", "nobody", "x").ok());
+}
+
+// ---- dispatch --------------------------------------------------------------
+
+TEST_F(MessagingTest, DispatchSpreadsUniformlyOverTheMesh) {
+  Client sender = mesh.Connect(0);
+  Client w1 = mesh.Connect(0), w2 = mesh.Connect(1), w3 = mesh.Connect(2);
+  for (Client* w : {&w1, &w2, &w3}) ASSERT_TRUE(w->Join("jobs", "workers").ok());
+  ASSERT_TRUE(SeesMembers(sender, "jobs", "workers", 3));
+
+  constexpr int kCount = 1500;
+  std::map<std::string, int> chosen;
+  int in_flight = 0, sent = 0, done = 0;
+  auto deadline = Clock::now() + milliseconds(20000);
+  while (done < kCount && Clock::now() < deadline) {
+    while (sent < kCount && in_flight < 100) {
+      ASSERT_TRUE(sender.DispatchAsync("jobs", "workers", std::to_string(sent)).ok());
+      ++sent;
+      ++in_flight;
+    }
+    Result<Delivery> d = sender.Receive(milliseconds(100));
+    if (!d.ok()) continue;
+    auto* o = std::get_if<Outcome>(&*d);
+    ASSERT_NE(o, nullptr);
+    ASSERT_TRUE(o->status.ok()) << o->status.ToString();
+    ++chosen[o->member.ToString()];
+    --in_flight;
+    ++done;
+  }
+  ASSERT_EQ(done, kCount);
+  // Each worker got exactly what the outcomes said, in the order sent.
+  for (Client* w : {&w1, &w2, &w3}) {
+    Inbox box;
+    int want = chosen[w->self().ToString()];
+    Collect(*w, &box, [&](const Inbox& b) { return int(b.messages.size()) >= want; });
+    ASSERT_EQ(int(box.messages.size()), want);
+    for (size_t i = 1; i < box.messages.size(); ++i) {
+      EXPECT_LT(std::stoi(box.messages[i - 1].payload), std::stoi(box.messages[i].payload));
+    }
+    EXPECT_EQ(box.messages[0].kind, MessageKind::kDispatch);
+  }
+  // Chi-square with 2 degrees of freedom: above 13.8 has odds of 1 in 1000.
+  double expected = kCount / 3.0, chi2 = 0;
+  for (Client* w : {&w1, &w2, &w3}) {
+    double d = chosen[w->self().ToString()] - expected;
+    chi2 += d * d / expected;
+  }
+  EXPECT_LT(chi2, 13.8) << chosen[w1.self().ToString()] << " " << chosen[w2.self().ToString()]
+                        << " " << chosen[w3.self().ToString()];
+}
+
+TEST_F(MessagingTest, DispatchToLocalMembersNeverTouchesTheNetwork) {
+  Client sender = mesh.Connect(0);
+  Client w1 = mesh.Connect(0), w2 = mesh.Connect(0);
+  ASSERT_TRUE(w1.Join("jobs", "local").ok());
+  ASSERT_TRUE(w2.Join("jobs", "local").ok());
+  uint64_t out = Stat(0, "forwards_sent"), data = Stat(0, "data_messages_out");
+  uint64_t in2 = Stat(1, "forwards_received"), in3 = Stat(2, "forwards_received");
+  for (int i = 0; i < 50; ++i) {
+    Result<MemberId> m = sender.Dispatch("jobs", "local", "x");
+    ASSERT_TRUE(m.ok()) << m.status().ToString();
+    EXPECT_EQ(m->node, "n1");
+  }
+  EXPECT_EQ(Stat(0, "forwards_sent"), out);
+  EXPECT_EQ(Stat(0, "data_messages_out"), data);
+  EXPECT_EQ(Stat(1, "forwards_received"), in2);
+  EXPECT_EQ(Stat(2, "forwards_received"), in3);
+  EXPECT_EQ(Drain(w1).messages.size() + Drain(w2).messages.size(), 50u);
+}
+
+TEST_F(MessagingTest, DispatchWithNoMembersFailsAtOnce) {
+  Client sender = mesh.Connect(0);
+  auto start = Clock::now();
+  Result<MemberId> m = sender.Dispatch("jobs", "nobody", "x");
+  EXPECT_EQ(m.status().code(), Code::kNoMembers) << m.status().ToString();
+  Result<Message> r = sender.Request("jobs", "nobody", "x", milliseconds(2000));
+  EXPECT_EQ(r.status().code(), Code::kNoResponders) << r.status().ToString();
+  EXPECT_LT(Clock::now() - start, milliseconds(500));
+}
+
+TEST_F(MessagingTest, DispatchGoesElsewhereWhenTheChosenMembersNodeIsCutOff) {
+  Client sender = mesh.Connect(0);
+  Client w2 = mesh.Connect(1), w3 = mesh.Connect(2);
+  ASSERT_TRUE(w2.Join("jobs", "w").ok());
+  ASSERT_TRUE(w3.Join("jobs", "w").ok());
+  ASSERT_TRUE(SeesMembers(sender, "jobs", "w", 2));
+  // n1 can no longer send to n3, but still lists its member: every dispatch
+  // that picks w3 is sent to w2 instead.
+  mesh.broker(0).SetBlockedPeers({"n3"});
+  for (int i = 0; i < 30; ++i) {
+    Result<MemberId> m = sender.Dispatch("jobs", "w", "x");
+    ASSERT_TRUE(m.ok()) << m.status().ToString();
+    EXPECT_EQ(*m, w2.self());
+  }
+  EXPECT_GT(Stat(0, "redispatches"), 0u);
+  mesh.Heal();
+}
+
+// A member's node killed with dispatches and requests in flight: each one
+// has an outcome; a request the dead member held fails with an error, one it
+// never got goes to the other member; none is left without an answer.
+TEST_F(MessagingTest, NothingInFlightVanishesWhenAMembersNodeDies) {
+  Client sender = mesh.Connect(0);
+  Client w2 = mesh.Connect(1), w3 = mesh.Connect(2);
+  ASSERT_TRUE(w2.Join("svc", "echo").ok());
+  ASSERT_TRUE(w3.Join("svc", "echo").ok());
+  ASSERT_TRUE(SeesMembers(sender, "svc", "echo", 2));
+
+  constexpr int kRequests = 200, kDispatches = 200;
+  std::set<uint64_t> tickets;
+  for (int i = 0; i < kRequests; ++i) {
+    Result<uint64_t> t = sender.RequestAsync("svc", "echo", std::to_string(i), milliseconds(8000));
+    ASSERT_TRUE(t.ok());
+    tickets.insert(*t);
+  }
+  for (int i = 0; i < kDispatches; ++i) {
+    Result<uint64_t> t = sender.DispatchAsync("svc", "echo", "d");
+    ASSERT_TRUE(t.ok());
+    tickets.insert(*t);
+  }
+  // w2 answers what it gets; w3's node dies without answering.
+  mesh.Stop(2, /*graceful=*/false);
+  std::map<Code, int> outcomes;
+  auto deadline = Clock::now() + milliseconds(7000);
+  while (!tickets.empty() && Clock::now() < deadline) {
+    Result<Delivery> d = w2.Receive(milliseconds(5));
+    if (d.ok()) {
+      if (auto* m = std::get_if<Message>(&*d); m && m->kind == MessageKind::kRequest) {
+        ASSERT_TRUE(w2.Reply(*m, m->payload).ok());
+      }
+    }
+    Result<Delivery> o = sender.Receive(milliseconds(5));
+    if (!o.ok()) continue;
+    if (auto* out = std::get_if<Outcome>(&*o)) {
+      ASSERT_EQ(tickets.erase(out->ticket), 1u) << "an outcome twice, or for nothing";
+      ++outcomes[out->status.code()];
+      if (!out->status.ok()) {
+        EXPECT_EQ(out->status.code(), Code::kUnavailable) << out->status.ToString();
+      }
+    }
+  }
+  EXPECT_TRUE(tickets.empty()) << tickets.size() << " calls never had an outcome";
+  EXPECT_GT(outcomes[Code::kOk], 0);
+  EXPECT_EQ(outcomes[Code::kTimeout], 0) << "a dead member is found before the timeout";
+}
+
+// ---- request / reply -------------------------------------------------------
+
+TEST_F(MessagingTest, RequestGetsTheReplyOfAMemberOnAnotherNode) {
+  Client requester = mesh.Connect(0), responder = mesh.Connect(2);
+  ASSERT_TRUE(responder.Join("svc", "upper").ok());
+  ASSERT_TRUE(SeesMembers(requester, "svc", "upper", 1));
+  std::thread serve([&] {
+    for (int handled = 0; handled < 3;) {
+      Result<Delivery> d = responder.Receive(milliseconds(3000));
+      if (!d.ok()) return;
+      auto* m = std::get_if<Message>(&*d);
+      if (m == nullptr || m->kind != MessageKind::kRequest) continue;
+      std::string up = m->payload;
+      std::transform(up.begin(), up.end(), up.begin(), ::toupper);
+      EXPECT_TRUE(responder.Reply(*m, up).ok());
+      // Answering twice is an error: the request has its answer.
+      EXPECT_EQ(responder.Reply(*m, "again").code(), Code::kNotFound);
+      ++handled;
+    }
+  });
+  for (const std::string& word :
+       {std::string("abc"), std::string("hello"), std::string(70000, 'x')}) {
+    Result<Message> r = requester.Request("svc", "upper", word, milliseconds(3000));
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    std::string want = word;
+    std::transform(want.begin(), want.end(), want.begin(), ::toupper);
+    EXPECT_TRUE(r->payload == want)
+        << r->payload.size() << " bytes, not the " << want.size() << " expected";
+    EXPECT_EQ(r->from, responder.self());
+  }
+  serve.join();
+}
+
+TEST_F(MessagingTest, RequestTimesOutWhenTheResponderIsSilent) {
+  Client requester = mesh.Connect(0), silent = mesh.Connect(1);
+  ASSERT_TRUE(silent.Join("svc", "silent").ok());
+  ASSERT_TRUE(SeesMembers(requester, "svc", "silent", 1));
+  auto start = Clock::now();
+  Result<Message> r = requester.Request("svc", "silent", "x", milliseconds(300));
+  EXPECT_EQ(r.status().code(), Code::kTimeout) << r.status().ToString();
+  EXPECT_GE(Clock::now() - start, milliseconds(300));
+  EXPECT_LT(Clock::now() - start, milliseconds(2000));
+  // The late answer is refused, and the requester's next call is not confused by it.
+  Inbox box = Drain(silent);
+  ASSERT_EQ(box.messages.size(), 1u);
+  EXPECT_EQ(silent.Reply(box.messages[0], "late").code(), Code::kNotFound);
+  EXPECT_TRUE(requester.Members("svc", "silent").ok());
+  EXPECT_EQ(Stat(0, "request_timeouts"), 1u);
+}
+
+TEST_F(MessagingTest, ARequestHeldByAMemberThatLeavesFailsAtOnce) {
+  Client requester = mesh.Connect(0);
+  ClientOptions o;
+  o.endpoint = "ipc://" + mesh.client_endpoint(1);
+  Result<Client> responder = Client::Connect(o);
+  ASSERT_TRUE(responder.ok());
+  ASSERT_TRUE(responder->Join("svc", "quitter").ok());
+  ASSERT_TRUE(SeesMembers(requester, "svc", "quitter", 1));
+  ASSERT_TRUE(requester.RequestAsync("svc", "quitter", "x", milliseconds(10000)).ok());
+  Inbox held;
+  Collect(*responder, &held, [](const Inbox& b) { return !b.messages.empty(); });
+  ASSERT_EQ(held.messages.size(), 1u);
+  auto start = Clock::now();
+  ASSERT_TRUE(responder->Close().ok());
+  Inbox box;
+  Collect(requester, &box, [](const Inbox& b) { return !b.outcomes.empty(); });
+  ASSERT_EQ(box.outcomes.size(), 1u);
+  EXPECT_EQ(box.outcomes[0].status.code(), Code::kUnavailable) << box.outcomes[0].status.ToString();
+  EXPECT_LT(Clock::now() - start, milliseconds(2000));
+}
+
+// ---- direct sends ----------------------------------------------------------
+
+TEST_F(MessagingTest, SendReachesOneMemberByIdInOrder) {
+  Client sender = mesh.Connect(0), target = mesh.Connect(2);
+  ASSERT_TRUE(WaitFor([&] { return mesh.AllConverged(); }));
+  for (int i = 0; i < 100; ++i) {
+    Status s = sender.Send(target.self(), std::to_string(i));
+    ASSERT_TRUE(s.ok()) << s.ToString();
+  }
+  Inbox box;
+  Collect(target, &box, [](const Inbox& b) { return b.messages.size() >= 100; });
+  ASSERT_EQ(box.messages.size(), 100u);
+  for (int i = 0; i < 100; ++i) EXPECT_EQ(box.messages[i].payload, std::to_string(i));
+  EXPECT_EQ(box.messages[0].kind, MessageKind::kDirect);
+  EXPECT_EQ(box.messages[0].from, sender.self());
+
+  MemberId gone = target.self();
+  ASSERT_TRUE(target.Close().ok());
+  EXPECT_EQ(sender.Send(gone, "x").code(), Code::kNotFound);
+  MemberId nowhere{"n9", 1, 1};
+  EXPECT_EQ(sender.Send(nowhere, "x").code(), Code::kNotFound);
+  EXPECT_EQ(sender.Send(MemberId{"", 1, 1}, "x").code(), Code::kInvalidArgument);
+}
+
+// ---- loss is never silent --------------------------------------------------
+
+TEST_F(MessagingTest, LostDataBetweenBrokersIsReportedToTheSubscriber) {
+  Client pub = mesh.Connect(0), sub = mesh.Connect(1);
+  ASSERT_TRUE(sub.Subscribe("t").ok());
+  ASSERT_TRUE(AwaitSubscribed(pub, sub, "t"));
+  // Numbered and never sent: three in the middle of the stream...
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(pub.Publish("t", "a" + std::to_string(i)).ok());
+  mesh.broker(0).DropNextData(3);
+  for (int i = 0; i < 8; ++i) ASSERT_TRUE(pub.Publish("t", "b" + std::to_string(i)).ok());
+  Inbox box;
+  Collect(sub, &box, [](const Inbox& b) { return b.messages.size() >= 10; });
+  EXPECT_EQ(box.messages.size(), 10u);
+  EXPECT_EQ(box.lost, 3u);
+  EXPECT_EQ(Stat(1, "data_messages_lost"), 3u);
+  // ...and two at its end, with nothing after them: the origin's marks tell.
+  mesh.broker(0).DropNextData(2);
+  ASSERT_TRUE(pub.Publish("t", "c0").ok());
+  ASSERT_TRUE(pub.Publish("t", "c1").ok());
+  box = Inbox{};
+  Collect(sub, &box, [](const Inbox& b) { return b.lost >= 2; });
+  EXPECT_EQ(box.lost, 2u);
+  EXPECT_EQ(box.messages.size(), 0u);
+  EXPECT_EQ(Stat(1, "data_messages_lost"), 5u);
+  EXPECT_EQ(Stat(1, "data_gaps"), 2u);
+}
+
+class SlowConsumerTest : public MessagingTest {
+ protected:
+  static BrokerOptions Small() {
+    BrokerOptions o = TestMesh::FastOptions();
+    o.max_message_bytes = 4096;
+    o.client_queue_bytes = 64 * 1024;
+    return o;
+  }
+  SlowConsumerTest() : MessagingTest(2, Small()) {}
+};
+
+TEST_F(SlowConsumerTest, OverflowIsCountedReportedExactlyAndBounded) {
+  Client pub = mesh.Connect(0), sub = mesh.Connect(1);
+  ASSERT_TRUE(sub.Subscribe("t").ok());
+  ASSERT_TRUE(AwaitSubscribed(pub, sub, "t"));
+  constexpr int kCount = 2000;
+  const std::string kilobyte(1024, 'k');
+  // The subscriber reads nothing while 2 MB come for its 64 KiB queue.
+  for (int i = 0; i < kCount; ++i) ASSERT_TRUE(pub.Publish("t", kilobyte).ok());
+  ASSERT_TRUE(WaitFor(
+      [&] { return Stat(1, "messages_delivered") + Stat(1, "client_deliveries_lost") >= kCount; }));
+  EXPECT_LE(Stat(1, "client_bytes_queued"), 64u * 1024 + 2048) << "the queue grew past its bound";
+  EXPECT_GT(Stat(1, "slow_consumers"), 0u);
+  Inbox box;
+  Collect(sub, &box, [&](const Inbox& b) { return b.messages.size() + b.lost >= kCount; });
+  EXPECT_GT(box.lost, 0u) << "the queue never overflowed: the test proves nothing";
+  EXPECT_EQ(box.messages.size() + box.lost, size_t(kCount))
+      << box.messages.size() << " received, " << box.lost << " reported lost";
+  EXPECT_EQ(Stat(1, "client_deliveries_lost") + Stat(1, "data_messages_lost"), box.lost);
+  // Once it reads again, it gets everything.
+  ASSERT_TRUE(pub.Publish("t", "after").ok());
+  box = Inbox{};
+  Collect(sub, &box, [](const Inbox& b) { return !b.messages.empty(); });
+  EXPECT_EQ(Payloads(box.messages), std::vector<std::string>{"after"});
+}
+
+// ---- bad input -------------------------------------------------------------
+
+TEST_F(SlowConsumerTest, OversizeAndMalformedCallsGetErrors) {
+  Client c = mesh.Connect(0);
+  EXPECT_EQ(c.max_message_bytes(), 4096u);
+  const std::string big(4097, 'x');
+  EXPECT_EQ(c.Publish("t", big).code(), Code::kTooLarge);
+  EXPECT_EQ(c.Broadcast("s", "g", big).code(), Code::kTooLarge);
+  EXPECT_EQ(c.Dispatch("s", "g", big).status().code(), Code::kTooLarge);
+  EXPECT_EQ(c.Request("s", "g", big, milliseconds(100)).status().code(), Code::kTooLarge);
+  EXPECT_EQ(c.Send(c.self(), big).code(), Code::kTooLarge);
+  EXPECT_EQ(c.Publish("", "x").code(), Code::kInvalidArgument);
+  EXPECT_EQ(c.Publish("bad\ntopic", "x").code(), Code::kInvalidArgument);
+  EXPECT_EQ(c.Subscribe(std::string(300, 't')).code(), Code::kInvalidArgument);
+  EXPECT_EQ(c.Broadcast("s", "", "x").code(), Code::kInvalidArgument);
+  EXPECT_EQ(c.Dispatch("", "g", "x").status().code(), Code::kInvalidArgument);
+  EXPECT_EQ(c.Request("s", "g", "x", milliseconds(0)).status().code(), Code::kInvalidArgument);
+  Message not_a_request;
+  EXPECT_EQ(c.Reply(not_a_request, "x").code(), Code::kInvalidArgument);
+
+  // The same, past the SDK's checks: a raw client gets the broker's errors.
+  zmq::context_t ctx;
+  zmq::socket_t raw(ctx, zmq::socket_type::dealer);
+  raw.set(zmq::sockopt::linger, 0);
+  raw.connect("ipc://" + mesh.client_endpoint(0));
+  auto call = [&](const std::string& header, const std::string* payload) -> Status {
+    raw.send(zmq::buffer(header), payload ? zmq::send_flags::sndmore : zmq::send_flags::none);
+    if (payload) raw.send(zmq::buffer(*payload));
+    zmq::pollitem_t item{raw.handle(), 0, ZMQ_POLLIN, 0};
+    if (zmq::poll(&item, 1, milliseconds(2000)) != 1) return Status::Timeout("no answer");
+    std::vector<zmq::message_t> frames;
+    (void)zmq::recv_multipart(raw, std::back_inserter(frames));
+    Result<wire::ClientInbound> in = wire::DecodeClientInbound(frames[0].to_string_view());
+    if (!in.ok()) return in.status();
+    auto* reply = std::get_if<wire::Reply>(&*in);
+    return reply ? reply->status : Status::Internal("not a reply");
+  };
+  std::string hello =
+      wire::Encode(wire::ClientRequest(wire::Hello{1, wire::kProtocolVersion, "raw"}));
+  ASSERT_TRUE(call(hello, nullptr).ok());
+  std::string publish = wire::Encode(wire::ClientRequest(wire::Publish{2, "t"}));
+  EXPECT_EQ(call(publish, &big).code(), Code::kTooLarge);
+  EXPECT_EQ(call(publish, nullptr).code(), Code::kBadMessage) << "a publish needs a payload";
+  std::string join = wire::Encode(wire::ClientRequest(wire::Join{3, "s", "g"}));
+  std::string small = "x";
+  EXPECT_EQ(call(join, &small).code(), Code::kBadMessage) << "a join takes no payload";
+  std::string respond = wire::Encode(wire::ClientRequest(wire::Respond{4, "n1.1.99"}));
+  EXPECT_EQ(call(respond, &small).code(), Code::kNotFound);
+  std::string send = wire::Encode(wire::ClientRequest(wire::Send{5, MemberId{"n1", 1, 1}}));
+  EXPECT_EQ(call(send, &small).code(), Code::kNotFound);
+  EXPECT_GE(Stat(0, "messages_too_large"), 1u);
+  // And it still serves.
+  EXPECT_TRUE(c.Members("s", "g").ok());
+}
+
+}  // namespace
+}  // namespace meshbus::testing
