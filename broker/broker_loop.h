@@ -366,6 +366,7 @@ class BrokerLoop {
   // member may have it, so it is not sent elsewhere.
   static constexpr std::chrono::milliseconds kForwardAckTimeout{5000};
   static constexpr size_t kMaxMarksPerRound = 10000;
+  static constexpr size_t kMaxPendingPerSession = 10000;
 
   // Reused by every turn of the loop, to spare allocations.
   std::vector<zmq::pollitem_t> poll_items_;

@@ -68,6 +68,15 @@ void BrokerLoop::OnMessagingRequest(Session& session, wire::ClientRequest& reque
   MemberId me{self_.node, self_.incarnation, session.id};
   auto start = [&](wire::MessageKind kind, std::string scope, std::string group, MemberId target,
                    uint32_t timeout_ms) {
+    if (session.pending.size() >= kMaxPendingPerSession) {
+      // Each holds its payload until it has an outcome: a client that sends
+      // without reading outcomes must not fill the broker's memory.
+      ++counters_.dispatch_failures;
+      Reply(rid, req,
+            Status::Unavailable(std::to_string(kMaxPendingPerSession) +
+                                " calls of this session are already awaiting an outcome"));
+      return;
+    }
     Pending p;
     p.id = next_pending_++;
     p.kind = kind;
