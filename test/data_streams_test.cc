@@ -1,0 +1,110 @@
+// Tests of broker/data_streams.h: per-origin, per-topic sequence numbers of
+// the data channel, losses in the middle and at the tail of a stream, epochs.
+#include "broker/data_streams.h"
+
+#include <gtest/gtest.h>
+
+namespace meshbus {
+namespace {
+
+TEST(OutboundStreamsTest, NumbersEachTopicApartAndMarksWhatWasUsed) {
+  OutboundStreams out;
+  EXPECT_EQ(out.Next("Pa"), 1u);
+  EXPECT_EQ(out.Next("Pa"), 2u);
+  EXPECT_EQ(out.Next("Pb"), 1u);
+  auto marks = out.TakeMarks(100);
+  std::sort(marks.begin(), marks.end());
+  EXPECT_EQ(marks, (std::vector<std::pair<std::string, uint64_t>>{{"Pa", 2}, {"Pb", 1}}));
+  EXPECT_TRUE(out.TakeMarks(100).empty()) << "nothing sent since";
+  EXPECT_EQ(out.Next("Pa"), 3u);
+  EXPECT_EQ(out.TakeMarks(100), (std::vector<std::pair<std::string, uint64_t>>{{"Pa", 3}}));
+}
+
+TEST(OutboundStreamsTest, MarksAreBoundedPerRoundAndTheRestComeLater) {
+  OutboundStreams out;
+  for (int i = 0; i < 10; ++i) out.Next("P" + std::to_string(i));
+  EXPECT_EQ(out.TakeMarks(4).size(), 4u);
+  EXPECT_EQ(out.TakeMarks(4).size(), 4u);
+  EXPECT_EQ(out.TakeMarks(4).size(), 2u);
+  EXPECT_TRUE(out.TakeMarks(4).empty());
+}
+
+TEST(OutboundStreamsTest, ForgetsEverythingPastTheBoundAndMovesTheEpoch) {
+  OutboundStreams out(3);
+  out.Next("Pa");
+  out.Next("Pb");
+  out.Next("Pc");
+  EXPECT_EQ(out.epoch(), 1u);
+  EXPECT_EQ(out.Next("Pd"), 1u);
+  EXPECT_EQ(out.epoch(), 2u);
+  EXPECT_EQ(out.topic_count(), 1u);
+  EXPECT_EQ(out.Next("Pa"), 1u) << "a forgotten counter restarts in the new epoch";
+}
+
+// A table of (data or mark, seq) fed to one stream, with the verdicts.
+TEST(InboundStreamsTest, VerdictsTable) {
+  struct Step {
+    bool mark;
+    uint64_t seq;
+    bool deliver;
+    uint64_t lost;
+  };
+  const struct {
+    const char* label;
+    std::vector<Step> steps;
+  } kCases[] = {
+      {"in order", {{false, 1, true, 0}, {false, 2, true, 0}, {false, 3, true, 0}}},
+      {"joins mid-stream", {{false, 40, true, 0}, {false, 41, true, 0}}},
+      {"a hole", {{false, 1, true, 0}, {false, 4, true, 2}, {false, 5, true, 0}}},
+      {"a duplicate", {{false, 1, true, 0}, {false, 1, false, 0}, {false, 2, true, 0}}},
+      {"tail lost, found by a mark",
+       {{false, 1, true, 0}, {true, 3, false, 2}, {true, 3, false, 0}}},
+      {"mark of what we have", {{false, 7, true, 0}, {true, 7, false, 0}, {false, 8, true, 0}}},
+      {"mark first", {{true, 9, false, 0}, {false, 10, true, 0}, {false, 12, true, 1}}},
+  };
+  for (const auto& c : kCases) {
+    InboundStreams in;
+    for (size_t i = 0; i < c.steps.size(); ++i) {
+      const Step& s = c.steps[i];
+      if (s.mark) {
+        EXPECT_EQ(in.OnMark("n1", 1, "Pt", s.seq), s.lost) << c.label << " step " << i;
+      } else {
+        InboundStreams::Verdict v = in.OnData("n1", 1, "Pt", s.seq);
+        EXPECT_EQ(v.deliver, s.deliver) << c.label << " step " << i;
+        EXPECT_EQ(v.lost, s.lost) << c.label << " step " << i;
+      }
+    }
+  }
+}
+
+TEST(InboundStreamsTest, StreamsAreApartPerOriginAndTopic) {
+  InboundStreams in;
+  EXPECT_EQ(in.OnData("n1", 1, "Pa", 5).lost, 0u);
+  EXPECT_EQ(in.OnData("n1", 1, "Pb", 9).lost, 0u);
+  EXPECT_EQ(in.OnData("n2", 1, "Pa", 1).lost, 0u);
+  EXPECT_EQ(in.OnData("n1", 1, "Pa", 6).lost, 0u);
+  EXPECT_EQ(in.OnData("n1", 1, "Pb", 11).lost, 1u);
+  EXPECT_EQ(in.stream_count(), 3u);
+}
+
+TEST(InboundStreamsTest, ANewEpochOrAForgottenStreamIsNoLoss) {
+  InboundStreams in;
+  in.OnData("n1", 1, "Pa", 50);
+  EXPECT_EQ(in.OnData("n1", 2, "Pa", 1).lost, 0u) << "the origin restarted its counters";
+  in.OnData("n1", 2, "Pb", 10);
+  in.ForgetUnless([](const std::string& t) { return t != "Pb"; });
+  EXPECT_EQ(in.OnData("n1", 2, "Pb", 30).lost, 0u) << "resubscribed: numbers moved on meanwhile";
+  in.ForgetOrigin("n1");
+  EXPECT_EQ(in.stream_count(), 0u);
+}
+
+TEST(InboundStreamsTest, StreamsPerOriginAreBounded) {
+  InboundStreams in(2);
+  in.OnData("n1", 1, "Pa", 1);
+  in.OnData("n1", 1, "Pb", 1);
+  in.OnData("n1", 1, "Pc", 1);
+  EXPECT_LE(in.stream_count(), 2u);
+}
+
+}  // namespace
+}  // namespace meshbus
