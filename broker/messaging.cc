@@ -100,10 +100,11 @@ void BrokerLoop::OnMessagingRequest(Session& session, wire::ClientRequest& reque
 
   if (auto* pub = std::get_if<wire::Publish>(&request)) {
     ++counters_.publishes_in;
-    topics_.Match(pub->topic, &targets_);
+    std::string data_topic = PublishDataTopic(pub->topic);
+    DataTargets(data_topic, &targets_);
     wire::Message m{wire::MessageKind::kPublish, me, pub->topic, "", "", ""};
     for (uint64_t id : targets_) DeliverMessage(sessions_.at(id), m, payload);
-    PublishData(PublishDataTopic(pub->topic), session.id, payload);
+    PublishData(data_topic, session.id, payload);
   } else if (auto* b = std::get_if<wire::Broadcast>(&request)) {
     ++counters_.broadcasts_in;
     std::string data_topic = BroadcastDataTopic(b->scope, b->group);
@@ -193,15 +194,16 @@ void BrokerLoop::DataTargets(const std::string& data_topic, std::vector<uint64_t
   if (data_topic.empty()) return;
   if (data_topic[0] == kPublishTopicMark) {
     topics_.Match(std::string_view(data_topic).substr(1), sessions);
-    return;
+  } else if (local_groups_.count(data_topic)) {
+    std::optional<DataTopic> t = ParseDataTopic(data_topic);
+    if (!t) return;
+    for (const MemberId& m : table_.LocalMembers(t->scope, t->group, self_.node)) {
+      if (m.incarnation == self_.incarnation) sessions->push_back(m.session);
+    }
+    sessions->erase(std::unique(sessions->begin(), sessions->end()), sessions->end());
   }
-  if (!local_groups_.count(data_topic)) return;
-  std::optional<DataTopic> t = ParseDataTopic(data_topic);
-  if (!t) return;
-  for (const MemberId& m : table_.LocalMembers(t->scope, t->group, self_.node)) {
-    if (m.incarnation == self_.incarnation) sessions->push_back(m.session);
-  }
-  sessions->erase(std::unique(sessions->begin(), sessions->end()), sessions->end());
+  // Callers index sessions_ with these: only live sessions, whatever happens.
+  std::erase_if(*sessions, [&](uint64_t id) { return sessions_.count(id) == 0; });
 }
 
 bool BrokerLoop::WantsDataTopic(const std::string& data_topic) const {
