@@ -97,7 +97,14 @@ Status BrokerLoop::Bind() {
       return WithHost(last_endpoint(pub), advertise);
     };
     endpoints_.control = bind_pub(control_pub_, "control");
-    endpoints_.data = bind_pub(data_pub_, "data");
+    // The data socket is an XPUB: it tells us which prefixes peers subscribe
+    // to, so that we number each subscription's messages (data_streams.h).
+    step = "bind the data socket on " + host;
+    data_pub_ = zmq::socket_t(context_, zmq::socket_type::xpub);
+    data_pub_.set(zmq::sockopt::linger, 0);
+    data_pub_.set(zmq::sockopt::sndhwm, 100000);
+    data_pub_.bind("tcp://" + host + ":*");
+    endpoints_.data = WithHost(last_endpoint(data_pub_), advertise);
 
     control_sub_ = zmq::socket_t(context_, zmq::socket_type::sub);
     control_sub_.set(zmq::sockopt::linger, 0);
@@ -255,7 +262,8 @@ void BrokerLoop::PollOnce() {
   poll_items_.push_back({calls_.handle(), 0, ZMQ_POLLIN, 0});
   poll_items_.push_back({control_sub_.handle(), 0, ZMQ_POLLIN, 0});
   poll_items_.push_back({data_sub_.handle(), 0, ZMQ_POLLIN, 0});
-  constexpr size_t kFirstLink = 5;
+  poll_items_.push_back({data_pub_.handle(), 0, ZMQ_POLLIN, 0});
+  constexpr size_t kFirstLink = 6;
   poll_links_.clear();
   for (auto& [ep, link] : links_) {
     poll_items_.push_back({link->dealer.handle(), 0, ZMQ_POLLIN, 0});
@@ -285,6 +293,7 @@ void BrokerLoop::PollOnce() {
     });
   }
   if (readable(4)) Drain(data_sub_, [&](auto& frames) { OnDataMessage(frames, now); });
+  if (readable(5)) Drain(data_pub_, [&](auto& frames) { OnDataSubscription(frames); });
   for (size_t i = 0; i < poll_links_.size(); ++i) {
     Link& link = *poll_links_[i];
     if (readable(kFirstLink + 2 * i)) {

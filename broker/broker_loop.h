@@ -256,9 +256,14 @@ class BrokerLoop {
                       const zmq::message_t& payload);
   void PublishData(const std::string& data_topic, uint64_t session, zmq::message_t& payload);
   void OnDataMessage(std::vector<zmq::message_t>& frames, TimePoint now);
+  // A peer's (un)subscription, as our data XPUB reports it.
+  void OnDataSubscription(std::vector<zmq::message_t>& frames);
+  // True when a local client holds the subscription that `stream` is.
+  bool WantsStream(const std::string& stream) const;
+  // The local sessions a stream's losses concern.
+  void StreamTargets(const std::string& stream, std::vector<uint64_t>* sessions) const;
   // The local sessions a data topic reaches.
   void DataTargets(const std::string& data_topic, std::vector<uint64_t>* sessions) const;
-  bool WantsDataTopic(const std::string& data_topic) const;
   void SendDataMarks();
   // Tries members until one has the pending message or none is left.
   void Route(uint64_t pending_id, TimePoint now);
@@ -359,8 +364,9 @@ class BrokerLoop {
   uint64_t next_pending_ = 1;
   std::map<std::string, Serving> serving_;  // by reply_to
   std::mt19937_64 rng_{std::random_device{}()};
-  std::vector<uint64_t> targets_;  // reused per message
-  bool forget_streams_ = false;    // a subscription went: drop streams nobody wants
+  std::vector<uint64_t> targets_;                          // reused per message
+  std::vector<std::pair<std::string, uint64_t>> streams_;  // reused per message
+  bool forget_streams_ = false;  // a subscription went: drop streams nobody wants
   TimePoint next_serving_sweep_{};
   // A forward not confirmed in this long is answered with a timeout: the
   // member may have it, so it is not sent elsewhere.

@@ -2,35 +2,66 @@
 
 namespace meshbus {
 
-uint64_t OutboundStreams::Next(const std::string& data_topic) {
-  auto it = streams_.find(data_topic);
+void OutboundStreams::Subscribed(const std::string& prefix) {
+  auto it = streams_.find(prefix);
   if (it == streams_.end()) {
-    if (streams_.size() >= max_topics_) {
-      streams_.clear();
-      unmarked_.clear();
-      ++epoch_;
+    if (streams_.size() >= max_streams_) {
+      // Forget the streams nobody subscribes to now; if that is not enough,
+      // forget them all and start a new epoch.
+      std::erase_if(streams_, [](const auto& kv) { return !kv.second.subscribed; });
+      if (streams_.size() >= max_streams_) {
+        streams_.clear();
+        lengths_.clear();
+        marking_.clear();
+        ++epoch_;
+      }
     }
-    it = streams_.emplace(data_topic, Stream{}).first;
+    it = streams_.emplace(prefix, Stream{}).first;
   }
-  Stream& s = it->second;
-  if (s.marked) {
-    s.marked = false;
-    unmarked_.push_back(data_topic);
+  if (it->second.subscribed) return;
+  it->second.subscribed = true;
+  ++lengths_[prefix.size()];
+}
+
+void OutboundStreams::Unsubscribed(const std::string& prefix) {
+  auto it = streams_.find(prefix);
+  if (it == streams_.end() || !it->second.subscribed) return;
+  it->second.subscribed = false;
+  auto len = lengths_.find(prefix.size());
+  if (--len->second == 0) lengths_.erase(len);
+}
+
+bool OutboundStreams::subscribed(const std::string& prefix) const {
+  auto it = streams_.find(prefix);
+  return it != streams_.end() && it->second.subscribed;
+}
+
+void OutboundStreams::Next(std::string_view data_topic,
+                           std::vector<std::pair<std::string, uint64_t>>* out) {
+  out->clear();
+  std::string key;
+  for (const auto& [len, count] : lengths_) {
+    if (len > data_topic.size()) break;
+    key.assign(data_topic.substr(0, len));
+    auto it = streams_.find(key);
+    if (it == streams_.end() || !it->second.subscribed) continue;
+    Stream& s = it->second;
+    if (s.marks_due == 0) marking_.push_back(key);
+    s.marks_due = kMarkRounds;
+    out->emplace_back(len == data_topic.size() ? std::string() : key, ++s.seq);
   }
-  return ++s.seq;
 }
 
 std::vector<std::pair<std::string, uint64_t>> OutboundStreams::TakeMarks(size_t max) {
   std::vector<std::pair<std::string, uint64_t>> marks;
-  size_t n = std::min(max, unmarked_.size());
-  marks.reserve(n);
-  for (size_t i = 0; i < n; ++i) {
-    std::string& topic = unmarked_[unmarked_.size() - 1 - i];
-    Stream& s = streams_.at(topic);
-    s.marked = true;
-    marks.emplace_back(std::move(topic), s.seq);
+  for (size_t n = marking_.size(); n > 0 && marks.size() < max; --n) {
+    std::string prefix = std::move(marking_.front());
+    marking_.pop_front();
+    auto it = streams_.find(prefix);
+    if (it == streams_.end() || it->second.marks_due == 0) continue;
+    marks.emplace_back(prefix, it->second.seq);
+    if (--it->second.marks_due > 0) marking_.push_back(std::move(prefix));
   }
-  unmarked_.resize(unmarked_.size() - n);
   return marks;
 }
 

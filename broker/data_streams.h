@@ -1,20 +1,25 @@
 // Sequence numbers of the data channel, at both ends. Pure; not thread-safe
 // (owned by the broker's loop thread).
 //
-// A broker publishes every publish and broadcast once on its data PUB socket,
-// and ZeroMQ sends each message only to the peers subscribed to its data
-// topic. A receiver therefore sees a subset of an origin's messages, so one
-// sequence per origin would show holes that are not losses. Instead the
-// origin numbers each data topic's messages apart (OutboundStreams), and the
-// receiver checks each (origin, data topic) stream it sees (InboundStreams):
-// a jump is a loss, counted and reported. A loss at the tail of a stream,
-// with nothing after it, is found by marks: every heartbeat interval the
-// origin sends, on each topic it used since the last round, that topic's
-// last number.
+// A broker publishes every publish and broadcast once on its data XPUB
+// socket, and ZeroMQ sends each message only to the peers subscribed to a
+// prefix of its data topic. A receiver therefore sees a subset of an
+// origin's messages, so one sequence per origin would show holes that are
+// not losses. Instead the origin numbers messages per subscription: the XPUB
+// socket tells it every prefix some peer subscribes to, and each message
+// carries the next number of every subscribed prefix it matches
+// (OutboundStreams). A receiver follows the streams of its own
+// subscriptions (InboundStreams): a jump is a loss, counted and reported,
+// even for a topic it has never seen before. A loss at the tail of a
+// stream, with nothing after it, is found by marks: for a while after a
+// stream was used, the origin sends its last number every heartbeat
+// interval (repeated, as a mark can be dropped like any message).
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <functional>
+#include <map>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -25,28 +30,38 @@ namespace meshbus {
 
 class OutboundStreams {
  public:
-  // Beyond max_topics counters, all are forgotten and the epoch moves on
-  // (receivers then restart their checks), so a publisher of endless fresh
-  // topics does not grow the table without bound.
-  explicit OutboundStreams(size_t max_topics = 100'000) : max_topics_(max_topics) {}
+  // Rounds of marks sent after a stream's last use.
+  static constexpr int kMarkRounds = 5;
+  // Beyond max_streams counters, all are forgotten and the epoch moves on
+  // (receivers then restart their checks).
+  explicit OutboundStreams(size_t max_streams = 100'000) : max_streams_(max_streams) {}
 
-  // The number of the next message on `data_topic`: 1, 2, 3, ...
-  uint64_t Next(const std::string& data_topic);
-  // Topics used since they were last marked, with their last number; at
-  // most `max` (the rest come next time).
+  // A peer subscribed to, or the last one unsubscribed from, a data-topic
+  // prefix. A stream's numbers survive an unsubscription, so a peer whose
+  // connection dropped and came back sees the jump over what it missed.
+  void Subscribed(const std::string& prefix);
+  void Unsubscribed(const std::string& prefix);
+  // The streams a message on `data_topic` belongs to, with its number in
+  // each ("" for the stream whose prefix is the whole topic). Empty: no peer
+  // wants it.
+  void Next(std::string_view data_topic, std::vector<std::pair<std::string, uint64_t>>* out);
+  // Marks due this round: (stream prefix, last number); at most `max`.
   std::vector<std::pair<std::string, uint64_t>> TakeMarks(size_t max);
   uint64_t epoch() const { return epoch_; }
-  size_t topic_count() const { return streams_.size(); }
+  size_t stream_count() const { return streams_.size(); }
+  bool subscribed(const std::string& prefix) const;
 
  private:
   struct Stream {
     uint64_t seq = 0;
-    bool marked = true;  // false: sent on since the last mark
+    bool subscribed = false;
+    int marks_due = 0;
   };
-  size_t max_topics_;
+  size_t max_streams_;
   uint64_t epoch_ = 1;
   std::unordered_map<std::string, Stream> streams_;
-  std::vector<std::string> unmarked_;
+  std::map<size_t, size_t> lengths_;  // of subscribed prefixes: the lengths to look up
+  std::deque<std::string> marking_;   // streams with marks due
 };
 
 class InboundStreams {

@@ -154,17 +154,21 @@ bool BrokerLoop::DeliverMessage(Session& session, const wire::Message& message,
 
 void BrokerLoop::PublishData(const std::string& data_topic, uint64_t session,
                              zmq::message_t& payload) {
-  wire::PeerData header{self_, outbound_.epoch(), outbound_.Next(data_topic), session, false};
+  outbound_.Next(data_topic, &streams_);
+  if (streams_.empty()) return;  // no peer subscribes to it
   if (drop_next_data_ > 0) {
     --drop_next_data_;
     ++counters_.data_dropped_on_purpose;
     return;
   }
+  wire::PeerData header{self_, outbound_.epoch(), {}, session, false};
+  header.streams.reserve(streams_.size());
+  for (auto& [prefix, seq] : streams_) header.streams.push_back({std::move(prefix), seq});
   std::string body = wire::Encode(wire::PeerMessage(std::move(header)));
   size_t bytes = data_topic.size() + body.size() + payload.size();
   try {
-    // A PUB socket never blocks: what a slow peer cannot take is dropped by
-    // ZeroMQ, and the peer finds the hole in the numbers.
+    // An XPUB socket never blocks: what a slow peer cannot take is dropped
+    // by ZeroMQ, and the peer finds the hole in the numbers.
     data_pub_.send(zmq::buffer(data_topic), zmq::send_flags::sndmore | zmq::send_flags::dontwait);
     data_pub_.send(zmq::buffer(body), zmq::send_flags::sndmore | zmq::send_flags::dontwait);
     data_pub_.send(payload, zmq::send_flags::dontwait);
@@ -176,15 +180,34 @@ void BrokerLoop::PublishData(const std::string& data_topic, uint64_t session,
 }
 
 void BrokerLoop::SendDataMarks() {
-  for (auto& [topic, seq] : outbound_.TakeMarks(kMaxMarksPerRound)) {
-    std::string body = wire::Encode(
-        wire::PeerMessage(wire::PeerData{self_, outbound_.epoch(), seq, 0, /*is_mark=*/true}));
+  for (auto& [prefix, seq] : outbound_.TakeMarks(kMaxMarksPerRound)) {
+    // Sent on the stream's own prefix, so exactly its subscribers get it.
+    std::string body = wire::Encode(wire::PeerMessage(
+        wire::PeerData{self_, outbound_.epoch(), {{"", seq}}, 0, /*is_mark=*/true}));
     try {
-      data_pub_.send(zmq::buffer(topic), zmq::send_flags::sndmore | zmq::send_flags::dontwait);
+      data_pub_.send(zmq::buffer(prefix), zmq::send_flags::sndmore | zmq::send_flags::dontwait);
       data_pub_.send(zmq::buffer(body), zmq::send_flags::dontwait);
       ++counters_.data_marks_out;
     } catch (const zmq::error_t&) {
       ++counters_.peer_sends_failed;
+    }
+  }
+}
+
+// [1 or 0][data-topic prefix]: the first subscription to a prefix among the
+// peers, or the last one gone.
+void BrokerLoop::OnDataSubscription(std::vector<zmq::message_t>& frames) {
+  for (const zmq::message_t& f : frames) {
+    std::string_view m = f.to_string_view();
+    if (m.empty() || (m[0] != 0 && m[0] != 1)) {
+      ++counters_.peer_bad_messages;
+      continue;
+    }
+    std::string prefix(m.substr(1));
+    if (m[0] == 1) {
+      outbound_.Subscribed(prefix);
+    } else {
+      outbound_.Unsubscribed(prefix);
     }
   }
 }
@@ -206,15 +229,26 @@ void BrokerLoop::DataTargets(const std::string& data_topic, std::vector<uint64_t
   std::erase_if(*sessions, [&](uint64_t id) { return sessions_.count(id) == 0; });
 }
 
-bool BrokerLoop::WantsDataTopic(const std::string& data_topic) const {
-  if (data_topic.empty()) return false;
-  if (data_topic[0] == kPublishTopicMark) {
-    return topics_.Covers(std::string_view(data_topic).substr(1));
-  }
-  return local_groups_.count(data_topic) > 0;
+bool BrokerLoop::WantsStream(const std::string& stream) const {
+  if (stream.empty()) return false;
+  if (stream[0] == kPublishTopicMark) return topics_.SessionsOf(stream.substr(1)) != nullptr;
+  return local_groups_.count(stream) > 0;
 }
 
-// [data topic][PeerData header][payload], or [data topic][mark header].
+void BrokerLoop::StreamTargets(const std::string& stream, std::vector<uint64_t>* sessions) const {
+  sessions->clear();
+  if (stream.empty()) return;
+  if (stream[0] == kPublishTopicMark) {
+    if (const std::set<uint64_t>* s = topics_.SessionsOf(stream.substr(1))) {
+      sessions->assign(s->begin(), s->end());
+    }
+    std::erase_if(*sessions, [&](uint64_t id) { return sessions_.count(id) == 0; });
+    return;
+  }
+  DataTargets(stream, sessions);
+}
+
+// [data topic][Data header][payload], or [stream prefix][mark header].
 void BrokerLoop::OnDataMessage(std::vector<zmq::message_t>& frames, TimePoint now) {
   ++counters_.data_messages_in;
   for (const zmq::message_t& f : frames) counters_.data_bytes_in += f.size();
@@ -232,39 +266,59 @@ void BrokerLoop::OnDataMessage(std::vector<zmq::message_t>& frames, TimePoint no
   if (d == nullptr) return bad("not a data message");
   if (wire::CarriesPayload(*m) != (frames.size() == 3)) return bad("payload frame mismatch");
   std::string data_topic = frames[0].to_string();
-  std::optional<DataTopic> topic = ParseDataTopic(data_topic);
-  if (!topic) return bad("malformed data topic");
+  std::optional<DataTopic> topic;
+  if (!d->is_mark) {
+    topic = ParseDataTopic(data_topic);
+    if (!topic) return bad("malformed data topic");
+  }
+  for (const wire::StreamSeq& s : d->streams) {
+    // A stream is the topic or a prefix of it: anything else is forged.
+    if (data_topic.compare(0, s.stream.size(), s.stream) != 0)
+      return bad("stream of another topic");
+  }
   if (!FromLivePeer(d->from, now)) {
     ++counters_.peer_unknown_messages;
     return;
   }
-  DataTargets(data_topic, &targets_);
-  uint64_t lost = 0;
-  bool deliver = false;
-  if (d->is_mark) {
-    lost = inbound_.OnMark(d->from.node, d->epoch, data_topic, d->seq);
-  } else {
-    InboundStreams::Verdict v = inbound_.OnData(d->from.node, d->epoch, data_topic, d->seq);
-    if (!v.deliver) {
-      ++counters_.data_duplicates;
-      return;
+
+  // Losses in the streams we follow, for each session they concern (a
+  // session in several of them lost the same messages: the most, not the sum).
+  std::map<uint64_t, uint64_t> lost_by_session;
+  bool duplicate = false;
+  for (const wire::StreamSeq& s : d->streams) {
+    const std::string& stream = s.stream.empty() ? data_topic : s.stream;
+    if (!WantsStream(stream)) continue;
+    uint64_t lost = 0;
+    if (d->is_mark) {
+      lost = inbound_.OnMark(d->from.node, d->epoch, stream, s.seq);
+    } else {
+      InboundStreams::Verdict v = inbound_.OnData(d->from.node, d->epoch, stream, s.seq);
+      duplicate |= !v.deliver;
+      lost = v.lost;
     }
-    lost = v.lost;
-    deliver = true;
-  }
-  if (lost > 0) {
+    if (lost == 0) continue;
     ++counters_.data_gaps;
     counters_.data_messages_lost += lost;
     log_.LogLimited(LogLevel::kWarn, "data-gap-" + d->from.node,
                     std::to_string(lost) + " data messages from " + d->from.node +
                         " never came: the subscribers are told");
-    // Each receiver learns of the loss just before the next message it gets.
-    for (uint64_t id : targets_) sessions_.at(id).lost += lost;
+    StreamTargets(stream, &targets_);
+    for (uint64_t id : targets_) {
+      uint64_t& n = lost_by_session[id];
+      n = std::max(n, lost);
+    }
   }
-  if (!deliver) {
-    for (uint64_t id : targets_) SendOwedGap(sessions_.at(id));
+  // Each receiver learns of a loss just before the next message it gets.
+  for (auto [id, lost] : lost_by_session) sessions_.at(id).lost += lost;
+  if (d->is_mark) {
+    for (auto [id, lost] : lost_by_session) SendOwedGap(sessions_.at(id));
     return;
   }
+  if (duplicate) {
+    ++counters_.data_duplicates;
+    return;
+  }
+  DataTargets(data_topic, &targets_);
   if (targets_.empty()) {
     ++counters_.data_undeliverable;  // the last taker left while it was on its way
     return;
@@ -482,7 +536,8 @@ void BrokerLoop::OnRespond(Session& session, const wire::Respond& respond,
   MemberId origin = *MemberId::Parse(respond.reply_to);  // validated by the codec
   MemberId me{self_.node, self_.incarnation, session.id};
   AnswerRequester(origin, Status::Ok(), me, payload);
-  Reply(session.routing_id, respond.req, Status::Ok());
+  // req 0: the responder does not wait for this answer (ReplyAsync).
+  if (respond.req != 0) Reply(session.routing_id, respond.req, Status::Ok());
 }
 
 // `origin` is the reply_to of a request: the requester's broker and its id there.
@@ -600,7 +655,7 @@ void BrokerLoop::MessagingTimers(TimePoint now) {
   }
   if (forget_streams_) {
     forget_streams_ = false;
-    inbound_.ForgetUnless([this](const std::string& t) { return WantsDataTopic(t); });
+    inbound_.ForgetUnless([this](const std::string& t) { return WantsStream(t); });
   }
 }
 

@@ -44,6 +44,11 @@ bool TopicIndex::Has(const std::string& prefix, uint64_t session) const {
   return it != by_prefix_.end() && it->second.count(session) > 0;
 }
 
+const std::set<uint64_t>* TopicIndex::SessionsOf(const std::string& prefix) const {
+  auto it = by_prefix_.find(prefix);
+  return it == by_prefix_.end() ? nullptr : &it->second;
+}
+
 void TopicIndex::Match(std::string_view topic, std::vector<uint64_t>* sessions) const {
   sessions->clear();
   std::string key;

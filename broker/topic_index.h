@@ -29,6 +29,8 @@ class TopicIndex {
   std::vector<std::string> RemoveSession(uint64_t session);
 
   bool Has(const std::string& prefix, uint64_t session) const;
+  // The sessions subscribed to exactly `prefix`; nullptr when none.
+  const std::set<uint64_t>* SessionsOf(const std::string& prefix) const;
   // The sessions subscribed to a prefix of `topic`, each once, ascending.
   void Match(std::string_view topic, std::vector<uint64_t>* sessions) const;
   // True when some prefix of `topic` has a subscriber.

@@ -559,6 +559,14 @@ Status Client::Reply(const Message& request, std::string_view payload) {
       .status();
 }
 
+Status Client::ReplyAsync(const Message& request, std::string_view payload) {
+  if (request.kind != MessageKind::kRequest || request.reply_to.empty()) {
+    return Status::InvalidArgument("only a request can be replied to");
+  }
+  if (Status s = CheckPayload(payload, impl_->max_message_bytes); !s.ok()) return s;
+  return impl_->Cast(wire::Respond{0, request.reply_to}, payload);
+}
+
 Result<uint64_t> Client::SendAsync(const MemberId& member, std::string_view payload) {
   if (Status s = ValidateNodeName(member.node); !s.ok()) return s;
   if (Status s = CheckPayload(payload, impl_->max_message_bytes); !s.ok()) return s;

@@ -154,8 +154,12 @@ class Client {
   // died before answering).
   Result<Message> Request(const std::string& scope, const std::string& group,
                           std::string_view payload, std::chrono::milliseconds timeout);
-  // Answers a request this member received.
+  // Answers a request this member received, and waits for the broker to
+  // confirm (kNotFound: answered already, timed out, or not this member's).
   Status Reply(const Message& request, std::string_view payload);
+  // The same without waiting, for a responder with many requests at once:
+  // a refusal comes later as an Outcome with ticket 0.
+  Status ReplyAsync(const Message& request, std::string_view payload);
   // Directly to one member; returns once its queue has it. kNotFound when
   // there is no such member.
   Status Send(const MemberId& member, std::string_view payload);

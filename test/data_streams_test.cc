@@ -4,41 +4,90 @@
 
 #include <gtest/gtest.h>
 
+#include <set>
+
 namespace meshbus {
 namespace {
 
-TEST(OutboundStreamsTest, NumbersEachTopicApartAndMarksWhatWasUsed) {
+using Seqs = std::vector<std::pair<std::string, uint64_t>>;
+
+Seqs Next(OutboundStreams& out, std::string_view topic) {
+  Seqs s;
+  out.Next(topic, &s);
+  return s;
+}
+
+TEST(OutboundStreamsTest, NumbersEachSubscriptionAMessageMatches) {
   OutboundStreams out;
-  EXPECT_EQ(out.Next("Pa"), 1u);
-  EXPECT_EQ(out.Next("Pa"), 2u);
-  EXPECT_EQ(out.Next("Pb"), 1u);
-  auto marks = out.TakeMarks(100);
-  std::sort(marks.begin(), marks.end());
-  EXPECT_EQ(marks, (std::vector<std::pair<std::string, uint64_t>>{{"Pa", 2}, {"Pb", 1}}));
-  EXPECT_TRUE(out.TakeMarks(100).empty()) << "nothing sent since";
-  EXPECT_EQ(out.Next("Pa"), 3u);
-  EXPECT_EQ(out.TakeMarks(100), (std::vector<std::pair<std::string, uint64_t>>{{"Pa", 3}}));
+  EXPECT_TRUE(Next(out, "Porders.eu").empty()) << "nobody subscribes: not sent at all";
+  out.Subscribed("Porders");
+  out.Subscribed("Porders.eu");
+  out.Subscribed(std::string("Binv\0g\0", 7));
+  EXPECT_EQ(Next(out, "Porders.eu"), (Seqs{{"Porders", 1}, {"", 1}})) << "\"\" is the topic itself";
+  EXPECT_EQ(Next(out, "Porders.us"), (Seqs{{"Porders", 2}}));
+  EXPECT_EQ(Next(out, "Porders.eu.x"), (Seqs{{"Porders", 3}, {"Porders.eu", 2}}));
+  EXPECT_EQ(Next(out, std::string("Binv\0g\0", 7)), (Seqs{{"", 1}}));
+  EXPECT_TRUE(Next(out, "Pinvoices").empty());
+}
+
+TEST(OutboundStreamsTest, NumbersOutliveAnUnsubscription) {
+  OutboundStreams out;
+  out.Subscribed("Pa");
+  Next(out, "Pa");
+  Next(out, "Pa");
+  out.Unsubscribed("Pa");
+  EXPECT_FALSE(out.subscribed("Pa"));
+  EXPECT_TRUE(Next(out, "Pa").empty());
+  // A peer whose connection came back subscribes again: it sees 3 next, so
+  // it can tell what it missed while away.
+  out.Subscribed("Pa");
+  EXPECT_EQ(Next(out, "Pa"), (Seqs{{"", 3}}));
+}
+
+TEST(OutboundStreamsTest, MarksAreRepeatedForSomeRoundsAfterTheLastUse) {
+  OutboundStreams out;
+  out.Subscribed("Pa");
+  out.Subscribed("Pb");
+  Next(out, "Pa");
+  Next(out, "Pb");
+  Next(out, "Pa");
+  for (int round = 0; round < OutboundStreams::kMarkRounds; ++round) {
+    Seqs marks = out.TakeMarks(100);
+    std::sort(marks.begin(), marks.end());
+    EXPECT_EQ(marks, (Seqs{{"Pa", 2}, {"Pb", 1}})) << "round " << round;
+  }
+  EXPECT_TRUE(out.TakeMarks(100).empty());
+  Next(out, "Pb");
+  EXPECT_EQ(out.TakeMarks(100), (Seqs{{"Pb", 2}}));
 }
 
 TEST(OutboundStreamsTest, MarksAreBoundedPerRoundAndTheRestComeLater) {
   OutboundStreams out;
-  for (int i = 0; i < 10; ++i) out.Next("P" + std::to_string(i));
-  EXPECT_EQ(out.TakeMarks(4).size(), 4u);
-  EXPECT_EQ(out.TakeMarks(4).size(), 4u);
-  EXPECT_EQ(out.TakeMarks(4).size(), 2u);
-  EXPECT_TRUE(out.TakeMarks(4).empty());
+  for (int i = 0; i < 10; ++i) {
+    out.Subscribed("P" + std::to_string(i));
+    Next(out, "P" + std::to_string(i));
+  }
+  std::set<std::string> seen;
+  for (int round = 0; round < 3; ++round) {
+    Seqs marks = out.TakeMarks(4);
+    EXPECT_LE(marks.size(), 4u);
+    for (auto& [p, seq] : marks) seen.insert(p);
+  }
+  EXPECT_EQ(seen.size(), 10u);
 }
 
-TEST(OutboundStreamsTest, ForgetsEverythingPastTheBoundAndMovesTheEpoch) {
-  OutboundStreams out(3);
-  out.Next("Pa");
-  out.Next("Pb");
-  out.Next("Pc");
+TEST(OutboundStreamsTest, ForgetsUnsubscribedStreamsFirstThenMovesTheEpoch) {
+  OutboundStreams out(2);
+  out.Subscribed("Pa");
+  out.Subscribed("Pb");
+  out.Unsubscribed("Pb");
+  out.Subscribed("Pc");  // room made by forgetting Pb
   EXPECT_EQ(out.epoch(), 1u);
-  EXPECT_EQ(out.Next("Pd"), 1u);
+  EXPECT_EQ(out.stream_count(), 2u);
+  out.Subscribed("Pd");  // both held: everything goes
   EXPECT_EQ(out.epoch(), 2u);
-  EXPECT_EQ(out.topic_count(), 1u);
-  EXPECT_EQ(out.Next("Pa"), 1u) << "a forgotten counter restarts in the new epoch";
+  EXPECT_EQ(Next(out, "Pd"), (Seqs{{"", 1}}));
+  EXPECT_TRUE(Next(out, "Pa").empty());
 }
 
 // A table of (data or mark, seq) fed to one stream, with the verdicts.

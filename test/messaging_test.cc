@@ -442,6 +442,40 @@ TEST_F(MessagingTest, RequestGetsTheReplyOfAMemberOnAnotherNode) {
   serve.join();
 }
 
+TEST_F(MessagingTest, ManyRequestsInFlightAnsweredWithoutWaiting) {
+  Client requester = mesh.Connect(0), responder = mesh.Connect(1);
+  ASSERT_TRUE(responder.Join("svc", "fast").ok());
+  ASSERT_TRUE(SeesMembers(requester, "svc", "fast", 1));
+  constexpr int kCount = 500;
+  std::map<uint64_t, std::string> sent;
+  for (int i = 0; i < kCount; ++i) {
+    Result<uint64_t> t =
+        requester.RequestAsync("svc", "fast", std::to_string(i), milliseconds(5000));
+    ASSERT_TRUE(t.ok());
+    sent[*t] = std::to_string(i);
+  }
+  Inbox served;
+  Collect(responder, &served, [&](const Inbox& b) { return b.messages.size() >= kCount; });
+  ASSERT_EQ(served.messages.size(), size_t(kCount));
+  for (const Message& m : served.messages)
+    ASSERT_TRUE(responder.ReplyAsync(m, "re:" + m.payload).ok());
+  // Answering one twice: the refusal comes as an Outcome with ticket 0.
+  ASSERT_TRUE(responder.ReplyAsync(served.messages[0], "again").ok());
+  Inbox box;
+  Collect(requester, &box, [&](const Inbox& b) { return b.outcomes.size() >= kCount; });
+  ASSERT_EQ(box.outcomes.size(), size_t(kCount));
+  for (const Outcome& o : box.outcomes) {
+    ASSERT_TRUE(o.status.ok()) << o.status.ToString();
+    EXPECT_EQ(o.payload, "re:" + sent.at(o.ticket));
+    EXPECT_EQ(o.member, responder.self());
+  }
+  Inbox refusal;
+  Collect(responder, &refusal, [](const Inbox& b) { return !b.outcomes.empty(); });
+  ASSERT_EQ(refusal.outcomes.size(), 1u);
+  EXPECT_EQ(refusal.outcomes[0].ticket, 0u);
+  EXPECT_EQ(refusal.outcomes[0].status.code(), Code::kNotFound);
+}
+
 TEST_F(MessagingTest, RequestTimesOutWhenTheResponderIsSilent) {
   Client requester = mesh.Connect(0), silent = mesh.Connect(1);
   ASSERT_TRUE(silent.Join("svc", "silent").ok());
@@ -529,6 +563,20 @@ TEST_F(MessagingTest, LostDataBetweenBrokersIsReportedToTheSubscriber) {
   EXPECT_EQ(box.messages.size(), 0u);
   EXPECT_EQ(Stat(1, "data_messages_lost"), 5u);
   EXPECT_EQ(Stat(1, "data_gaps"), 2u);
+}
+
+// The first messages of a topic the subscriber has never seen, lost between
+// brokers: numbered in the stream of its subscription, so the loss shows.
+TEST_F(MessagingTest, LostFirstMessagesOfANewTopicAreReported) {
+  Client pub = mesh.Connect(0), sub = mesh.Connect(1);
+  ASSERT_TRUE(sub.Subscribe("t.").ok());
+  ASSERT_TRUE(AwaitSubscribed(pub, sub, "t.probe"));
+  mesh.broker(0).DropNextData(3);
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(pub.Publish("t.new", std::to_string(i)).ok());
+  Inbox box;
+  Collect(sub, &box, [](const Inbox& b) { return b.messages.size() >= 2 && b.lost >= 3; });
+  EXPECT_EQ(Payloads(box.messages), (std::vector<std::string>{"3", "4"}));
+  EXPECT_EQ(box.lost, 3u);
 }
 
 class SlowConsumerTest : public MessagingTest {

@@ -387,7 +387,9 @@ std::string D(const PeerMessage& m) {
         } else if constexpr (std::is_same_v<T, PeerResponse>) {
           o << "Response " << v.id << " " << D(v.status) << " " << v.responder.ToString();
         } else if constexpr (std::is_same_v<T, PeerData>) {
-          o << (v.is_mark ? "DataMark " : "Data ") << v.epoch << " " << v.seq << " " << v.session;
+          o << (v.is_mark ? "DataMark " : "Data ") << v.epoch;
+          for (const StreamSeq& ss : v.streams) o << " (" << ss.stream << "," << ss.seq << ")";
+          o << " " << v.session;
         } else {
           static_assert(sizeof(T) == 0, "describe every peer message type");
         }
@@ -531,9 +533,9 @@ std::vector<PeerMessage> PeerMessageSamples() {
       PeerForwardAck{from, 2, Status::Unavailable("the queue of n2.1.5 is full")},
       PeerResponse{from, 3, Status::Ok(), kM1},
       PeerResponse{from, 4, Status::Unavailable("the responder ended"), kM2},
-      PeerData{from, 1, 1, 17, false},
-      PeerData{from, UINT64_MAX, UINT64_MAX, UINT64_MAX, false},
-      PeerData{from, 2, 40, 0, true},
+      PeerData{from, 1, {{"", 1}}, 17, false},
+      PeerData{from, UINT64_MAX, {{"Porders", UINT64_MAX}, {"P", 3}}, UINT64_MAX, false},
+      PeerData{from, 2, {{"Pt", 40}}, 0, true},
   };
 }
 

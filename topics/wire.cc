@@ -883,7 +883,12 @@ std::string Encode(const PeerMessage& m) {
           pk.pack_uint16(uint16_t(v.is_mark ? Type::kPeerDataMark : Type::kPeerData));
           PackPeerId(pk, v.from);
           pk.pack_uint64(v.epoch);
-          pk.pack_uint64(v.seq);
+          pk.pack_array(static_cast<uint32_t>(v.streams.size()));
+          for (const StreamSeq& s : v.streams) {
+            pk.pack_array(2);
+            PackStr(pk, s.stream);
+            pk.pack_uint64(s.seq);
+          }
           if (!v.is_mark) pk.pack_uint64(v.session);
         }
       },
@@ -1015,9 +1020,23 @@ Result<PeerMessage> DecodePeerMessage(std::string_view frame) {
       d.is_mark = AsType(type) == Type::kPeerDataMark;
       d.from = ReadPeerId(r);
       d.epoch = r.U64("epoch");
-      d.seq = r.U64("seq");
+      Reader streams = r.Array("streams");
+      if (streams.ok() && (streams.size() == 0 || streams.size() > kMaxStreamsPerData)) {
+        streams.Fail("must name 1 to " + std::to_string(kMaxStreamsPerData) + " streams");
+      }
+      while (streams.has_more()) {
+        Reader e = streams.Array("stream");
+        StreamSeq ss;
+        ss.stream = e.Str("prefix", kMaxTopicBytes + kMaxScopeBytes + 3);
+        ss.seq = e.U64("seq");
+        if (e.ok() && ss.seq == 0) e.Fail("has seq 0");
+        if (!e.ok()) break;
+        d.streams.push_back(std::move(ss));
+      }
+      if (d.is_mark && st.ok() && d.streams.size() != 1) {
+        return Status::BadMessage("a data mark names one stream");
+      }
       if (!d.is_mark) d.session = r.U64("session");
-      if (st.ok() && d.seq == 0) return Status::BadMessage("data has seq 0");
       return Finish<PeerMessage>(st, std::move(d));
     }
     default:

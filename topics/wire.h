@@ -65,10 +65,12 @@
 //   snapshot = [seq, [[scope, group, session, count]...]]
 //   data PUB/SUB: [data topic][header] + payload, the data topic first so that
 //   ZeroMQ filters on it (see PublishDataTopic and BroadcastDataTopic):
-//   [230 Data,      from, epoch, seq, session]  + payload; session = the sender's
-//   [231 DataMark,  from, epoch, seq]           the last seq sent on this topic
-//   seq counts per origin and per data topic (a receiver sees only its topics);
-//   epoch changes when the origin forgets its counters, which restart at 1.
+//   [230 Data,      from, epoch, [[stream, seq]...], session]  + payload
+//   [231 DataMark,  from, epoch, [[stream, seq]]]   seq: the last one sent in the stream
+//   A stream is one subscription (a data-topic prefix) that some peer holds;
+//   the origin learns them from its XPUB socket, and numbers every message
+//   in each stream it belongs to. "" names the data topic itself. epoch
+//   changes when the origin forgets its counters, which restart at 1.
 //
 // Decoding validates every field (types, lengths, names, counts) and ignores
 // nothing silently: a message that fails gets a Status naming the problem.
@@ -419,13 +421,20 @@ struct PeerResponse {  // + payload
   MemberId responder;
 };
 // A publish or broadcast on the data channel, after its data-topic frame.
+struct StreamSeq {
+  std::string stream;  // a subscribed data-topic prefix; "" = the data topic itself
+  uint64_t seq = 0;
+  friend bool operator==(const StreamSeq&, const StreamSeq&) = default;
+};
 struct PeerData {  // + payload, unless a mark
   PeerId from;
   uint64_t epoch = 0;
-  uint64_t seq = 0;
-  uint64_t session = 0;  // the sending member's session on `from`
-  bool is_mark = false;  // no payload: "seq was the last on this topic"
+  std::vector<StreamSeq> streams;  // at least one
+  uint64_t session = 0;            // the sending member's session on `from`
+  bool is_mark = false;            // no payload: "seq was the last in this stream"
 };
+// A data message names at most this many streams (subscriptions it matches).
+inline constexpr size_t kMaxStreamsPerData = 1024;
 
 using PeerMessage =
     std::variant<PeerHeartbeat, PeerDelta, PeerBye, PeerHello, PeerSyncRequest, PeerSyncReply,
