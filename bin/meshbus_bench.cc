@@ -1,9 +1,11 @@
 // meshbus-bench: the figures of the README, measured on a 3-node mesh of
 // real meshbusd processes on this machine (started with scripts/mesh-up.sh).
-//   - join-to-visible latency on another node (p50, p99)
-//   - joins per second visible on another node (10,000 members in 1,000 groups)
-//   - time from kill -9, and from SIGSTOP, of a node to its members being
-//     purged on the others
+//   groups:    join-to-visible latency on another node (p50, p99); joins per
+//              second visible on another node (10,000 members in 1,000 groups)
+//   failure:   time from kill -9, and from SIGSTOP, of a node to its members
+//              being purged on the others
+//   messaging: publish/subscribe, broadcast, dispatch and request/reply, each
+//              beside raw libzmq (bench_messaging.cc)
 // Every run is bounded in count and time, and every process it starts is
 // stopped by its pid.
 #include <signal.h>
@@ -14,42 +16,15 @@
 #include <cstdio>
 #include <thread>
 
+#include "bin/bench_messaging.h"
 #include "test/process_mesh.h"
 
 namespace {
 
 using namespace meshbus;
+using namespace meshbus::bench;
 using namespace meshbus::testing;
-using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
-
-double Micros(Clock::duration d) {
-  return std::chrono::duration<double, std::micro>(d).count();
-}
-
-double Percentile(std::vector<double> v, double p) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  size_t i = std::min(v.size() - 1, static_cast<size_t>(p * (v.size() - 1) + 0.5));
-  return v[i];
-}
-
-[[noreturn]] void Die(const std::string& what, const Status& s) {
-  std::fprintf(stderr, "meshbus-bench: %s: %s\n", what.c_str(), s.ToString().c_str());
-  std::exit(1);
-}
-
-Client MustConnect(const ProcessMesh& mesh, int i, const std::string& name) {
-  Result<Client> c = mesh.Connect(i, name);
-  if (!c.ok()) Die("connect to n" + std::to_string(i + 1), c.status());
-  return std::move(c.value());
-}
-
-std::unique_ptr<ProcessMesh> MustUp(int n) {
-  auto m = ProcessMesh::Up(n, {"--log-level", "warn"});
-  if (!m.ok()) Die("mesh-up", m.status());
-  return std::move(m.value());
-}
 
 // Waits for join events on `observer` until `want` members have been seen
 // joining, or the deadline. Returns the count seen.
@@ -181,19 +156,65 @@ void FailureDetection(int runs) {
   }
 }
 
+constexpr const char* kUsage =
+    "usage: meshbus-bench [SECTION...]   (no SECTION: all of them)\n"
+    "  groups     join latency and join throughput\n"
+    "  failure    members purged after kill -9 and SIGSTOP of their node\n"
+    "  messaging  pubsub, broadcast, dispatch and request below, each beside raw libzmq\n"
+    "  pubsub | broadcast | dispatch | request   one part of messaging\n";
+
 }  // namespace
 
-int main() {
+int main(int argc, char** argv) {
   signal(SIGPIPE, SIG_IGN);
+  bool groups = argc == 1, failure = argc == 1;
+  std::vector<MessagingPart> messaging;
+  auto add = [&](MessagingPart p) {
+    if (std::find(messaging.begin(), messaging.end(), p) == messaging.end()) messaging.push_back(p);
+  };
+  if (argc == 1) {
+    for (auto p : {MessagingPart::kPubSub, MessagingPart::kBroadcast, MessagingPart::kDispatch,
+                   MessagingPart::kRequest}) {
+      add(p);
+    }
+  }
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "groups") {
+      groups = true;
+    } else if (a == "failure") {
+      failure = true;
+    } else if (a == "messaging") {
+      for (auto p : {MessagingPart::kPubSub, MessagingPart::kBroadcast, MessagingPart::kDispatch,
+                     MessagingPart::kRequest}) {
+        add(p);
+      }
+    } else if (a == "pubsub") {
+      add(MessagingPart::kPubSub);
+    } else if (a == "broadcast") {
+      add(MessagingPart::kBroadcast);
+    } else if (a == "dispatch") {
+      add(MessagingPart::kDispatch);
+    } else if (a == "request") {
+      add(MessagingPart::kRequest);
+    } else {
+      std::fprintf(a == "-h" || a == "--help" ? stdout : stderr, "%s", kUsage);
+      return a == "-h" || a == "--help" ? 0 : 2;
+    }
+  }
   std::printf(
       "meshbus-bench: 3 meshbusd processes on this machine, default settings (heartbeat 100 ms,\n"
       "suspicion 500 ms, probe 400 ms); clients in this process over ipc.\n\n");
-  {
+  if (groups) {
     std::unique_ptr<ProcessMesh> mesh = MustUp(3);
     JoinLatency(*mesh, 2000);
     JoinThroughput(*mesh, 10000, 1000, 1);
     JoinThroughput(*mesh, 10000, 1000, 100);
   }
-  FailureDetection(5);
+  if (failure) FailureDetection(5);
+  if (!messaging.empty()) {
+    if (groups || failure) std::printf("\n");
+    MessagingBenchmarks(messaging);
+  }
   return 0;
 }
