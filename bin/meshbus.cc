@@ -1,10 +1,13 @@
 // meshbus: the operator CLI. Talks to one broker (the local one by default)
 // through the SDK and shows what that broker sees of the mesh: nodes, groups,
 // members, monitor events and counters. It can also hold a membership
-// (`join`) and wait for a mesh to form (`wait`), which the scripts use.
+// (`join`) and wait for a mesh to form (`wait`), which the scripts use, and
+// take part in messaging: publish and subscribe (`pub`, `sub`), requests and
+// a responder (`req`, `serve`), `broadcast`, `dispatch` and `send`.
 //
 // Exit codes: 0 success, 1 an error (printed as "meshbus: <status>"),
-// 2 a usage error.
+// 2 a usage error, 3 a timeout (`req`; `sub --count` with `--timeout-ms`),
+// 4 nobody to take a message (`req`: no_responders, `dispatch`: no_members).
 
 #include <signal.h>
 
@@ -34,6 +37,7 @@ using meshbus::MemberId;
 using meshbus::Result;
 using meshbus::Status;
 using Json = nlohmann::json;
+using OrderedJson = nlohmann::ordered_json;
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
@@ -58,6 +62,23 @@ struct Global {
 int Fail(const Status& status) {
   std::cerr << "meshbus: " << status.ToString() << "\n";
   return 1;
+}
+
+constexpr int kExitTimeout = 3;
+constexpr int kExitNobody = 4;
+
+// Like Fail, with the exit code that tells a script why a message went nowhere.
+int FailMessaging(const Status& status) {
+  Fail(status);
+  switch (status.code()) {
+    case meshbus::Code::kTimeout:
+      return kExitTimeout;
+    case meshbus::Code::kNoResponders:
+    case meshbus::Code::kNoMembers:
+      return kExitNobody;
+    default:
+      return 1;
+  }
 }
 
 // Set by SIGINT/SIGTERM in the commands that run until stopped.
@@ -160,6 +181,10 @@ Json IdsJson(const std::vector<MemberId>& members) {
 // One JSON document on one line. Scopes and groups are validated UTF-8, but
 // a bad byte must not abort the CLI: replace it.
 void PrintJson(const Json& doc) {
+  std::cout << doc.dump(-1, ' ', false, Json::error_handler_t::replace) << std::endl;
+}
+// The same, with the keys in the order given (messages: topic, from, payload).
+void PrintOrderedJson(const OrderedJson& doc) {
   std::cout << doc.dump(-1, ' ', false, Json::error_handler_t::replace) << std::endl;
 }
 
@@ -525,6 +550,284 @@ int RunStats(const Global& global, const StatsArgs& args) {
   return 0;
 }
 
+// ---- messaging ---------------------------------------------------------------
+
+// The i-th of `count` messages: MESSAGE followed by i (from 0), so that loss
+// and order can be checked by eye; MESSAGE itself when no count was given.
+std::string NthPayload(const std::string& message, const std::optional<uint64_t>& count,
+                       uint64_t i) {
+  return count ? message + std::to_string(i) : message;
+}
+
+// Errors the broker reports after the fact, for a Publish or Broadcast (an
+// Outcome with ticket 0); nullptr for any other delivery.
+const Status* LateError(const meshbus::Delivery& delivery) {
+  const auto* outcome = std::get_if<meshbus::Outcome>(&delivery);
+  return outcome != nullptr && outcome->ticket == 0 && !outcome->status.ok() ? &outcome->status
+                                                                             : nullptr;
+}
+
+// Ends the session of a command that only sent (pub, broadcast): the broker
+// answers the goodbye after everything sent before it, so once Close returns
+// it has every message, and any error it found in one came before.
+int CloseAfterSending(Client& client) {
+  if (Status s = client.Close(); !s.ok()) return Fail(s);
+  while (true) {
+    Result<meshbus::Delivery> delivery = client.Receive(milliseconds(0));
+    if (!delivery.ok()) return 0;  // none left: the client is closed
+    if (const Status* error = LateError(*delivery)) return Fail(*error);
+  }
+}
+
+void PrintGap(const meshbus::GapNotice& gap, bool json) {
+  std::cerr << "gap: " << gap.lost << " messages lost" << std::endl;
+  if (json) PrintOrderedJson(OrderedJson{{"gap", gap.lost}});
+}
+
+// How a receiving loop ended, when not with an error.
+enum class LoopEnd { kDone, kStopped, kDeadline };
+
+// Hands each delivery to `handle` until `done()`, a stop signal, or the
+// deadline; checks meanwhile that the broker still has the session.
+Result<LoopEnd> ReceiveUntil(Client& client, Clock::time_point deadline,
+                             const std::function<Status(const meshbus::Delivery&)>& handle,
+                             const std::function<bool()>& done) {
+  SessionCheck check;
+  while (true) {
+    if (done()) return LoopEnd::kDone;
+    if (StopRequested()) return LoopEnd::kStopped;
+    const milliseconds left = TimeLeft(deadline);
+    if (left <= milliseconds(0)) return LoopEnd::kDeadline;
+    Result<meshbus::Delivery> delivery = client.Receive(std::min(left, kReceiveSlice));
+    if (delivery.ok()) {
+      if (Status s = handle(*delivery); !s.ok()) return s;
+    } else if (delivery.status().code() != meshbus::Code::kTimeout) {
+      if (StopRequested()) return LoopEnd::kStopped;  // the signal interrupted the wait
+      return delivery.status();
+    }
+    if (Status s = check.Due(client); !s.ok() && !StopRequested()) return s;
+  }
+}
+
+// ---- pub ---------------------------------------------------------------------
+
+struct PubArgs {
+  std::string topic, message;
+  std::optional<uint64_t> count;  // none: one message, MESSAGE itself
+};
+
+int RunPub(const Global& global, const PubArgs& args) {
+  InstallStopHandlers();
+  Result<Client> client = Connect(global);
+  if (!client.ok()) return Fail(client.status());
+  const uint64_t total = args.count.value_or(1);
+  uint64_t sent = 0;
+  for (; sent < total && !StopRequested(); ++sent) {
+    if (Status s = client->Publish(args.topic, NthPayload(args.message, args.count, sent));
+        !s.ok()) {
+      return Fail(s);
+    }
+    // A publish is answered only when it fails: read now and then, so that
+    // such answers do not pile up unread.
+    if (sent % 256 == 255) {
+      Result<meshbus::Delivery> delivery = client->Receive(milliseconds(0));
+      if (delivery.ok()) {
+        if (const Status* error = LateError(*delivery)) return Fail(*error);
+      }
+    }
+  }
+  if (int rc = CloseAfterSending(*client); rc != 0) return rc;
+  std::cout << "published " << sent << std::endl;
+  if (sent < total) {
+    return Fail(Status::Unavailable("interrupted after " + std::to_string(sent) + " of " +
+                                    std::to_string(total) + " messages"));
+  }
+  return 0;
+}
+
+// ---- sub ---------------------------------------------------------------------
+
+struct SubArgs {
+  std::string prefix;
+  std::optional<uint64_t> count;      // stop after this many messages
+  std::optional<int64_t> timeout_ms;  // give up after this long (from subscribing)
+  bool json = false;
+};
+
+int RunSub(const Global& global, const SubArgs& args) {
+  InstallStopHandlers();
+  Result<Client> client = Connect(global);
+  if (!client.ok()) return Fail(client.status());
+  if (Status s = client->Subscribe(args.prefix); !s.ok()) return Fail(s);
+  std::cerr << "subscribed" << std::endl;
+
+  const Clock::time_point deadline =
+      args.timeout_ms ? Clock::now() + milliseconds(*args.timeout_ms) : Clock::time_point::max();
+  uint64_t received = 0;
+  auto handle = [&](const meshbus::Delivery& delivery) {
+    if (const auto* m = std::get_if<meshbus::Message>(&delivery)) {
+      if (m->kind != meshbus::MessageKind::kPublish) return Status::Ok();
+      if (args.json) {
+        PrintOrderedJson(OrderedJson{
+            {"topic", m->topic}, {"from", m->from.ToString()}, {"payload", m->payload}});
+      } else {
+        std::cout << m->topic << " " << m->payload << std::endl;
+      }
+      ++received;
+    } else if (const auto* gap = std::get_if<meshbus::GapNotice>(&delivery)) {
+      PrintGap(*gap, args.json);
+    } else if (const Status* error = LateError(delivery)) {
+      std::cerr << "meshbus: " << error->ToString() << std::endl;
+    }
+    return Status::Ok();
+  };
+  Result<LoopEnd> end = ReceiveUntil(*client, deadline, handle,
+                                     [&] { return args.count && received >= *args.count; });
+  if (!end.ok()) return Fail(end.status());
+  if (Status s = client->Close(); !s.ok()) return Fail(s);
+  if (*end == LoopEnd::kDeadline && args.count) {
+    return FailMessaging(Status::Timeout("got " + std::to_string(received) + " of " +
+                                         std::to_string(*args.count) + " messages within " +
+                                         std::to_string(*args.timeout_ms) + " ms"));
+  }
+  return 0;
+}
+
+// ---- req ---------------------------------------------------------------------
+
+struct ReqArgs {
+  std::string scope, group, message;
+  int64_t timeout_ms = 3000;
+  bool json = false;
+};
+
+int RunReq(const Global& global, const ReqArgs& args) {
+  Result<Client> client = Connect(global);
+  if (!client.ok()) return Fail(client.status());
+  Result<meshbus::Message> reply =
+      client->Request(args.scope, args.group, args.message, milliseconds(args.timeout_ms));
+  if (!reply.ok()) return FailMessaging(reply.status());
+  if (args.json) {
+    PrintOrderedJson(OrderedJson{{"from", reply->from.ToString()}, {"payload", reply->payload}});
+  } else {
+    std::cout << reply->payload << std::endl;
+  }
+  if (Status s = client->Close(); !s.ok()) return Fail(s);
+  return 0;
+}
+
+// ---- serve -------------------------------------------------------------------
+
+struct ServeArgs {
+  std::string scope, group;
+  std::optional<std::string> reply;  // none: the request, prefixed with who answers
+  std::optional<uint64_t> count;     // stop after this many requests
+  bool json = false;
+};
+
+void PrintReceived(const meshbus::Message& m, bool json) {
+  const std::string kind(meshbus::wire::MessageKindName(m.kind));
+  if (json) {
+    OrderedJson doc = {{"kind", kind}, {"from", m.from.ToString()}};
+    if (!m.topic.empty()) doc["topic"] = m.topic;
+    if (!m.group.empty()) {
+      doc["scope"] = m.scope;
+      doc["group"] = m.group;
+    }
+    doc["payload"] = m.payload;
+    PrintOrderedJson(doc);
+  } else {
+    std::cout << kind << " " << m.from.ToString() << " " << m.payload << std::endl;
+  }
+}
+
+int RunServe(const Global& global, const ServeArgs& args) {
+  InstallStopHandlers();
+  Result<Client> client = Connect(global);
+  if (!client.ok()) return Fail(client.status());
+  if (Status s = client->Join(args.scope, args.group); !s.ok()) return Fail(s);
+  const std::string self = client->self().ToString();
+  std::cerr << "serving as " << self << std::endl;
+
+  uint64_t handled = 0;
+  auto handle = [&](const meshbus::Delivery& delivery) {
+    if (const auto* m = std::get_if<meshbus::Message>(&delivery)) {
+      PrintReceived(*m, args.json);
+      if (m->kind != meshbus::MessageKind::kRequest) return Status::Ok();
+      ++handled;
+      const std::string answer = args.reply ? *args.reply : self + ": " + m->payload;
+      // The requester may have stopped waiting: say so, and serve on.
+      if (Status s = client->Reply(*m, answer); !s.ok()) {
+        std::cerr << "meshbus: no reply to " << m->from.ToString() << ": " << s.ToString()
+                  << std::endl;
+      }
+    } else if (const auto* gap = std::get_if<meshbus::GapNotice>(&delivery)) {
+      PrintGap(*gap, args.json);
+    }
+    return Status::Ok();
+  };
+  Result<LoopEnd> end = ReceiveUntil(*client, Clock::time_point::max(), handle,
+                                     [&] { return args.count && handled >= *args.count; });
+  if (!end.ok()) return Fail(end.status());
+  if (Status s = client->Close(); !s.ok()) return Fail(s);
+  return 0;
+}
+
+// ---- broadcast, dispatch, send -----------------------------------------------
+
+struct BroadcastArgs {
+  std::string scope, group, message;
+};
+
+int RunBroadcast(const Global& global, const BroadcastArgs& args) {
+  Result<Client> client = Connect(global);
+  if (!client.ok()) return Fail(client.status());
+  if (Status s = client->Broadcast(args.scope, args.group, args.message); !s.ok()) return Fail(s);
+  return CloseAfterSending(*client);
+}
+
+struct DispatchArgs {
+  std::string scope, group, message;
+  std::optional<uint64_t> count;  // none: one message, MESSAGE itself
+};
+
+int RunDispatch(const Global& global, const DispatchArgs& args) {
+  InstallStopHandlers();
+  Result<Client> client = Connect(global);
+  if (!client.ok()) return Fail(client.status());
+  const uint64_t total = args.count.value_or(1);
+  for (uint64_t i = 0; i < total; ++i) {
+    if (StopRequested()) {
+      return Fail(Status::Unavailable("interrupted after " + std::to_string(i) + " of " +
+                                      std::to_string(total) + " messages"));
+    }
+    Result<MemberId> member =
+        client->Dispatch(args.scope, args.group, NthPayload(args.message, args.count, i));
+    if (!member.ok()) return FailMessaging(member.status());
+    std::cout << member->ToString() << std::endl;  // line i: who got message i
+  }
+  if (Status s = client->Close(); !s.ok()) return Fail(s);
+  return 0;
+}
+
+struct SendArgs {
+  std::string member, message;
+};
+
+int RunSend(const Global& global, const SendArgs& args) {
+  std::optional<MemberId> member = MemberId::Parse(args.member);
+  if (!member) {
+    return Fail(Status::InvalidArgument("'" + args.member +
+                                        "' is not a member id (NODE.INCARNATION.SESSION, as "
+                                        "`join` and `members` print)"));
+  }
+  Result<Client> client = Connect(global);
+  if (!client.ok()) return Fail(client.status());
+  if (Status s = client->Send(*member, args.message); !s.ok()) return FailMessaging(s);
+  if (Status s = client->Close(); !s.ok()) return Fail(s);
+  return 0;
+}
+
 // ---- command registration ----------------------------------------------------
 
 // A subcommand and what runs it once the command line is parsed. The
@@ -609,6 +912,94 @@ Command AddStats(CLI::App& app, const Global& global) {
   return Bind(cmd, args, global, RunStats);
 }
 
+Command AddPub(CLI::App& app, const Global& global) {
+  auto args = std::make_shared<PubArgs>();
+  CLI::App* cmd = app.add_subcommand("pub", "Publish a message on a topic, or N numbered ones");
+  cmd->add_option("topic", args->topic, "Topic")->required();
+  cmd->add_option("message", args->message, "Payload")->required();
+  cmd->add_option("--count", args->count, "Publish N messages: MESSAGE followed by 0, 1, ... N-1")
+      ->check(AtLeast(1));
+  return Bind(cmd, args, global, RunPub);
+}
+
+Command AddSub(CLI::App& app, const Global& global) {
+  auto args = std::make_shared<SubArgs>();
+  CLI::App* cmd = app.add_subcommand(
+      "sub", "Subscribe to a topic prefix and print one line per message (TOPIC PAYLOAD)");
+  cmd->add_option("prefix", args->prefix, "Topic prefix (\"\": every topic)")->required();
+  cmd->add_option("--count", args->count, "Stop after this many messages")->check(AtLeast(1));
+  cmd->add_option("--timeout-ms", args->timeout_ms,
+                  "Stop after this many ms; with --count, exit 3 if fewer came")
+      ->check(AtLeast(0));
+  cmd->add_flag("--json", args->json, "Print one JSON object per line");
+  return Bind(cmd, args, global, RunSub);
+}
+
+Command AddReq(CLI::App& app, const Global& global) {
+  auto args = std::make_shared<ReqArgs>();
+  CLI::App* cmd = app.add_subcommand(
+      "req",
+      "Send a request to one member of a group and print its reply (exit 3: timeout, "
+      "4: no responders)");
+  cmd->add_option("scope", args->scope, "Scope")->required();
+  cmd->add_option("group", args->group, "Group")->required();
+  cmd->add_option("message", args->message, "Payload")->required();
+  cmd->add_option("--timeout", args->timeout_ms, "How long to wait for the reply, in ms")
+      ->capture_default_str()
+      ->check(AtLeast(1));
+  cmd->add_flag("--json", args->json, "Print JSON: the reply and who sent it");
+  return Bind(cmd, args, global, RunReq);
+}
+
+Command AddServe(CLI::App& app, const Global& global) {
+  auto args = std::make_shared<ServeArgs>();
+  CLI::App* cmd = app.add_subcommand(
+      "serve", "Join a group, answer its requests, and print every message it gets");
+  cmd->add_option("scope", args->scope, "Scope")->required();
+  cmd->add_option("group", args->group, "Group")->required();
+  cmd->add_option("--reply", args->reply,
+                  "Answer every request with this (default: the request, prefixed with "
+                  "\"MEMBER: \")");
+  cmd->add_option("--count", args->count, "Stop after answering this many requests")
+      ->check(AtLeast(1));
+  cmd->add_flag("--json", args->json, "Print one JSON object per line");
+  return Bind(cmd, args, global, RunServe);
+}
+
+Command AddBroadcast(CLI::App& app, const Global& global) {
+  auto args = std::make_shared<BroadcastArgs>();
+  CLI::App* cmd =
+      app.add_subcommand("broadcast", "Send a message to every member of a group, once each");
+  cmd->add_option("scope", args->scope, "Scope")->required();
+  cmd->add_option("group", args->group, "Group")->required();
+  cmd->add_option("message", args->message, "Payload")->required();
+  return Bind(cmd, args, global, RunBroadcast);
+}
+
+Command AddDispatch(CLI::App& app, const Global& global) {
+  auto args = std::make_shared<DispatchArgs>();
+  CLI::App* cmd = app.add_subcommand(
+      "dispatch",
+      "Send a message to one member of a group, and print the member that got it (exit 4: "
+      "no members)");
+  cmd->add_option("scope", args->scope, "Scope")->required();
+  cmd->add_option("group", args->group, "Group")->required();
+  cmd->add_option("message", args->message, "Payload")->required();
+  cmd->add_option("--count", args->count,
+                  "Dispatch N messages: MESSAGE followed by 0, 1, ... N-1; one line each")
+      ->check(AtLeast(1));
+  return Bind(cmd, args, global, RunDispatch);
+}
+
+Command AddSend(CLI::App& app, const Global& global) {
+  auto args = std::make_shared<SendArgs>();
+  CLI::App* cmd = app.add_subcommand("send", "Send a message directly to one member");
+  cmd->add_option("member", args->member, "Member id, as `join` and `members` print it")
+      ->required();
+  cmd->add_option("message", args->message, "Payload")->required();
+  return Bind(cmd, args, global, RunSend);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -623,9 +1014,11 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
 
   const std::vector<Command> commands = {
-      AddNodes(app, global), AddGroups(app, global),  AddMembers(app, global),
-      AddJoin(app, global),  AddMonitor(app, global), AddWait(app, global),
-      AddStats(app, global),
+      AddNodes(app, global),    AddGroups(app, global),  AddMembers(app, global),
+      AddJoin(app, global),     AddMonitor(app, global), AddWait(app, global),
+      AddStats(app, global),    AddPub(app, global),     AddSub(app, global),
+      AddReq(app, global),      AddServe(app, global),   AddBroadcast(app, global),
+      AddDispatch(app, global), AddSend(app, global),
   };
 
   try {

@@ -64,18 +64,26 @@ bool BrokerLoop::Deliver(Session& session, const wire::ClientInbound& message,
     Backlog(session, wire::Encode(message), payload);
     return true;
   }
+  std::string body = wire::Encode(message);
   if (session.lost > 0) {
     std::string gap = wire::Encode(wire::ClientInbound(wire::Gap{session.lost}));
+    // A notice sent ahead of a delivery that then does not fit would leave
+    // one lost message owed again, and a slow reader would get a notice per
+    // message: the notice goes only with what follows it.
+    uint64_t both = gap.size() + body.size() + (payload ? payload->size() : 0);
+    if (!is_reply && session.outstanding_bytes > 0 &&
+        session.outstanding_bytes + both > options_.client_queue_bytes) {
+      return lose();
+    }
     if (!SendToClient(session, gap, nullptr)) {
       if (!is_reply) return lose();
       Backlog(session, std::move(gap));
       session.lost = 0;
-      Backlog(session, wire::Encode(message), payload);
+      Backlog(session, std::move(body), payload);
       return true;
     }
     session.lost = 0;
   }
-  std::string body = wire::Encode(message);
   if (SendToClient(session, body, payload)) return true;
   if (!is_reply) return lose();
   Backlog(session, std::move(body), payload);

@@ -89,22 +89,35 @@ report_exited_brokers() {
   done
 }
 
+any_exited() {
+  local j
+  for ((j = 1; j <= count; j++)); do
+    mesh_is_running "${started[$((j - 1))]}" || return 0
+  done
+  return 1
+}
+
+# Waits in slices of a second, so that a broker exiting (a port taken, say)
+# ends the wait at once rather than at the deadline.
 deadline=$((SECONDS + WAIT_SECONDS))
 for ((i = 1; i <= count; i++)); do
   pid="${started[$((i - 1))]}"
-  if ! mesh_is_running "$pid"; then
-    report_exited_brokers
-    exit 1
-  fi
-  left=$((deadline - SECONDS))
-  [ "$left" -ge 1 ] || left=1
-  if ! message="$("$MESH_BIN_DIR/meshbus" -b "$(client_of "$i")" \
-                    wait --nodes "$count" --timeout "$left" 2>&1)"; then
-    mesh_log "n$i does not see all $count nodes alive: $message"
-    report_exited_brokers
-    mesh_is_running "$pid" && mesh_show_log "$dir/n$i.log"
-    exit 1
-  fi
+  while true; do
+    if any_exited; then
+      report_exited_brokers
+      exit 1
+    fi
+    if message="$("$MESH_BIN_DIR/meshbus" -b "$(client_of "$i")" \
+                    wait --nodes "$count" --timeout 1 2>&1)"; then
+      break
+    fi
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      mesh_log "n$i does not see all $count nodes alive: $message"
+      report_exited_brokers
+      mesh_is_running "$pid" && mesh_show_log "$dir/n$i.log"
+      exit 1
+    fi
+  done
 done
 
 succeeded=1

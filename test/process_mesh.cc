@@ -51,7 +51,8 @@ Result<std::unique_ptr<ProcessMesh>> ProcessMesh::Up(int n, std::vector<std::str
   std::string output;
   // A random base port, tried again elsewhere if something holds it.
   for (int attempt = 0; attempt < 4; ++attempt) {
-    int base = 20000 + static_cast<int>(rng() % 20000);
+    // Below 32768, where Linux picks the ports of outgoing connections.
+    int base = 20000 + static_cast<int>(rng() % 12000);
     output.clear();
     std::string cmd = "MESHBUS_BIN_DIR='" + BinDir() + "' '" + ScriptsDir() + "/mesh-up.sh' " +
                       std::to_string(n) + " --dir '" + dir + "' --base-port " +

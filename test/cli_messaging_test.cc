@@ -1,0 +1,383 @@
+// The CLI's messaging commands (pub, sub, req, serve, stats --json), run as
+// real `meshbus` processes against a real 3-node mesh of meshbusd processes.
+// Every process a test starts is stopped by its pid, with a bounded wait.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "test/process_mesh.h"
+#include "test/test_mesh.h"
+
+namespace meshbus::testing {
+namespace {
+
+using std::chrono::milliseconds;
+using Clock = std::chrono::steady_clock;
+using Json = nlohmann::json;
+
+// The CLI's exit codes (bin/meshbus.cc).
+constexpr int kExitTimeout = 3;
+constexpr int kExitNobody = 4;
+
+// A `meshbus` process with its stdout and stderr on pipes. The destructor
+// kills it (by its pid) if it still runs, and reaps it.
+class CliProcess {
+ public:
+  CliProcess() = default;
+  CliProcess(const CliProcess&) = delete;
+  CliProcess& operator=(const CliProcess&) = delete;
+  ~CliProcess() {
+    if (pid_ > 0) Stop(SIGKILL, milliseconds(2000));
+    CloseFd(out_fd_);
+    CloseFd(err_fd_);
+  }
+
+  // Starts `meshbus ARGS...`; false (with errno) if it could not.
+  bool Start(const std::vector<std::string>& args) {
+    std::vector<std::string> argv_strings = {BinDir() + "/meshbus"};
+    argv_strings.insert(argv_strings.end(), args.begin(), args.end());
+    std::vector<char*> argv;
+    for (std::string& a : argv_strings) argv.push_back(a.data());
+    argv.push_back(nullptr);
+
+    int out[2], err[2];
+    if (pipe2(out, O_CLOEXEC) != 0) return false;
+    if (pipe2(err, O_CLOEXEC) != 0) {
+      close(out[0]);
+      close(out[1]);
+      return false;
+    }
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
+    posix_spawn_file_actions_adddup2(&actions, err[1], STDERR_FILENO);
+    int rc = posix_spawn(&pid_, argv[0], &actions, nullptr, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&actions);
+    close(out[1]);
+    close(err[1]);
+    out_fd_ = out[0];
+    err_fd_ = err[0];
+    if (rc != 0) {
+      pid_ = 0;
+      errno = rc;
+      return false;
+    }
+    return true;
+  }
+
+  pid_t pid() const { return pid_; }
+  const std::string& out() const { return out_; }
+  const std::string& err() const { return err_; }
+
+  // Reads stderr (or stdout) until a line starting with `prefix` has come;
+  // that line, or nullopt if none came by the deadline (or the pipe closed).
+  std::optional<std::string> WaitForErrLine(const std::string& prefix, milliseconds timeout) {
+    return WaitForLine(/*from_stdout=*/false, prefix, timeout);
+  }
+  std::optional<std::string> WaitForOutLine(const std::string& prefix, milliseconds timeout) {
+    return WaitForLine(/*from_stdout=*/true, prefix, timeout);
+  }
+
+  // Reads both pipes until the process closes them, then reaps it; its exit
+  // code, or -1 if it did not exit by the deadline (then it is killed).
+  int WaitExit(milliseconds timeout) {
+    const Clock::time_point deadline = Clock::now() + timeout;
+    while ((out_fd_ >= 0 || err_fd_ >= 0) && ReadSome(deadline, std::nullopt)) {
+    }
+    int status = 0;
+    const bool exited =
+        pid_ > 0 && WaitFor([&] { return waitpid(pid_, &status, WNOHANG) == pid_; },
+                            std::max(milliseconds(1), std::chrono::duration_cast<milliseconds>(
+                                                          deadline - Clock::now())));
+    if (!exited) {
+      if (pid_ > 0) {
+        kill(pid_, SIGKILL);
+        waitpid(pid_, &status, 0);
+      }
+      pid_ = 0;
+      return -1;
+    }
+    pid_ = 0;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  }
+
+  // Sends `signal` to the process and waits (bounded) for it to exit.
+  int Stop(int signal, milliseconds timeout) {
+    if (pid_ <= 0) return -1;
+    kill(pid_, signal);
+    return WaitExit(timeout);
+  }
+
+ private:
+  std::optional<std::string> WaitForLine(bool from_stdout, const std::string& prefix,
+                                         milliseconds timeout) {
+    const Clock::time_point deadline = Clock::now() + timeout;
+    const std::string& text = from_stdout ? out_ : err_;
+    size_t scanned = 0;  // lines before this offset were looked at
+    while (true) {
+      for (size_t nl; (nl = text.find('\n', scanned)) != std::string::npos; scanned = nl + 1) {
+        std::string line = text.substr(scanned, nl - scanned);
+        if (line.rfind(prefix, 0) == 0) return line;
+      }
+      if (!ReadSome(deadline, from_stdout)) return std::nullopt;
+    }
+  }
+
+  static void CloseFd(int& fd) {
+    if (fd >= 0) close(fd);
+    fd = -1;
+  }
+
+  // Waits until one of the pipes asked for (stdout, stderr, or either when
+  // `which` is nullopt) has data or closes, and reads it. False at the
+  // deadline, or when the pipes asked for are all closed.
+  bool ReadSome(Clock::time_point deadline, std::optional<bool> which) {
+    pollfd fds[2];
+    int* owners[2];
+    std::string* sinks[2];
+    nfds_t n = 0;
+    if (out_fd_ >= 0 && which.value_or(true)) {
+      fds[n] = {out_fd_, POLLIN, 0};
+      owners[n] = &out_fd_;
+      sinks[n++] = &out_;
+    }
+    if (err_fd_ >= 0 && !which.value_or(false)) {
+      fds[n] = {err_fd_, POLLIN, 0};
+      owners[n] = &err_fd_;
+      sinks[n++] = &err_;
+    }
+    if (n == 0) return false;
+    const auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now());
+    if (left.count() <= 0) return false;
+    int ready = poll(fds, n, static_cast<int>(left.count()));
+    if (ready < 0) return errno == EINTR;
+    if (ready == 0) return false;
+    for (nfds_t i = 0; i < n; ++i) {
+      if (fds[i].revents == 0) continue;
+      char buf[4096];
+      ssize_t got = read(fds[i].fd, buf, sizeof buf);
+      if (got > 0) {
+        sinks[i]->append(buf, static_cast<size_t>(got));
+      } else if (got == 0 || errno != EINTR) {
+        CloseFd(*owners[i]);  // the process closed it (or it broke)
+      }
+    }
+    return true;
+  }
+
+  pid_t pid_ = 0;
+  int out_fd_ = -1, err_fd_ = -1;
+  std::string out_, err_;
+};
+
+struct CliResult {
+  int code = -1;  // -1: did not start, or did not exit in time
+  std::string out, err;
+};
+
+std::vector<std::string> Lines(const std::string& text) {
+  std::vector<std::string> lines;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  return lines;
+}
+
+// One mesh for the whole suite: each test uses topics and groups of its own.
+class CliMessagingTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    auto m = ProcessMesh::Up(3);
+    if (m.ok()) {
+      mesh = std::move(m.value());
+    } else {
+      mesh_error = m.status().ToString();
+    }
+  }
+  static void TearDownTestSuite() {
+    mesh.reset();  // mesh-down.sh: every broker stopped by its pid
+    mesh_error.clear();
+  }
+  void SetUp() override { ASSERT_NE(mesh, nullptr) << mesh_error; }
+
+  // `meshbus -b <broker of node i> ARGS...`
+  std::vector<std::string> On(int node, std::vector<std::string> args) const {
+    args.insert(args.begin(), {"-b", mesh->client_endpoint(node)});
+    return args;
+  }
+
+  // Runs a command to completion, bounded in time.
+  CliResult Run(int node, std::vector<std::string> args,
+                milliseconds timeout = milliseconds(5000)) {
+    CliProcess p;
+    CliResult r;
+    if (!p.Start(On(node, std::move(args)))) {
+      r.err = std::string("cannot start meshbus: ") + strerror(errno);
+      return r;
+    }
+    r.code = p.WaitExit(timeout);
+    r.out = p.out();
+    r.err = p.err();
+    return r;
+  }
+
+  Client Connect(int i) {
+    auto c = mesh->Connect(i, "cli-test");
+    EXPECT_TRUE(c.ok()) << c.status().ToString();
+    return std::move(c.value());
+  }
+
+  static inline std::unique_ptr<ProcessMesh> mesh;
+  static inline std::string mesh_error;  // why there is no mesh
+};
+
+// Makes sure that publishes on topics under `prefix` made on node `from` reach
+// node `to`. A broker learns of a peer's subscription through ZeroMQ, some
+// time after Subscribe returned on the peer, and drops what it publishes
+// before that (no gap is reported: it was not for the peer yet). A helper
+// client on `to` holds a subscription to `prefix` and probes are published on
+// `from` until one arrives; the peer's filter then covers every topic under
+// `prefix`, whoever on `to` subscribes to it later.
+void EnsureTopicsFlow(Client& on_from, Client& on_to, const std::string& prefix) {
+  ASSERT_TRUE(on_to.Subscribe(prefix).ok());
+  const Clock::time_point deadline = Clock::now() + milliseconds(5000);
+  while (Clock::now() < deadline) {
+    ASSERT_TRUE(on_from.Publish(prefix + "probe", "probe").ok());
+    Result<Delivery> d = on_to.Receive(milliseconds(20));
+    if (d.ok() && std::holds_alternative<Message>(*d)) return;
+  }
+  FAIL() << "no probe on '" << prefix << "' reached the subscriber's node within 5 s";
+}
+
+TEST_F(CliMessagingTest, SubOnOneNodePrintsEveryMessagePublishedOnAnotherInOrder) {
+  Client helper_n1 = Connect(0), helper_n3 = Connect(2);
+  EnsureTopicsFlow(helper_n1, helper_n3, "cli.");
+
+  CliProcess sub;
+  ASSERT_TRUE(
+      sub.Start(On(2, {"sub", "cli.msg", "--count", "5", "--json", "--timeout-ms", "10000"})))
+      << strerror(errno);
+  ASSERT_TRUE(sub.WaitForErrLine("subscribed", milliseconds(5000)))
+      << "sub never said it was subscribed; stderr: " << sub.err();
+
+  CliResult pub = Run(0, {"pub", "cli.msg.a", "MESSAGE", "--count", "5"});
+  EXPECT_EQ(pub.code, 0) << pub.err;
+  EXPECT_EQ(pub.out, "published 5\n");
+
+  EXPECT_EQ(sub.WaitExit(milliseconds(5000)), 0) << "stderr: " << sub.err();
+  std::vector<std::string> lines = Lines(sub.out());
+  ASSERT_EQ(lines.size(), 5u) << sub.out();
+  for (size_t i = 0; i < lines.size(); ++i) {
+    Json doc = Json::parse(lines[i], nullptr, /*allow_exceptions=*/false);
+    ASSERT_TRUE(doc.is_object()) << lines[i];
+    EXPECT_EQ(doc.value("payload", ""), "MESSAGE" + std::to_string(i)) << lines[i];
+    EXPECT_EQ(doc.value("topic", ""), "cli.msg.a") << lines[i];
+    EXPECT_EQ(doc.value("from", "").rfind("n1.", 0), 0u) << lines[i];
+  }
+  EXPECT_EQ(sub.err(), "subscribed\n");  // no gap, no error
+}
+
+TEST_F(CliMessagingTest, SubPrintsEachMessageAtOnceAndStopsCleanlyOnSigterm) {
+  Client helper_n1 = Connect(0), helper_n3 = Connect(2);
+  EnsureTopicsFlow(helper_n1, helper_n3, "cli.");
+
+  CliProcess sub;
+  ASSERT_TRUE(sub.Start(On(2, {"sub", "cli.live"}))) << strerror(errno);
+  ASSERT_TRUE(sub.WaitForErrLine("subscribed", milliseconds(5000))) << sub.err();
+  CliResult pub = Run(0, {"pub", "cli.live.x", "hello"});
+  EXPECT_EQ(pub.code, 0) << pub.err;
+  EXPECT_EQ(pub.out, "published 1\n");
+  // Still running: the line must come through the pipe now, not at exit.
+  EXPECT_EQ(sub.WaitForOutLine("cli.live", milliseconds(5000)), "cli.live.x hello")
+      << "stdout: " << sub.out() << "; stderr: " << sub.err();
+  EXPECT_EQ(sub.Stop(SIGTERM, milliseconds(3000)), 0) << sub.err();
+}
+
+TEST_F(CliMessagingTest, SubWithCountExitsWithCodeThreeWhenTheMessagesDoNotCome) {
+  auto started = Clock::now();
+  CliResult late = Run(2, {"sub", "cli.quiet", "--count", "1", "--timeout-ms", "200"});
+  EXPECT_EQ(late.code, kExitTimeout) << late.err;
+  EXPECT_NE(late.err.find("timeout: got 0 of 1 messages"), std::string::npos) << late.err;
+  EXPECT_EQ(late.out, "");
+  EXPECT_LT(Clock::now() - started, milliseconds(3000));
+}
+
+TEST_F(CliMessagingTest, ReqGetsTheServedReplyAndNoRespondersAtOnce) {
+  CliProcess serve;
+  ASSERT_TRUE(serve.Start(On(1, {"serve", "cli", "echo", "--count", "2"}))) << strerror(errno);
+  std::optional<std::string> ready = serve.WaitForErrLine("serving as ", milliseconds(5000));
+  ASSERT_TRUE(ready) << "serve never said it was ready; stderr: " << serve.err();
+  const std::string member = ready->substr(std::string("serving as ").size());
+
+  // Membership reaches other nodes asynchronously: wait until n1 sees it.
+  Client n1 = Connect(0);
+  ASSERT_TRUE(WaitFor([&] {
+    auto m = n1.Members("cli", "echo");
+    return m.ok() && m->size() == 1 && (*m)[0].ToString() == member;
+  })) << "n1 never saw "
+      << member;
+
+  CliResult plain = Run(0, {"req", "cli", "echo", "hello"});
+  EXPECT_EQ(plain.code, 0) << plain.err;
+  EXPECT_EQ(plain.out, member + ": hello\n");
+
+  CliResult json = Run(0, {"req", "cli", "echo", "again", "--json"});
+  EXPECT_EQ(json.code, 0) << json.err;
+  Json doc = Json::parse(json.out, nullptr, /*allow_exceptions=*/false);
+  ASSERT_TRUE(doc.is_object()) << json.out;
+  EXPECT_EQ(doc.value("from", ""), member);
+  EXPECT_EQ(doc.value("payload", ""), member + ": again");
+
+  // --count 2: it leaves after answering two requests, and showed both.
+  EXPECT_EQ(serve.WaitExit(milliseconds(5000)), 0) << serve.err();
+  std::vector<std::string> shown = Lines(serve.out());
+  ASSERT_EQ(shown.size(), 2u) << serve.out();
+  EXPECT_EQ(shown[0].rfind("request n1.", 0), 0u) << shown[0];
+  EXPECT_EQ(shown[0].substr(shown[0].size() - 6), " hello");
+
+  // Nobody in the group: no_responders at once, not after the timeout.
+  auto started = Clock::now();
+  CliResult nobody = Run(0, {"req", "cli", "nobody", "hello", "--timeout", "5000"});
+  auto took = Clock::now() - started;
+  EXPECT_EQ(nobody.code, kExitNobody) << nobody.err;
+  EXPECT_NE(nobody.err.find("no_responders"), std::string::npos) << nobody.err;
+  EXPECT_EQ(nobody.out, "");
+  EXPECT_LT(took, milliseconds(2000));
+}
+
+TEST_F(CliMessagingTest, StatsJsonIsOneObjectOfCounters) {
+  CliResult pub = Run(0, {"pub", "cli.stats", "x", "--count", "3"});
+  ASSERT_EQ(pub.code, 0) << pub.err;
+
+  CliResult stats = Run(0, {"stats", "--json"});
+  ASSERT_EQ(stats.code, 0) << stats.err;
+  EXPECT_EQ(Lines(stats.out).size(), 1u) << stats.out;
+  Json doc = Json::parse(stats.out, nullptr, /*allow_exceptions=*/false);
+  ASSERT_TRUE(doc.is_object()) << stats.out;
+  for (const char* name : {"publishes_in", "data_messages_out"}) {
+    ASSERT_TRUE(doc.contains(name)) << name << " missing: " << stats.out;
+    ASSERT_TRUE(doc[name].is_number_unsigned()) << name;
+    // `pub` returns once its broker has every message (its goodbye comes after them).
+    EXPECT_GE(doc[name].get<uint64_t>(), 3u) << name;
+  }
+  for (const auto& [name, value] : doc.items()) {
+    EXPECT_TRUE(value.is_number_unsigned()) << name;
+  }
+}
+
+}  // namespace
+}  // namespace meshbus::testing
