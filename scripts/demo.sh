@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # What `make demo` runs: a 3-node mesh on this machine, members of one group
-# on two nodes, and what happens to the group when one node's broker is
+# on two nodes, a publish on one node reaching a subscriber on another, a
+# request answered across the mesh, and what happens to the group when one node's broker is
 # killed (kill -9, no goodbye): the third node purges that node's members and
 # its monitor reports them as left. Exits non-zero if any of that does not
 # happen. Stops everything it started, whatever happens.
@@ -97,6 +98,33 @@ helpers+=("$monitor_pid")
 wait_until 5 grep -qs '^members' "$DIR/monitor.out" ||
   fail "the monitor did not start: $(cat "$DIR/monitor.out")"
 cat "$DIR/monitor.out"
+
+heading "publish on n1, subscribe on n3 (meshbus sub, in the background)"
+"$MESHBUS" -b "$(endpoint n3)" sub orders. >"$DIR/sub.out" 2>"$DIR/sub.err" &
+sub_pid=$!
+helpers+=("$sub_pid")
+wait_until 5 grep -qs '^subscribed' "$DIR/sub.err" || fail "sub did not start: $(cat "$DIR/sub.err")"
+# A subscription reaches the other brokers a moment after it is made (as in
+# ZeroMQ): probe until one arrives, then publish for real.
+probe_seen() { on n1 pub orders.probe probe >/dev/null && grep -qs '^orders.probe' "$DIR/sub.out"; }
+wait_until 5 probe_seen || fail "n3's subscriber never got a probe from n1"
+on n1 pub orders.eu hello --count 5
+got_all() { [ "$(grep -c '^orders.eu ' "$DIR/sub.out")" -ge 5 ]; }
+wait_until 5 got_all || fail "the subscriber got only: $(cat "$DIR/sub.out")"
+grep '^orders.eu ' "$DIR/sub.out"
+[ "$(grep '^orders.eu ' "$DIR/sub.out" | tr '\n' ' ')" = \
+  "orders.eu hello0 orders.eu hello1 orders.eu hello2 orders.eu hello3 orders.eu hello4 " ] ||
+  fail "the messages came out of order or some are missing"
+
+heading "request/reply: n2 serves $SCOPE/upper, n1 asks"
+"$MESHBUS" -b "$(endpoint n2)" serve "$SCOPE" upper >"$DIR/serve.out" 2>"$DIR/serve.err" &
+helpers+=("$!")
+wait_until 5 grep -qs '^serving as' "$DIR/serve.err" || fail "serve did not start: $(cat "$DIR/serve.err")"
+n1_sees_server() { [ -n "$(on n1 members "$SCOPE" upper)" ]; }
+wait_until 5 n1_sees_server || fail "n1 never saw the server's membership"
+echo "reply: $(on n1 req "$SCOPE" upper "hello from n1")"
+echo "a request to a group with nobody in it:"
+if on n1 req "$SCOPE" nobody "anyone?"; then fail "a request to nobody succeeded"; fi
 
 heading "kill -9 the broker of n2"
 n2_pid="$(mesh_broker_pid "$DIR/n2.pid")"
