@@ -233,14 +233,7 @@ void BrokerLoop::HandleRequest(const std::string& rid, wire::ClientRequest& requ
     return;
   }
 
-  uint64_t req = std::visit(
-      [](const auto& r) -> uint64_t {
-        if constexpr (requires { r.req; })
-          return r.req;
-        else
-          return 0;
-      },
-      request);
+  uint64_t req = wire::RequestIdOf(request);
   Session* session = SessionByRoute(rid);
   if (session == nullptr) {
     Reply(rid, req, Status::Unavailable("no session: say hello first (or the broker restarted)"));

@@ -74,34 +74,32 @@ InboundStreams::Origin& InboundStreams::At(const std::string& origin, uint64_t e
   return o;
 }
 
-InboundStreams::Verdict InboundStreams::OnData(const std::string& origin, uint64_t epoch,
-                                               const std::string& data_topic, uint64_t seq) {
+uint64_t* InboundStreams::Last(const std::string& origin, uint64_t epoch, const std::string& stream,
+                               uint64_t seq) {
   Origin& o = At(origin, epoch);
-  auto it = o.last.find(data_topic);
-  if (it == o.last.end()) {
-    // The first we see of this stream: what came before was not for us.
-    if (o.last.size() >= max_topics_) o.last.clear();
-    o.last.emplace(data_topic, seq);
-    return {};
-  }
-  if (seq <= it->second) return {false, 0};
-  uint64_t lost = seq - it->second - 1;
-  it->second = seq;
+  auto it = o.last.find(stream);
+  if (it != o.last.end()) return &it->second;
+  if (o.last.size() >= max_topics_) o.last.clear();
+  o.last.emplace(stream, seq);
+  return nullptr;
+}
+
+InboundStreams::Verdict InboundStreams::OnData(const std::string& origin, uint64_t epoch,
+                                               const std::string& stream, uint64_t seq) {
+  uint64_t* last = Last(origin, epoch, stream, seq);
+  if (last == nullptr) return {};
+  if (seq <= *last) return {false, 0};
+  uint64_t lost = seq - *last - 1;
+  *last = seq;
   return {true, lost};
 }
 
 uint64_t InboundStreams::OnMark(const std::string& origin, uint64_t epoch,
-                                const std::string& data_topic, uint64_t seq) {
-  Origin& o = At(origin, epoch);
-  auto it = o.last.find(data_topic);
-  if (it == o.last.end()) {
-    if (o.last.size() >= max_topics_) o.last.clear();
-    o.last.emplace(data_topic, seq);
-    return 0;
-  }
-  if (seq <= it->second) return 0;
-  uint64_t lost = seq - it->second;
-  it->second = seq;
+                                const std::string& stream, uint64_t seq) {
+  uint64_t* last = Last(origin, epoch, stream, seq);
+  if (last == nullptr || seq <= *last) return 0;
+  uint64_t lost = seq - *last;
+  *last = seq;
   return lost;
 }
 

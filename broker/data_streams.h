@@ -92,6 +92,10 @@ class InboundStreams {
   };
   // The origin's table of streams, reset if it moved to another epoch.
   Origin& At(const std::string& origin, uint64_t epoch);
+  // The last number seen in a stream; nullptr when this is the first we see
+  // of it (then `seq` becomes its start: what came before was not for us).
+  uint64_t* Last(const std::string& origin, uint64_t epoch, const std::string& stream,
+                 uint64_t seq);
   size_t max_topics_;
   std::unordered_map<std::string, Origin> origins_;
 };

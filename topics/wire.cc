@@ -277,6 +277,17 @@ bool CarriesPayload(const ClientRequest& m) {
          std::holds_alternative<Respond>(m) || std::holds_alternative<Send>(m);
 }
 
+uint64_t RequestIdOf(const ClientRequest& m) {
+  return std::visit(
+      [](const auto& r) -> uint64_t {
+        if constexpr (requires { r.req; })
+          return r.req;
+        else
+          return 0;
+      },
+      m);
+}
+
 bool CarriesPayload(const ClientInbound& m) {
   if (const auto* r = std::get_if<Reply>(&m)) return std::holds_alternative<ResponseBody>(r->body);
   return std::holds_alternative<Message>(m);

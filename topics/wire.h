@@ -239,6 +239,8 @@ using ClientRequest = std::variant<Hello, Bye, SessionHeartbeat, Join, Leave, Me
                                    Broadcast, Dispatch, Request, Respond, Send, Credit>;
 // True for the requests that are followed by a payload frame.
 bool CarriesPayload(const ClientRequest& m);
+// The request's `req`; 0 for the messages that have none (heartbeat, credit).
+uint64_t RequestIdOf(const ClientRequest& m);
 
 std::string Encode(const ClientRequest& m);
 // On failure, *req (if given) holds the request id when it could be read, so
