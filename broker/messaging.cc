@@ -48,7 +48,7 @@ std::string ReplyTo(const std::string& node, uint64_t incarnation, uint64_t id) 
 
 void BrokerLoop::OnMessagingRequest(Session& session, wire::ClientRequest& request,
                                     zmq::message_t& payload, TimePoint now) {
-  const std::string rid = session.routing_id;
+  const std::string& rid = session.routing_id;
   uint64_t req = wire::RequestIdOf(request);
   if (payload.size() > options_.max_message_bytes) {
     ++counters_.messages_too_large;
