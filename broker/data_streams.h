@@ -13,7 +13,7 @@
 // even for a topic it has never seen before. A loss at the tail of a
 // stream, with nothing after it, is found by marks: for a while after a
 // stream was used, the origin sends its last number every heartbeat
-// interval (repeated, as a mark can be dropped like any message).
+// interval (repeated for 30 rounds, as a mark can be dropped like any message).
 #pragma once
 
 #include <cstdint>
@@ -30,8 +30,10 @@ namespace meshbus {
 
 class OutboundStreams {
  public:
-  // Rounds of marks sent after a stream's last use.
-  static constexpr int kMarkRounds = 5;
+  // Rounds of marks sent after a stream's last use: 3 s at the default
+  // heartbeat, longer than a peer can stall before it is declared dead, so
+  // a peer whose queue was full while marks were sent still gets a later one.
+  static constexpr int kMarkRounds = 30;
   // Beyond max_streams counters, all are forgotten and the epoch moves on
   // (receivers then restart their checks).
   explicit OutboundStreams(size_t max_streams = 100'000) : max_streams_(max_streams) {}

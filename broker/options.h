@@ -43,8 +43,10 @@ struct BrokerOptions {
   // How often unanswered hellos (seeds, peers that died) are tried again.
   std::chrono::milliseconds hello_retry_interval{500};
   // Per-client outbound queue in messages (ZeroMQ high-water mark); beyond
-  // it deliveries are counted as lost and the client gets a gap notice.
-  int client_queue_messages = 10000;
+  // it deliveries are counted as lost and the client gets a gap notice. The
+  // bound that matters is client_queue_bytes; this one only caps how many
+  // small messages that many bytes may be.
+  int client_queue_messages = 1000000;
   // Per-client outbound queue in bytes: deliveries the client has not yet
   // consumed (the SDK reports what it consumed). Beyond it, deliveries are
   // lost, counted, and reported to the client by a gap notice; replies wait.

@@ -438,28 +438,52 @@ TEST(MeshSlowConsumerTest, LostDeliveriesAreCountedAndReportedExactly) {
 }
 
 TEST(MeshSlowConsumerTest, AReplyIsNeverLostWhenTheClientsQueueIsFull) {
-  // The watcher monitors a busy scope and does not read, so its queue is
-  // full; then it makes a call. The reply waits its turn instead of being
-  // lost: the call succeeds, and it did take effect.
+  // The watcher (a raw client, so that nothing reads for it) monitors a busy
+  // scope, so its queue is full; then it makes a call. The reply waits its
+  // turn instead of being lost: it comes once the watcher reads, and the
+  // call did take effect.
   BrokerOptions o = TestMesh::FastOptions();
   o.client_queue_messages = 100;
+  o.session_timeout = milliseconds(30000);  // the raw watcher sends no heartbeats
   TestMesh mesh(1, o);
-  ClientOptions co;
-  co.endpoint = "ipc://" + mesh.client_endpoint(0);
-  co.call_timeout = milliseconds(2000);
-  Result<Client> w = Client::Connect(co);
-  ASSERT_TRUE(w.ok());
+  zmq::context_t ctx;
+  zmq::socket_t w(ctx, zmq::socket_type::dealer);
+  w.set(zmq::sockopt::linger, 0);
+  w.set(zmq::sockopt::rcvhwm, 100);
+  w.connect("ipc://" + mesh.client_endpoint(0));
+  // Reads until the reply to `req` (everything else is a delivery), or the deadline.
+  auto reply_to = [&](uint64_t req) -> std::optional<wire::Reply> {
+    auto deadline = std::chrono::steady_clock::now() + milliseconds(5000);
+    zmq::pollitem_t item{w.handle(), 0, ZMQ_POLLIN, 0};
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (zmq::poll(&item, 1, milliseconds(100)) != 1) continue;
+      zmq::message_t m;
+      (void)w.recv(m);
+      auto in = wire::DecodeClientInbound(m.to_string_view());
+      if (!in.ok()) return std::nullopt;
+      if (auto* r = std::get_if<wire::Reply>(&*in); r && r->req == req) return *r;
+    }
+    return std::nullopt;
+  };
+  w.send(
+      zmq::buffer(wire::Encode(wire::ClientRequest(wire::Hello{1, wire::kProtocolVersion, "w"}))));
+  ASSERT_TRUE(reply_to(1).has_value());
+  w.send(zmq::buffer(wire::Encode(wire::ClientRequest(wire::Monitor{2, "app", std::nullopt}))));
+  ASSERT_TRUE(reply_to(2).has_value());
+
   Client a = mesh.Connect(0);
-  ASSERT_TRUE(w->MonitorScope("app").ok());
   for (int i = 0; i < 3000; ++i) {
     ASSERT_TRUE(a.Join("app", "burst").ok());
     ASSERT_TRUE(a.Leave("app", "burst").ok());
   }
   ASSERT_GT(mesh.broker(0).Stats()["client_deliveries_lost"], 0u) << "the queue never filled";
-  Status s = w->Join("app", "mine");
-  EXPECT_TRUE(s.ok()) << s.ToString();
+  w.send(zmq::buffer(wire::Encode(wire::ClientRequest(wire::Join{3, "app", "mine"}))));
+  EXPECT_TRUE(WaitFor([&] { return mesh.broker(0).Stats()["client_replies_delayed"] > 0; }))
+      << "the reply never had to wait";
+  std::optional<wire::Reply> r = reply_to(3);
+  ASSERT_TRUE(r.has_value()) << "the reply was lost";
+  EXPECT_TRUE(r->status.ok()) << r->status.ToString();
   EXPECT_EQ(a.Members("app", "mine")->size(), 1u);
-  EXPECT_GT(mesh.broker(0).Stats()["client_replies_delayed"], 0u) << "the reply never had to wait";
 }
 
 TEST(MeshDiscoveryTest, PeersLearnTheWholeMeshFromOneSeed) {
