@@ -390,6 +390,16 @@ std::string D(const PeerMessage& m) {
           o << (v.is_mark ? "DataMark " : "Data ") << v.epoch;
           for (const StreamSeq& ss : v.streams) o << " (" << ss.stream << "," << ss.seq << ")";
           o << " " << v.session;
+        } else if constexpr (std::is_same_v<T, PeerRaft>) {
+          const raft::Message& r = v.message;
+          o << "Raft " << raft::MessageTypeName(r.type) << " " << r.from << "->" << r.to << " t"
+            << r.term << " i" << r.index << " lt" << r.log_term << " c" << r.commit << " rej"
+            << r.reject << " h" << r.hint_index << "/" << r.hint_term << " ctx" << r.context;
+          for (const raft::Entry& e : r.entries) {
+            o << " (" << e.term << "," << e.index << "," << e.data.size() << "B:" << e.data << ")";
+          }
+          o << " snap(" << r.snapshot.index << "," << r.snapshot.term << ","
+            << r.snapshot.data.size() << "B)";
         } else {
           static_assert(sizeof(T) == 0, "describe every peer message type");
         }
@@ -495,6 +505,24 @@ Snapshot SampleSnapshot() {
                    {kMaxScope, kMaxGroup, UINT64_MAX, UINT32_MAX}}};
 }
 
+raft::Message RaftSample() {
+  raft::Message m;
+  m.type = raft::MessageType::kAppend;
+  m.from = "n1";
+  m.to = "node-2";
+  m.term = 9;
+  m.index = 41;
+  m.log_term = 8;
+  m.commit = 40;
+  m.reject = true;
+  m.hint_index = UINT64_MAX;
+  m.hint_term = 3;
+  m.context = 77;
+  m.entries = {{9, 42, std::string("reg\0ister", 9)}, {9, 43, ""}, {9, 44, std::string(1000, 'x')}};
+  m.snapshot = {40, 8, std::string("\x00\xff\x01", 3)};
+  return m;
+}
+
 std::vector<PeerMessage> PeerMessageSamples() {
   const PeerId from{"n1", 0x18a3f5b2c9d4e};
   return {
@@ -536,6 +564,8 @@ std::vector<PeerMessage> PeerMessageSamples() {
       PeerData{from, 1, {{"", 1}}, 17, false},
       PeerData{from, UINT64_MAX, {{"Porders", UINT64_MAX}, {"P", 3}}, UINT64_MAX, false},
       PeerData{from, 2, {{"Pt", 40}}, 0, true},
+      PeerRaft{from, RaftSample()},
+      PeerRaft{from, raft::Message{raft::MessageType::kVoteReply, "n1", "n2", 7}},
   };
 }
 
@@ -1248,6 +1278,33 @@ TEST(WireBadInputTest, SnapshotEntryWithCountZero) {
        PeerHelloV(211, S("tcp://b:1"), {}, SnapshotV({EntryV(S("s"), S("g"), 0)})), "count 0"},
   };
   RunBadCases(kCases);
+}
+
+V RaftV(V type, V to, V entries = A({A({U(1), U(3), Bin("x")})})) {
+  V from = A({S("n1"), U(5)});
+  return A({U(240), from,
+            A({type, to, U(1), U(2), U(3), U(4), B(false), U(0), U(0), U(0), entries,
+               A({U(0), U(0), Bin("")})})});
+}
+
+TEST(WireBadInputTest, RaftMessages) {
+  std::vector<V> many;
+  for (size_t i = 0; i <= kMaxRaftEntries; ++i) many.push_back(A({U(1), U(i + 1), Bin("")}));
+  const std::vector<BadCase> kCases = {
+      {"unknown raft type", Dec::kPeer, RaftV(U(9), S("n2")), "raft type"},
+      {"bad destination", Dec::kPeer, RaftV(U(4), S("n.2")), "to"},
+      {"entry data as a string", Dec::kPeer, RaftV(U(4), S("n2"), A({A({U(1), U(3), S("x")})})),
+       "binary"},
+      {"too many entries", Dec::kPeer, RaftV(U(4), S("n2"), A(many)), "entries"},
+  };
+  RunBadCases(kCases);
+  // The valid shape decodes, and the message's sender is the peer's node.
+  Result<PeerMessage> ok = DecodePeerMessage(Pack(RaftV(U(4), S("n2"))));
+  ASSERT_TRUE(ok.ok()) << ok.status().ToString();
+  const PeerRaft& r = std::get<PeerRaft>(*ok);
+  EXPECT_EQ(r.message.from, "n1");
+  EXPECT_EQ(r.message.entries.size(), 1u);
+  EXPECT_EQ(r.message.entries[0].data, "x");
 }
 
 TEST(WireBadInputTest, HugeDeclaredArrayLength) {

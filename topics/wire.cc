@@ -23,6 +23,10 @@ void PackStr(Packer& pk, std::string_view s) {
   pk.pack_str(static_cast<uint32_t>(s.size()));
   pk.pack_str_body(s.data(), static_cast<uint32_t>(s.size()));
 }
+void PackBin(Packer& pk, std::string_view b) {
+  pk.pack_bin(static_cast<uint32_t>(b.size()));
+  pk.pack_bin_body(b.data(), static_cast<uint32_t>(b.size()));
+}
 void PackBool(Packer& pk, bool b) {
   b ? pk.pack_true() : pk.pack_false();
 }
@@ -102,6 +106,21 @@ class Reader {
       return false;
     }
     return o->via.boolean;
+  }
+  // A msgpack bin (opaque bytes).
+  std::string Bin(std::string_view field, size_t max_bytes) {
+    const msgpack::object* o = Next(field);
+    if (o == nullptr) return {};
+    if (o->type != msgpack::type::BIN) {
+      Fail("field '" + std::string(field) + "' is not binary");
+      return {};
+    }
+    if (o->via.bin.size > max_bytes) {
+      Fail("field '" + std::string(field) + "' is longer than " + std::to_string(max_bytes) +
+           " bytes");
+      return {};
+    }
+    return std::string(o->via.bin.ptr, o->via.bin.size);
   }
   bool PeekNil() const { return ok() && i_ < n_ && items_[i_].type == msgpack::type::NIL; }
   std::string Str(std::string_view field, size_t max_bytes) {
@@ -901,6 +920,33 @@ std::string Encode(const PeerMessage& m) {
             pk.pack_uint64(s.seq);
           }
           if (!v.is_mark) pk.pack_uint64(v.session);
+        } else if constexpr (std::is_same_v<T, PeerRaft>) {
+          const raft::Message& r = v.message;
+          pk.pack_array(3);
+          pk.pack_uint16(uint16_t(Type::kPeerRaft));
+          PackPeerId(pk, v.from);
+          pk.pack_array(12);
+          pk.pack_uint8(uint8_t(r.type));
+          PackStr(pk, r.to);
+          pk.pack_uint64(r.term);
+          pk.pack_uint64(r.index);
+          pk.pack_uint64(r.log_term);
+          pk.pack_uint64(r.commit);
+          PackBool(pk, r.reject);
+          pk.pack_uint64(r.hint_index);
+          pk.pack_uint64(r.hint_term);
+          pk.pack_uint64(r.context);
+          pk.pack_array(static_cast<uint32_t>(r.entries.size()));
+          for (const raft::Entry& e : r.entries) {
+            pk.pack_array(3);
+            pk.pack_uint64(e.term);
+            pk.pack_uint64(e.index);
+            PackBin(pk, e.data);
+          }
+          pk.pack_array(3);
+          pk.pack_uint64(r.snapshot.index);
+          pk.pack_uint64(r.snapshot.term);
+          PackBin(pk, r.snapshot.data);
         }
       },
       m);
@@ -1049,6 +1095,46 @@ Result<PeerMessage> DecodePeerMessage(std::string_view frame) {
       }
       if (!d.is_mark) d.session = r.U64("session");
       return Finish<PeerMessage>(st, std::move(d));
+    }
+    case Type::kPeerRaft: {
+      PeerRaft p;
+      p.from = ReadPeerId(r);
+      Reader m = r.Array("raft");
+      raft::Message& msg = p.message;
+      uint64_t type = m.U64("type");
+      if (m.ok() && type > uint64_t(raft::MessageType::kHeartbeatReply)) {
+        m.Fail("has unknown raft type " + std::to_string(type));
+      }
+      msg.type = static_cast<raft::MessageType>(type);
+      msg.from = p.from.node;
+      msg.to = m.Checked("to", ValidateNodeName);
+      msg.term = m.U64("term");
+      msg.index = m.U64("index");
+      msg.log_term = m.U64("log_term");
+      msg.commit = m.U64("commit");
+      msg.reject = m.Bool("reject");
+      msg.hint_index = m.U64("hint_index");
+      msg.hint_term = m.U64("hint_term");
+      msg.context = m.U64("context");
+      Reader entries = m.Array("entries");
+      if (entries.ok() && entries.size() > kMaxRaftEntries) {
+        entries.Fail("holds more than " + std::to_string(kMaxRaftEntries) + " entries");
+      }
+      msg.entries.reserve(entries.ok() ? entries.size() : 0);
+      while (entries.has_more()) {
+        Reader e = entries.Array("entry");
+        raft::Entry entry;
+        entry.term = e.U64("term");
+        entry.index = e.U64("index");
+        entry.data = e.Bin("data", kMaxFrameBytes);
+        if (!e.ok()) break;
+        msg.entries.push_back(std::move(entry));
+      }
+      Reader snap = m.Array("snapshot");
+      msg.snapshot.index = snap.U64("index");
+      msg.snapshot.term = snap.U64("term");
+      msg.snapshot.data = snap.Bin("data", kMaxFrameBytes);
+      return Finish<PeerMessage>(st, std::move(p));
     }
     default:
       return Status::BadMessage("unknown peer message type " + std::to_string(type));

@@ -62,6 +62,10 @@
 //        a dispatch (3), request (4) or direct send (5) for member `session` of the receiver
 //   [221 ForwardAck, from, id, code, message]   the member has it (ok), or why not
 //   [222 Response,   from, id, code, message, responder]  + payload: the answer to request `id`
+//   [240 Raft,       from, [type, to, term, index, log_term, commit, reject,
+//                      hint_index, hint_term, context, [[term, index, data]...],
+//                      [snapshot_index, snapshot_term, snapshot_data]]]
+//        the registry's consensus (topics/raft_types.h); data are msgpack bin
 //   snapshot = [seq, [[scope, group, session, count]...]]
 //   data PUB/SUB: [data topic][header] + payload, the data topic first so that
 //   ZeroMQ filters on it (see PublishDataTopic and BroadcastDataTopic):
@@ -86,6 +90,7 @@
 #include <vector>
 
 #include "topics/names.h"
+#include "topics/raft_types.h"
 #include "topics/status.h"
 
 namespace meshbus::wire {
@@ -143,6 +148,7 @@ enum class Type : uint16_t {
   kPeerResponse = 222,
   kPeerData = 230,
   kPeerDataMark = 231,
+  kPeerRaft = 240,
 };
 
 // ---- client -> broker ------------------------------------------------------
@@ -438,9 +444,18 @@ struct PeerData {  // + payload, unless a mark
 // A data message names at most this many streams (subscriptions it matches).
 inline constexpr size_t kMaxStreamsPerData = 1024;
 
+// A message of the registry's consensus; message.from must be from.node
+// (the broker checks it).
+struct PeerRaft {
+  PeerId from;
+  raft::Message message;
+};
+// At most this many log entries in one Raft message.
+inline constexpr size_t kMaxRaftEntries = 10000;
+
 using PeerMessage =
     std::variant<PeerHeartbeat, PeerDelta, PeerBye, PeerHello, PeerSyncRequest, PeerSyncReply,
-                 PeerProbe, PeerForward, PeerForwardAck, PeerResponse, PeerData>;
+                 PeerProbe, PeerForward, PeerForwardAck, PeerResponse, PeerData, PeerRaft>;
 bool CarriesPayload(const PeerMessage& m);
 
 std::string Encode(const PeerMessage& m);
