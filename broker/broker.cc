@@ -464,6 +464,7 @@ std::map<std::string, uint64_t> BrokerLoop::CounterMap() const {
       {"subscriptions", topics_.prefix_count()},
       {"pending_outcomes", pending_.size()},
       {"data_dropped_on_purpose", c.data_dropped_on_purpose},
+      {"subscriptions_unconfirmed", c.subscriptions_unconfirmed},
       {"client_bytes_queued", QueuedClientBytes()},
   };
   return m;

@@ -101,6 +101,7 @@ struct BrokerCounters {
   uint64_t request_failures = 0;     // no responder left, or it died before answering
   uint64_t responses_unclaimed = 0;  // came after the request timed out or its requester left
   uint64_t data_dropped_on_purpose = 0;
+  uint64_t subscriptions_unconfirmed = 0;  // a peer did not confirm within a second
 };
 
 class BrokerLoop {
@@ -249,7 +250,13 @@ class BrokerLoop {
   // messaging.cc
   void OnMessagingRequest(Session& session, wire::ClientRequest& request, zmq::message_t& payload,
                           TimePoint now);
-  Status OnSubscribe(Session& session, const wire::Subscribe& sub);
+  // Answers once every live peer's XPUB has the subscription (or a second
+  // has passed), so that what is published after it returns is not missed.
+  void OnSubscribe(Session& session, const wire::Subscribe& sub, TimePoint now);
+  void OnSubscriptionCheck(const wire::PeerSubscriptionCheck& check, TimePoint now);
+  // A peer confirmed a ticket, or will not: done when none is left waiting.
+  void SubscriptionConfirmed(const std::string& ticket, const std::string& node);
+  void FinishSubscribe(const std::string& ticket, bool reply);
   void OnRespond(Session& session, const wire::Respond& respond, zmq::message_t& payload);
   // Hands a message to a local session; false when its queue is full.
   bool DeliverMessage(Session& session, const wire::Message& message,
@@ -367,6 +374,19 @@ class BrokerLoop {
   std::vector<uint64_t> targets_;                          // reused per message
   std::vector<std::pair<std::string, uint64_t>> streams_;  // reused per message
   bool forget_streams_ = false;  // a subscription went: drop streams nobody wants
+  // Subscriptions waiting for their peers' confirmation, by ticket.
+  struct SubscribeCheck {
+    uint64_t session = 0;
+    uint64_t req = 0;
+    std::set<std::string> waiting;  // peer nodes
+    TimePoint deadline;
+  };
+  std::map<std::string, SubscribeCheck> subscribe_checks_;
+  uint64_t next_ticket_ = 1;
+  // The other side: tickets our XPUB has seen, and peers waiting for one.
+  std::unordered_set<std::string> seen_tickets_;
+  std::map<std::string, std::pair<std::string, TimePoint>> awaited_tickets_;
+  static constexpr std::chrono::milliseconds kSubscribeConfirmTimeout{1000};
   TimePoint next_serving_sweep_{};
   // A forward not confirmed in this long is answered with a timeout: the
   // member may have it, so it is not sent elsewhere.

@@ -332,7 +332,7 @@ void BrokerLoop::HandleRequest(const std::string& rid, wire::ClientRequest& requ
           for (const auto& [k, v] : CounterMap()) body.counters.emplace_back(k, v);
           Reply(rid, r.req, Status::Ok(), std::move(body));
         } else if constexpr (std::is_same_v<T, wire::Subscribe>) {
-          Reply(rid, r.req, OnSubscribe(*session, r));
+          OnSubscribe(*session, r, now);
         }
       },
       request);

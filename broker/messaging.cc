@@ -119,20 +119,61 @@ void BrokerLoop::OnMessagingRequest(Session& session, wire::ClientRequest& reque
   }
 }
 
-Status BrokerLoop::OnSubscribe(Session& session, const wire::Subscribe& sub) {
+void BrokerLoop::OnSubscribe(Session& session, const wire::Subscribe& sub, TimePoint now) {
   std::string data_topic = PublishDataTopic(sub.prefix);
-  if (!sub.unsubscribe) {
-    if (topics_.Add(sub.prefix, session.id)) data_sub_.set(zmq::sockopt::subscribe, data_topic);
-    return Status::Ok();
+  if (sub.unsubscribe) {
+    if (!topics_.Has(sub.prefix, session.id)) {
+      return Reply(session.routing_id, sub.req,
+                   Status::NotFound("not subscribed to '" + sub.prefix + "'"));
+    }
+    if (topics_.Remove(sub.prefix, session.id)) {
+      data_sub_.set(zmq::sockopt::unsubscribe, data_topic);
+      forget_streams_ = true;
+    }
+    return Reply(session.routing_id, sub.req, Status::Ok());
   }
-  if (!topics_.Has(sub.prefix, session.id)) {
-    return Status::NotFound("not subscribed to '" + sub.prefix + "'");
+  if (topics_.Add(sub.prefix, session.id)) data_sub_.set(zmq::sockopt::subscribe, data_topic);
+  // A ticket subscribed right after the prefix travels behind it on every
+  // connection: a peer that has seen the ticket has applied the prefix.
+  std::string ticket =
+      std::string(1, kTicketTopicMark) + self_.node + "." + std::to_string(next_ticket_++);
+  SubscribeCheck check{session.id, sub.req, {}, now + kSubscribeConfirmTimeout};
+  data_sub_.set(zmq::sockopt::subscribe, ticket);
+  for (const auto& [node, peer] : peers_) {
+    if (SendToPeer(node, wire::PeerSubscriptionCheck{self_, ticket, false})) {
+      check.waiting.insert(node);
+    }
   }
-  if (topics_.Remove(sub.prefix, session.id)) {
-    data_sub_.set(zmq::sockopt::unsubscribe, data_topic);
-    forget_streams_ = true;
+  bool done = check.waiting.empty();
+  subscribe_checks_.emplace(ticket, std::move(check));
+  if (done) FinishSubscribe(ticket, /*reply=*/true);
+}
+
+// A peer asks whether our XPUB has seen its ticket: yes now, or when it does.
+void BrokerLoop::OnSubscriptionCheck(const wire::PeerSubscriptionCheck& check, TimePoint now) {
+  if (check.is_reply) return SubscriptionConfirmed(check.ticket, check.from.node);
+  if (seen_tickets_.count(check.ticket)) {
+    SendToPeer(check.from.node, wire::PeerSubscriptionCheck{self_, check.ticket, true});
+    return;
   }
-  return Status::Ok();
+  awaited_tickets_[check.ticket] = {check.from.node, now + 2 * kSubscribeConfirmTimeout};
+}
+
+void BrokerLoop::SubscriptionConfirmed(const std::string& ticket, const std::string& node) {
+  auto it = subscribe_checks_.find(ticket);
+  if (it == subscribe_checks_.end()) return;
+  it->second.waiting.erase(node);
+  if (it->second.waiting.empty()) FinishSubscribe(ticket, /*reply=*/true);
+}
+
+void BrokerLoop::FinishSubscribe(const std::string& ticket, bool reply) {
+  auto it = subscribe_checks_.find(ticket);
+  if (it == subscribe_checks_.end()) return;
+  SubscribeCheck check = std::move(it->second);
+  subscribe_checks_.erase(it);
+  data_sub_.set(zmq::sockopt::unsubscribe, ticket);
+  auto s = sessions_.find(check.session);
+  if (reply && s != sessions_.end()) Reply(s->second.routing_id, check.req, Status::Ok());
 }
 
 bool BrokerLoop::DeliverMessage(Session& session, const wire::Message& message,
@@ -197,6 +238,20 @@ void BrokerLoop::OnDataSubscription(std::vector<zmq::message_t>& frames) {
       continue;
     }
     std::string prefix(m.substr(1));
+    if (!prefix.empty() && prefix[0] == kTicketTopicMark) {
+      if (m[0] == 0) {
+        seen_tickets_.erase(prefix);
+        continue;
+      }
+      auto waiter = awaited_tickets_.find(prefix);
+      if (waiter != awaited_tickets_.end()) {
+        SendToPeer(waiter->second.first, wire::PeerSubscriptionCheck{self_, prefix, true});
+        awaited_tickets_.erase(waiter);
+      } else if (seen_tickets_.size() < 100000) {
+        seen_tickets_.insert(prefix);  // the check may come after the ticket
+      }
+      continue;
+    }
     if (m[0] == 1) {
       outbound_.Subscribed(prefix);
     } else {
@@ -575,6 +630,11 @@ void BrokerLoop::OnSessionGoneMessaging(Session& session) {
                                     MemberId{self_.node, self_.incarnation, session.id}.ToString() +
                                     " ended before answering"));
   }
+  std::vector<std::string> checks;
+  for (const auto& [ticket, check] : subscribe_checks_) {
+    if (check.session == session.id) checks.push_back(ticket);
+  }
+  for (const std::string& t : checks) FinishSubscribe(t, /*reply=*/false);
   // What it was waiting for: nobody is left to tell.
   for (uint64_t id : session.pending) {
     auto it = pending_.find(id);
@@ -586,6 +646,11 @@ void BrokerLoop::OnSessionGoneMessaging(Session& session) {
 
 void BrokerLoop::OnPeerGoneMessaging(const std::string& node) {
   inbound_.ForgetOrigin(node);
+  std::vector<std::string> checks;
+  for (const auto& [ticket, check] : subscribe_checks_) {
+    if (check.waiting.count(node)) checks.push_back(ticket);
+  }
+  for (const std::string& t : checks) SubscriptionConfirmed(t, node);  // nothing to wait for
   std::vector<uint64_t> affected;
   for (const auto& [id, p] : pending_) {
     if (p.target.node == node) affected.push_back(id);
@@ -634,6 +699,19 @@ void BrokerLoop::MessagingTimers(TimePoint now) {
   }
   if (now >= next_serving_sweep_) {
     next_serving_sweep_ = now + std::chrono::milliseconds(100);
+    std::vector<std::string> late;
+    for (const auto& [ticket, check] : subscribe_checks_) {
+      if (check.deadline <= now) late.push_back(ticket);
+    }
+    for (const std::string& t : late) {
+      ++counters_.subscriptions_unconfirmed;
+      log_.LogLimited(LogLevel::kWarn, "subscribe-late",
+                      "a subscription was not confirmed by every peer within " +
+                          std::to_string(kSubscribeConfirmTimeout.count()) +
+                          " ms: it holds here, and at the others when they catch up");
+      FinishSubscribe(t, /*reply=*/true);
+    }
+    std::erase_if(awaited_tickets_, [&](const auto& kv) { return kv.second.second <= now; });
     // Requests whose requester stopped waiting: an answer is no longer useful.
     for (auto it = serving_.begin(); it != serving_.end();) {
       if (it->second.deadline < now) {

@@ -163,6 +163,9 @@ void BrokerLoop::OnCallsMessage(std::vector<zmq::message_t>& frames, TimePoint n
     if (auto* forward = std::get_if<wire::PeerForward>(&*m))
       return OnForward(*forward, frames[2], now);
     if (auto* ack = std::get_if<wire::PeerForwardAck>(&*m)) return OnForwardAck(*ack, now);
+    if (auto* check = std::get_if<wire::PeerSubscriptionCheck>(&*m)) {
+      return OnSubscriptionCheck(*check, now);
+    }
     if (auto* response = std::get_if<wire::PeerResponse>(&*m)) {
       return OnResponse(*response, frames[2]);
     }

@@ -135,7 +135,10 @@ class Client {
   // ---- messaging ----
   // ZeroMQ prefix semantics: "" is every topic. A topic is 1..255 bytes
   // without control characters. Subscribing twice to a prefix is one
-  // subscription; unsubscribing one not held is kNotFound.
+  // subscription; unsubscribing one not held is kNotFound. Subscribe returns
+  // once every live node applies it: what is published anywhere after that
+  // reaches this client (or is reported lost).
+  // (Unlike ZeroMQ, there is no window in which a publish is silently missed.)
   Status Subscribe(const std::string& prefix);
   Status Unsubscribe(const std::string& prefix);
   // To every subscriber of a prefix of `topic`, on every node. Returns once

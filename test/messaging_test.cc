@@ -202,6 +202,23 @@ TEST_F(MessagingTest, PrefixSemantics) {
   EXPECT_EQ(until_fence(overlapping, false), (V{"orders.eu", "orders.us", "orders.eu.x"}));
 }
 
+// Subscribe returns once every peer applies the subscription, so a publish
+// made anywhere after it returns is delivered: no probing needed.
+TEST_F(MessagingTest, APublishRightAfterSubscribeReturnsIsDelivered) {
+  Client pub2 = mesh.Connect(1), pub3 = mesh.Connect(2);
+  for (int round = 0; round < 20; ++round) {
+    Client sub = mesh.Connect(0);
+    std::string topic = "fresh." + std::to_string(round);
+    ASSERT_TRUE(sub.Subscribe(topic).ok());
+    ASSERT_TRUE(pub2.Publish(topic, "from n2").ok());
+    ASSERT_TRUE(pub3.Publish(topic, "from n3").ok());
+    Inbox box;
+    Collect(sub, &box, [](const Inbox& b) { return b.messages.size() >= 2; });
+    ASSERT_EQ(box.messages.size(), 2u) << "round " << round;
+  }
+  EXPECT_EQ(Stat(0, "subscriptions_unconfirmed"), 0u);
+}
+
 TEST_F(MessagingTest, LocalSubscribersGetLocalPublishes) {
   Client pub = mesh.Connect(0), sub = mesh.Connect(0);
   ASSERT_TRUE(sub.Subscribe("t").ok());

@@ -390,6 +390,8 @@ std::string D(const PeerMessage& m) {
           o << (v.is_mark ? "DataMark " : "Data ") << v.epoch;
           for (const StreamSeq& ss : v.streams) o << " (" << ss.stream << "," << ss.seq << ")";
           o << " " << v.session;
+        } else if constexpr (std::is_same_v<T, PeerSubscriptionCheck>) {
+          o << (v.is_reply ? "SubscriptionSeen " : "SubscriptionCheck ") << v.ticket;
         } else if constexpr (std::is_same_v<T, PeerRaft>) {
           const raft::Message& r = v.message;
           o << "Raft " << raft::MessageTypeName(r.type) << " " << r.from << "->" << r.to << " t"
@@ -565,6 +567,8 @@ std::vector<PeerMessage> PeerMessageSamples() {
       PeerData{from, UINT64_MAX, {{"Porders", UINT64_MAX}, {"P", 3}}, UINT64_MAX, false},
       PeerData{from, 2, {{"Pt", 40}}, 0, true},
       PeerRaft{from, RaftSample()},
+      PeerSubscriptionCheck{from, "Zn1.7", false},
+      PeerSubscriptionCheck{from, "Zn1.8", true},
       PeerRaft{from, raft::Message{raft::MessageType::kVoteReply, "n1", "n2", 7}},
   };
 }
@@ -941,7 +945,7 @@ TEST(WireBadInputTest, UnknownTypeNumbers) {
       {Dec::kInbound, A({U(0), U(7)})},
       {Dec::kInbound, A({U(1), U(7), U(1), S("c")})},  // a request is not a reply
       {Dec::kInbound, A({U(99), U(7)})},
-      {Dec::kInbound, A({U(103), U(7)})},
+      {Dec::kInbound, A({U(104), U(7)})},
       {Dec::kInbound, A({U(201), from, U(1), A({})})},
       {Dec::kInbound, A({U(65536 + 102), U(7)})},  // would be Gap
       {Dec::kInbound, A({U(UINT64_MAX), U(7)})},
@@ -951,7 +955,7 @@ TEST(WireBadInputTest, UnknownTypeNumbers) {
       {Dec::kPeer, A({U(199), from})},
       {Dec::kPeer, A({U(203), from})},
       {Dec::kPeer, A({U(209), from})},
-      {Dec::kPeer, A({U(216), from, U(1)})},
+      {Dec::kPeer, A({U(218), from, U(1)})},
       {Dec::kPeer, A({U(65536 + 214), from, U(9)})},   // would be Probe
       {Dec::kPeer, A({U((1ull << 48) + 202), from})},  // would be Bye
       {Dec::kPeer, A({U(UINT64_MAX), from})},

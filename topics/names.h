@@ -53,6 +53,8 @@ struct MemberId {
 // terminator, so that group "orders" never matches group "orders2".
 inline constexpr char kPublishTopicMark = 'P';
 inline constexpr char kBroadcastTopicMark = 'B';
+// Subscription tickets (see wire::PeerSubscriptionCheck): never a message topic.
+inline constexpr char kTicketTopicMark = 'Z';
 std::string PublishDataTopic(std::string_view topic_or_prefix);
 std::string BroadcastDataTopic(std::string_view scope, std::string_view group);
 

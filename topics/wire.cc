@@ -920,6 +920,12 @@ std::string Encode(const PeerMessage& m) {
             pk.pack_uint64(s.seq);
           }
           if (!v.is_mark) pk.pack_uint64(v.session);
+        } else if constexpr (std::is_same_v<T, PeerSubscriptionCheck>) {
+          pk.pack_array(3);
+          pk.pack_uint16(
+              uint16_t(v.is_reply ? Type::kPeerSubscriptionSeen : Type::kPeerSubscriptionCheck));
+          PackPeerId(pk, v.from);
+          PackStr(pk, v.ticket);
         } else if constexpr (std::is_same_v<T, PeerRaft>) {
           const raft::Message& r = v.message;
           pk.pack_array(3);
@@ -1095,6 +1101,17 @@ Result<PeerMessage> DecodePeerMessage(std::string_view frame) {
       }
       if (!d.is_mark) d.session = r.U64("session");
       return Finish<PeerMessage>(st, std::move(d));
+    }
+    case Type::kPeerSubscriptionCheck:
+    case Type::kPeerSubscriptionSeen: {
+      PeerSubscriptionCheck c;
+      c.is_reply = AsType(type) == Type::kPeerSubscriptionSeen;
+      c.from = ReadPeerId(r);
+      c.ticket = r.Str("ticket", kMaxHandleBytes);
+      if (st.ok() && (c.ticket.size() < 2 || c.ticket[0] != kTicketTopicMark)) {
+        return Status::BadMessage("subscription check with a malformed ticket");
+      }
+      return Finish<PeerMessage>(st, std::move(c));
     }
     case Type::kPeerRaft: {
       PeerRaft p;

@@ -58,6 +58,8 @@
 //   [213 SyncReply,   from, snapshot]
 //   [214 Probe,       from, nonce]
 //   [215 ProbeReply,  from, nonce]
+//   [216 SubscriptionCheck, from, ticket]   has your data XPUB seen `ticket` subscribed?
+//   [217 SubscriptionSeen,  from, ticket]   yes (answered when it has)
 //   [220 Forward,    from, id, kind, session, scope, group, sender, timeout_ms]  + payload
 //        a dispatch (3), request (4) or direct send (5) for member `session` of the receiver
 //   [221 ForwardAck, from, id, code, message]   the member has it (ok), or why not
@@ -143,6 +145,8 @@ enum class Type : uint16_t {
   kPeerSyncReply = 213,
   kPeerProbe = 214,
   kPeerProbeReply = 215,
+  kPeerSubscriptionCheck = 216,
+  kPeerSubscriptionSeen = 217,
   kPeerForward = 220,
   kPeerForwardAck = 221,
   kPeerResponse = 222,
@@ -407,6 +411,16 @@ struct PeerProbe {
   bool is_reply = false;
 };
 
+// A subscriber's broker subscribes a unique ticket right after a client's
+// prefix, on the same connections: a peer whose XPUB has seen the ticket has
+// seen the prefix too, so once every peer says so, the subscription holds
+// everywhere.
+struct PeerSubscriptionCheck {
+  PeerId from;
+  std::string ticket;  // a data-topic prefix starting with kTicketTopicMark
+  bool is_reply = false;
+};
+
 // A dispatch, request or direct send for one member of the receiving broker.
 struct PeerForward {  // + payload
   PeerId from;
@@ -453,9 +467,9 @@ struct PeerRaft {
 // At most this many log entries in one Raft message.
 inline constexpr size_t kMaxRaftEntries = 10000;
 
-using PeerMessage =
-    std::variant<PeerHeartbeat, PeerDelta, PeerBye, PeerHello, PeerSyncRequest, PeerSyncReply,
-                 PeerProbe, PeerForward, PeerForwardAck, PeerResponse, PeerData, PeerRaft>;
+using PeerMessage = std::variant<PeerHeartbeat, PeerDelta, PeerBye, PeerHello, PeerSyncRequest,
+                                 PeerSyncReply, PeerProbe, PeerForward, PeerForwardAck,
+                                 PeerResponse, PeerData, PeerRaft, PeerSubscriptionCheck>;
 bool CarriesPayload(const PeerMessage& m);
 
 std::string Encode(const PeerMessage& m);
