@@ -1,0 +1,518 @@
+#include "broker/registry.h"
+
+#include <algorithm>
+#include <exception>
+#include <functional>
+#include <type_traits>
+#include <utility>
+
+#include <msgpack.hpp>
+
+namespace meshbus::registry {
+namespace {
+
+// Type numbers of the commands: the first element of their array. Stable.
+enum class CommandType : uint8_t {
+  kRegister = 1,
+  kUnregister = 2,
+  kReleaseMember = 3,
+  kReleaseNode = 4,
+};
+
+// The first element of a snapshot's array; a later format gets another.
+inline constexpr uint64_t kSnapshotFormat = 1;
+
+// "<node>.<incarnation hex>.<session>": at most 64 + 1 + 16 + 1 + 20 bytes.
+inline constexpr size_t kMaxMemberBytes = kMaxNodeNameBytes + 38;
+
+// The unpacker refuses longer strings before copying them; the Reader then
+// checks each field's own limit, with a clearer message.
+inline constexpr size_t kMaxUnpackedStringBytes = 64u << 10;
+
+using Packer = msgpack::packer<msgpack::sbuffer>;
+
+void PackStr(Packer& pk, std::string_view s) {
+  pk.pack_str(static_cast<uint32_t>(s.size()));
+  pk.pack_str_body(s.data(), static_cast<uint32_t>(s.size()));
+}
+// Metadata is opaque bytes, so it is bin, not str (which means UTF-8).
+void PackBin(Packer& pk, std::string_view b) {
+  pk.pack_bin(static_cast<uint32_t>(b.size()));
+  pk.pack_bin_body(b.data(), static_cast<uint32_t>(b.size()));
+}
+void PackMember(Packer& pk, const MemberId& m) {
+  PackStr(pk, m.ToString());
+}
+
+std::string ToString(const msgpack::sbuffer& buf) {
+  return std::string(buf.data(), buf.size());
+}
+
+// Reads the elements of one msgpack array in order, as topics/wire.cc's
+// Reader does. The first failure is recorded in a Status shared with nested
+// readers; after it every read returns a default value, so callers check ok()
+// once at the end (and inside loops, to stop early).
+class Reader {
+ public:
+  Reader(const msgpack::object* o, Status* st, std::string what) : st_(st), what_(std::move(what)) {
+    if (o == nullptr || o->type != msgpack::type::ARRAY) {
+      Fail("is not an array");
+      return;
+    }
+    items_ = o->via.array.ptr;
+    n_ = o->via.array.size;
+  }
+  bool ok() const { return st_->ok(); }
+  size_t size() const { return n_; }
+  bool has_more() const { return ok() && i_ < n_; }
+
+  void Fail(const std::string& why) {
+    if (st_->ok()) *st_ = Status::BadMessage(what_ + " " + why);
+  }
+  // Extra elements are refused: the format is exact, so that a command or
+  // snapshot means one thing to every broker.
+  void End() {
+    if (ok() && i_ != n_) Fail("has " + std::to_string(n_ - i_) + " unexpected trailing fields");
+  }
+
+  const msgpack::object* Next(std::string_view field) {
+    if (!ok()) return nullptr;
+    if (i_ >= n_) {
+      Fail("is missing field '" + std::string(field) + "'");
+      return nullptr;
+    }
+    return &items_[i_++];
+  }
+  uint64_t U64(std::string_view field) {
+    const msgpack::object* o = Next(field);
+    if (o == nullptr) return 0;
+    if (o->type != msgpack::type::POSITIVE_INTEGER) {
+      Fail("field '" + std::string(field) + "' is not an unsigned integer");
+      return 0;
+    }
+    return o->via.u64;
+  }
+  std::string Str(std::string_view field, size_t max_bytes) {
+    return Bytes(field, msgpack::type::STR, "a string", max_bytes);
+  }
+  std::string Bin(std::string_view field, size_t max_bytes) {
+    return Bytes(field, msgpack::type::BIN, "binary", max_bytes);
+  }
+  // A string checked by a Validate* function.
+  std::string Checked(std::string_view field, size_t max_bytes,
+                      Status (*validate)(std::string_view)) {
+    std::string s = Str(field, max_bytes);
+    if (!ok()) return s;
+    Status v = validate(s);
+    if (!v.ok()) Fail("field '" + std::string(field) + "': " + v.message());
+    return s;
+  }
+  MemberId Member(std::string_view field) {
+    std::string text = Str(field, kMaxMemberBytes);
+    if (!ok()) return {};
+    std::optional<MemberId> id = MemberId::Parse(text);
+    if (!id) {
+      Fail("field '" + std::string(field) + "' is a malformed member id '" + text + "'");
+      return {};
+    }
+    return *id;
+  }
+  Reader Array(std::string_view field) {
+    return Reader(Next(field), st_, what_ + "." + std::string(field));
+  }
+
+ private:
+  std::string Bytes(std::string_view field, msgpack::type::object_type type, const char* type_name,
+                    size_t max_bytes) {
+    const msgpack::object* o = Next(field);
+    if (o == nullptr) return {};
+    if (o->type != type) {
+      Fail("field '" + std::string(field) + "' is not " + type_name);
+      return {};
+    }
+    bool str = type == msgpack::type::STR;
+    uint32_t size = str ? o->via.str.size : o->via.bin.size;
+    const char* ptr = str ? o->via.str.ptr : o->via.bin.ptr;
+    if (size > max_bytes) {
+      Fail("field '" + std::string(field) + "' is longer than " + std::to_string(max_bytes) +
+           " bytes");
+      return {};
+    }
+    return std::string(ptr, size);
+  }
+
+  Status* st_;
+  std::string what_;
+  const msgpack::object* items_ = nullptr;
+  size_t n_ = 0;
+  size_t i_ = 0;
+};
+
+// Unpacks `bytes` into `zone` with bounded sizes and depth. The object is
+// valid as long as the zone.
+Result<msgpack::object> Unpack(std::string_view bytes, std::string_view what, msgpack::zone& zone) {
+  if (bytes.empty()) return Status::BadMessage(std::string(what) + " is empty");
+  try {
+    size_t off = 0;
+    // Every element takes at least one byte, so no array can honestly claim
+    // more elements than there are bytes: this stops a few bytes from making
+    // the unpacker reserve room for millions of objects. No maps, no exts;
+    // a snapshot nests three arrays deep.
+    msgpack::unpack_limit limit(/*array=*/bytes.size(), /*map=*/0,
+                                /*str=*/kMaxUnpackedStringBytes, /*bin=*/kMaxUnpackedStringBytes,
+                                /*ext=*/0, /*depth=*/3);
+    msgpack::object o =
+        msgpack::unpack(zone, bytes.data(), bytes.size(), off, nullptr, nullptr, limit);
+    if (off != bytes.size()) {
+      return Status::BadMessage(std::string(what) + " has trailing bytes");
+    }
+    return o;
+  } catch (const std::exception& e) {
+    return Status::BadMessage(std::string(what) + " is not valid msgpack: " + e.what());
+  }
+}
+
+Status ValidateCommand(const Command& command) {
+  return std::visit(
+      [](const auto& c) -> Status {
+        using T = std::decay_t<decltype(c)>;
+        Status s;
+        if constexpr (std::is_same_v<T, Register>) {
+          if (s = ValidateName(c.name); !s.ok()) return s;
+          if (s = ValidateMember(c.holder); !s.ok()) return s;
+          return ValidateMetadata(c.metadata);
+        } else if constexpr (std::is_same_v<T, Unregister>) {
+          if (s = ValidateName(c.name); !s.ok()) return s;
+          return ValidateMember(c.holder);
+        } else if constexpr (std::is_same_v<T, ReleaseMember>) {
+          return ValidateMember(c.member);
+        } else {
+          return ValidateNodeName(c.node);
+        }
+      },
+      command);
+}
+
+}  // namespace
+
+// ---- validation -------------------------------------------------------------
+
+Status ValidateName(std::string_view name) {
+  if (name.empty()) return Status::InvalidArgument("name is empty");
+  if (name.size() > kMaxNameBytes) {
+    return Status::InvalidArgument("name is longer than " + std::to_string(kMaxNameBytes) +
+                                   " bytes");
+  }
+  for (unsigned char c : name) {
+    if (c < 0x20 || c == 0x7f) return Status::InvalidArgument("name contains a control character");
+  }
+  return Status::Ok();
+}
+
+Status ValidateMetadata(std::string_view metadata) {
+  if (metadata.size() > kMaxMetadataBytes) {
+    return Status::InvalidArgument("metadata is larger than " + std::to_string(kMaxMetadataBytes) +
+                                   " bytes");
+  }
+  return Status::Ok();
+}
+
+Status ValidateMember(const MemberId& member) {
+  Status s = ValidateNodeName(member.node);
+  if (!s.ok()) return Status::InvalidArgument("member id: " + s.message());
+  return s;
+}
+
+std::string_view VerdictName(Verdict verdict) {
+  switch (verdict) {
+    case Verdict::kOk:
+      return "ok";
+    case Verdict::kTaken:
+      return "taken";
+    case Verdict::kNotRegistered:
+      return "not_registered";
+    case Verdict::kNotHolder:
+      return "not_holder";
+    case Verdict::kHolderGone:
+      return "holder_gone";
+  }
+  return "?";
+}
+
+std::string_view ChangeKindName(ChangeKind kind) {
+  return kind == ChangeKind::kRegistered ? "registered" : "unregistered";
+}
+
+// ---- the codec --------------------------------------------------------------
+
+std::string EncodeCommand(const Command& command) {
+  msgpack::sbuffer buf(256);
+  Packer pk(buf);
+  std::visit(
+      [&pk](const auto& c) {
+        using T = std::decay_t<decltype(c)>;
+        if constexpr (std::is_same_v<T, Register>) {
+          pk.pack_array(4);
+          pk.pack_uint8(uint8_t(CommandType::kRegister));
+          PackStr(pk, c.name);
+          PackMember(pk, c.holder);
+          PackBin(pk, c.metadata);
+        } else if constexpr (std::is_same_v<T, Unregister>) {
+          pk.pack_array(3);
+          pk.pack_uint8(uint8_t(CommandType::kUnregister));
+          PackStr(pk, c.name);
+          PackMember(pk, c.holder);
+        } else if constexpr (std::is_same_v<T, ReleaseMember>) {
+          pk.pack_array(2);
+          pk.pack_uint8(uint8_t(CommandType::kReleaseMember));
+          PackMember(pk, c.member);
+        } else {
+          pk.pack_array(3);
+          pk.pack_uint8(uint8_t(CommandType::kReleaseNode));
+          PackStr(pk, c.node);
+          pk.pack_uint64(c.incarnation);
+        }
+      },
+      command);
+  return ToString(buf);
+}
+
+Result<Command> DecodeCommand(std::string_view bytes) {
+  msgpack::zone zone;
+  Result<msgpack::object> o = Unpack(bytes, "registry command", zone);
+  if (!o.ok()) return o.status();
+  Status st;
+  Reader r(&*o, &st, "registry command");
+  uint64_t type = r.U64("type");
+  Command command;
+  switch (type) {
+    case uint64_t(CommandType::kRegister): {
+      Register c;
+      c.name = r.Checked("name", kMaxNameBytes, ValidateName);
+      c.holder = r.Member("holder");
+      c.metadata = r.Bin("metadata", kMaxMetadataBytes);
+      command = std::move(c);
+      break;
+    }
+    case uint64_t(CommandType::kUnregister): {
+      Unregister c;
+      c.name = r.Checked("name", kMaxNameBytes, ValidateName);
+      c.holder = r.Member("holder");
+      command = std::move(c);
+      break;
+    }
+    case uint64_t(CommandType::kReleaseMember):
+      command = ReleaseMember{r.Member("member")};
+      break;
+    case uint64_t(CommandType::kReleaseNode): {
+      ReleaseNode c;
+      c.node = r.Checked("node", kMaxNodeNameBytes, ValidateNodeName);
+      c.incarnation = r.U64("incarnation");
+      command = std::move(c);
+      break;
+    }
+    default:
+      r.Fail("has unknown type " + std::to_string(type));
+  }
+  r.End();
+  if (!st.ok()) return st;
+  return command;
+}
+
+// ---- the state machine ------------------------------------------------------
+
+Result<Outcome> Registry::Apply(const Command& command) {
+  Status s = ValidateCommand(command);
+  if (!s.ok()) return s;
+  if (const auto* c = std::get_if<Register>(&command)) return DoRegister(*c);
+  if (const auto* c = std::get_if<Unregister>(&command)) return DoUnregister(*c);
+  Outcome out;
+  if (const auto* c = std::get_if<ReleaseMember>(&command)) {
+    auto it = by_holder_.find(c->member);
+    if (it != by_holder_.end()) ReleaseHolder(it, &out.changes);
+    return out;
+  }
+  const auto& c = std::get<ReleaseNode>(command);
+  // MemberId orders by node, then incarnation: the node's members from the
+  // oldest incarnation up are one contiguous range.
+  auto it = by_holder_.lower_bound(MemberId{c.node, 0, 0});
+  while (it != by_holder_.end() && it->first.node == c.node &&
+         it->first.incarnation <= c.incarnation) {
+    it = ReleaseHolder(it, &out.changes);
+  }
+  uint64_t& released = released_[c.node];
+  released = std::max(released, c.incarnation);
+  return out;
+}
+
+Outcome Registry::DoRegister(const Register& c) {
+  Outcome out;
+  auto it = names_.find(c.name);
+  if (it != names_.end()) {
+    Held& held = it->second;
+    if (held.holder != c.holder) {
+      out.verdict = Verdict::kTaken;
+      out.holder = held.holder;
+      return out;
+    }
+    // The holder again: idempotent, so a retried registration is ok.
+    if (held.metadata != c.metadata) {
+      held.metadata = c.metadata;
+      out.changes.push_back({ChangeKind::kRegistered, c.name, c.holder, c.metadata});
+    }
+    return out;
+  }
+  auto gone = released_.find(c.holder.node);
+  if (gone != released_.end() && c.holder.incarnation <= gone->second) {
+    out.verdict = Verdict::kHolderGone;
+    return out;
+  }
+  names_.emplace(c.name, Held{c.holder, c.metadata});
+  by_holder_[c.holder].insert(c.name);
+  out.changes.push_back({ChangeKind::kRegistered, c.name, c.holder, c.metadata});
+  return out;
+}
+
+Outcome Registry::DoUnregister(const Unregister& c) {
+  Outcome out;
+  auto it = names_.find(c.name);
+  if (it == names_.end()) {
+    out.verdict = Verdict::kNotRegistered;
+    return out;
+  }
+  if (it->second.holder != c.holder) {
+    out.verdict = Verdict::kNotHolder;
+    out.holder = it->second.holder;
+    return out;
+  }
+  auto h = by_holder_.find(c.holder);
+  if (h != by_holder_.end()) {
+    h->second.erase(c.name);
+    if (h->second.empty()) by_holder_.erase(h);
+  }
+  out.changes.push_back(
+      {ChangeKind::kUnregistered, c.name, c.holder, std::move(it->second.metadata)});
+  names_.erase(it);
+  return out;
+}
+
+Registry::HolderIt Registry::ReleaseHolder(HolderIt it, std::vector<Change>* out) {
+  for (const std::string& name : it->second) {
+    auto n = names_.find(name);
+    if (n == names_.end()) continue;  // cannot happen: the index mirrors names_
+    out->push_back({ChangeKind::kUnregistered, name, it->first, std::move(n->second.metadata)});
+    names_.erase(n);
+  }
+  return by_holder_.erase(it);
+}
+
+std::optional<Entry> Registry::Whereis(std::string_view name) const {
+  auto it = names_.find(name);
+  if (it == names_.end()) return std::nullopt;
+  return Entry{it->first, it->second.holder, it->second.metadata};
+}
+
+std::vector<Entry> Registry::Names(std::string_view prefix) const {
+  std::vector<Entry> out;
+  for (auto it = names_.lower_bound(prefix);
+       it != names_.end() && std::string_view(it->first).substr(0, prefix.size()) == prefix; ++it) {
+    out.push_back(Entry{it->first, it->second.holder, it->second.metadata});
+  }
+  return out;
+}
+
+std::vector<std::string> Registry::NamesOf(const MemberId& member) const {
+  auto it = by_holder_.find(member);
+  if (it == by_holder_.end()) return {};
+  return std::vector<std::string>(it->second.begin(), it->second.end());
+}
+
+std::optional<uint64_t> Registry::ReleasedIncarnation(std::string_view node) const {
+  auto it = released_.find(node);
+  if (it == released_.end()) return std::nullopt;
+  return it->second;
+}
+
+// [format, [[name, holder, metadata], ...] by name, [[node, incarnation], ...] by node]
+std::string Registry::Snapshot() const {
+  msgpack::sbuffer buf(64 + names_.size() * 48);
+  Packer pk(buf);
+  pk.pack_array(3);
+  pk.pack_uint64(kSnapshotFormat);
+  pk.pack_array(static_cast<uint32_t>(names_.size()));
+  for (const auto& [name, held] : names_) {
+    pk.pack_array(3);
+    PackStr(pk, name);
+    PackMember(pk, held.holder);
+    PackBin(pk, held.metadata);
+  }
+  pk.pack_array(static_cast<uint32_t>(released_.size()));
+  for (const auto& [node, incarnation] : released_) {
+    pk.pack_array(2);
+    PackStr(pk, node);
+    pk.pack_uint64(incarnation);
+  }
+  return ToString(buf);
+}
+
+Status Registry::Restore(std::string_view bytes) {
+  msgpack::zone zone;
+  Result<msgpack::object> o = Unpack(bytes, "registry snapshot", zone);
+  if (!o.ok()) return o.status();
+  Status st;
+  Reader r(&*o, &st, "registry snapshot");
+  uint64_t format = r.U64("format");
+  if (r.ok() && format != kSnapshotFormat) r.Fail("has unknown format " + std::to_string(format));
+
+  // Built aside and swapped in at the end, so a bad snapshot changes nothing.
+  decltype(names_) names;
+  decltype(by_holder_) by_holder;
+  decltype(released_) released;
+  Reader entries = r.Array("names");
+  while (entries.has_more()) {
+    Reader e = entries.Array("entry");
+    std::string name = e.Checked("name", kMaxNameBytes, ValidateName);
+    MemberId holder = e.Member("holder");
+    std::string metadata = e.Bin("metadata", kMaxMetadataBytes);
+    e.End();
+    if (!e.ok()) break;
+    // Strictly ascending, as Snapshot writes them: no duplicates, one
+    // encoding per state.
+    if (!names.empty() && names.rbegin()->first >= name) {
+      e.Fail("names are not strictly ascending at '" + name + "'");
+      break;
+    }
+    by_holder[holder].insert(by_holder[holder].end(), name);
+    names.emplace_hint(names.end(), std::move(name), Held{std::move(holder), std::move(metadata)});
+  }
+  Reader nodes = r.Array("released");
+  while (nodes.has_more()) {
+    Reader n = nodes.Array("node");
+    std::string node = n.Checked("node", kMaxNodeNameBytes, ValidateNodeName);
+    uint64_t incarnation = n.U64("incarnation");
+    n.End();
+    if (!n.ok()) break;
+    if (!released.empty() && released.rbegin()->first >= node) {
+      n.Fail("nodes are not strictly ascending at '" + node + "'");
+      break;
+    }
+    released.emplace_hint(released.end(), std::move(node), incarnation);
+  }
+  r.End();
+  // A holder whose incarnation was released cannot hold a name (the release
+  // dropped it and refuses new ones): such a snapshot was not ours.
+  for (const auto& [node, incarnation] : released) {
+    if (!st.ok()) break;
+    auto it = by_holder.lower_bound(MemberId{node, 0, 0});
+    if (it != by_holder.end() && it->first.node == node && it->first.incarnation <= incarnation) {
+      r.Fail("has names held by released member " + it->first.ToString());
+    }
+  }
+  if (!st.ok()) return st;
+  names_ = std::move(names);
+  by_holder_ = std::move(by_holder);
+  released_ = std::move(released);
+  return Status::Ok();
+}
+
+}  // namespace meshbus::registry
