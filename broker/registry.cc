@@ -8,6 +8,8 @@
 
 #include <msgpack.hpp>
 
+#include "topics/msgpack_reader.h"
+
 namespace meshbus::registry {
 namespace {
 
@@ -29,17 +31,8 @@ inline constexpr size_t kMaxMemberBytes = kMaxNodeNameBytes + 38;
 // checks each field's own limit, with a clearer message.
 inline constexpr size_t kMaxUnpackedStringBytes = 64u << 10;
 
-using Packer = msgpack::packer<msgpack::sbuffer>;
+using Packer = MsgpackPacker;
 
-void PackStr(Packer& pk, std::string_view s) {
-  pk.pack_str(static_cast<uint32_t>(s.size()));
-  pk.pack_str_body(s.data(), static_cast<uint32_t>(s.size()));
-}
-// Metadata is opaque bytes, so it is bin, not str (which means UTF-8).
-void PackBin(Packer& pk, std::string_view b) {
-  pk.pack_bin(static_cast<uint32_t>(b.size()));
-  pk.pack_bin_body(b.data(), static_cast<uint32_t>(b.size()));
-}
 void PackMember(Packer& pk, const MemberId& m) {
   PackStr(pk, m.ToString());
 }
@@ -48,105 +41,9 @@ std::string ToString(const msgpack::sbuffer& buf) {
   return std::string(buf.data(), buf.size());
 }
 
-// Reads the elements of one msgpack array in order, as topics/wire.cc's
-// Reader does. The first failure is recorded in a Status shared with nested
-// readers; after it every read returns a default value, so callers check ok()
-// once at the end (and inside loops, to stop early).
-class Reader {
- public:
-  Reader(const msgpack::object* o, Status* st, std::string what) : st_(st), what_(std::move(what)) {
-    if (o == nullptr || o->type != msgpack::type::ARRAY) {
-      Fail("is not an array");
-      return;
-    }
-    items_ = o->via.array.ptr;
-    n_ = o->via.array.size;
-  }
-  bool ok() const { return st_->ok(); }
-  size_t size() const { return n_; }
-  bool has_more() const { return ok() && i_ < n_; }
-
-  void Fail(const std::string& why) {
-    if (st_->ok()) *st_ = Status::BadMessage(what_ + " " + why);
-  }
-  // Extra elements are refused: the format is exact, so that a command or
-  // snapshot means one thing to every broker.
-  void End() {
-    if (ok() && i_ != n_) Fail("has " + std::to_string(n_ - i_) + " unexpected trailing fields");
-  }
-
-  const msgpack::object* Next(std::string_view field) {
-    if (!ok()) return nullptr;
-    if (i_ >= n_) {
-      Fail("is missing field '" + std::string(field) + "'");
-      return nullptr;
-    }
-    return &items_[i_++];
-  }
-  uint64_t U64(std::string_view field) {
-    const msgpack::object* o = Next(field);
-    if (o == nullptr) return 0;
-    if (o->type != msgpack::type::POSITIVE_INTEGER) {
-      Fail("field '" + std::string(field) + "' is not an unsigned integer");
-      return 0;
-    }
-    return o->via.u64;
-  }
-  std::string Str(std::string_view field, size_t max_bytes) {
-    return Bytes(field, msgpack::type::STR, "a string", max_bytes);
-  }
-  std::string Bin(std::string_view field, size_t max_bytes) {
-    return Bytes(field, msgpack::type::BIN, "binary", max_bytes);
-  }
-  // A string checked by a Validate* function.
-  std::string Checked(std::string_view field, size_t max_bytes,
-                      Status (*validate)(std::string_view)) {
-    std::string s = Str(field, max_bytes);
-    if (!ok()) return s;
-    Status v = validate(s);
-    if (!v.ok()) Fail("field '" + std::string(field) + "': " + v.message());
-    return s;
-  }
-  MemberId Member(std::string_view field) {
-    std::string text = Str(field, kMaxMemberBytes);
-    if (!ok()) return {};
-    std::optional<MemberId> id = MemberId::Parse(text);
-    if (!id) {
-      Fail("field '" + std::string(field) + "' is a malformed member id '" + text + "'");
-      return {};
-    }
-    return *id;
-  }
-  Reader Array(std::string_view field) {
-    return Reader(Next(field), st_, what_ + "." + std::string(field));
-  }
-
- private:
-  std::string Bytes(std::string_view field, msgpack::type::object_type type, const char* type_name,
-                    size_t max_bytes) {
-    const msgpack::object* o = Next(field);
-    if (o == nullptr) return {};
-    if (o->type != type) {
-      Fail("field '" + std::string(field) + "' is not " + type_name);
-      return {};
-    }
-    bool str = type == msgpack::type::STR;
-    uint32_t size = str ? o->via.str.size : o->via.bin.size;
-    const char* ptr = str ? o->via.str.ptr : o->via.bin.ptr;
-    if (size > max_bytes) {
-      Fail("field '" + std::string(field) + "' is longer than " + std::to_string(max_bytes) +
-           " bytes");
-      return {};
-    }
-    return std::string(ptr, size);
-  }
-
-  Status* st_;
-  std::string what_;
-  const msgpack::object* items_ = nullptr;
-  size_t n_ = 0;
-  size_t i_ = 0;
-};
+// Registry formats are exact (End() refuses extra fields), so that a command
+// or snapshot means one thing to every broker.
+using Reader = MsgpackReader;
 
 // Unpacks `bytes` into `zone` with bounded sizes and depth. The object is
 // valid as long as the zone.
@@ -288,25 +185,25 @@ Result<Command> DecodeCommand(std::string_view bytes) {
   switch (type) {
     case uint64_t(CommandType::kRegister): {
       Register c;
-      c.name = r.Checked("name", kMaxNameBytes, ValidateName);
-      c.holder = r.Member("holder");
+      c.name = r.Checked("name", ValidateName, kMaxNameBytes);
+      c.holder = r.Member("holder", kMaxMemberBytes);
       c.metadata = r.Bin("metadata", kMaxMetadataBytes);
       command = std::move(c);
       break;
     }
     case uint64_t(CommandType::kUnregister): {
       Unregister c;
-      c.name = r.Checked("name", kMaxNameBytes, ValidateName);
-      c.holder = r.Member("holder");
+      c.name = r.Checked("name", ValidateName, kMaxNameBytes);
+      c.holder = r.Member("holder", kMaxMemberBytes);
       command = std::move(c);
       break;
     }
     case uint64_t(CommandType::kReleaseMember):
-      command = ReleaseMember{r.Member("member")};
+      command = ReleaseMember{r.Member("member", kMaxMemberBytes)};
       break;
     case uint64_t(CommandType::kReleaseNode): {
       ReleaseNode c;
-      c.node = r.Checked("node", kMaxNodeNameBytes, ValidateNodeName);
+      c.node = r.Checked("node", ValidateNodeName, kMaxNodeNameBytes);
       c.incarnation = r.U64("incarnation");
       command = std::move(c);
       break;
@@ -471,8 +368,8 @@ Status Registry::Restore(std::string_view bytes) {
   Reader entries = r.Array("names");
   while (entries.has_more()) {
     Reader e = entries.Array("entry");
-    std::string name = e.Checked("name", kMaxNameBytes, ValidateName);
-    MemberId holder = e.Member("holder");
+    std::string name = e.Checked("name", ValidateName, kMaxNameBytes);
+    MemberId holder = e.Member("holder", kMaxMemberBytes);
     std::string metadata = e.Bin("metadata", kMaxMetadataBytes);
     e.End();
     if (!e.ok()) break;
@@ -488,7 +385,7 @@ Status Registry::Restore(std::string_view bytes) {
   Reader nodes = r.Array("released");
   while (nodes.has_more()) {
     Reader n = nodes.Array("node");
-    std::string node = n.Checked("node", kMaxNodeNameBytes, ValidateNodeName);
+    std::string node = n.Checked("node", ValidateNodeName, kMaxNodeNameBytes);
     uint64_t incarnation = n.U64("incarnation");
     n.End();
     if (!n.ok()) break;

@@ -4,10 +4,12 @@
 
 #include <msgpack.hpp>
 
+#include "topics/msgpack_reader.h"
+
 namespace meshbus::wire {
 namespace {
 
-using Packer = msgpack::packer<msgpack::sbuffer>;
+using Packer = MsgpackPacker;
 
 // ---- encoding helpers ------------------------------------------------------
 
@@ -19,17 +21,6 @@ msgpack::sbuffer& ScratchBuffer() {
   return buf;
 }
 
-void PackStr(Packer& pk, std::string_view s) {
-  pk.pack_str(static_cast<uint32_t>(s.size()));
-  pk.pack_str_body(s.data(), static_cast<uint32_t>(s.size()));
-}
-void PackBin(Packer& pk, std::string_view b) {
-  pk.pack_bin(static_cast<uint32_t>(b.size()));
-  pk.pack_bin_body(b.data(), static_cast<uint32_t>(b.size()));
-}
-void PackBool(Packer& pk, bool b) {
-  b ? pk.pack_true() : pk.pack_false();
-}
 void PackPeerId(Packer& pk, const PeerId& id) {
   pk.pack_array(2);
   PackStr(pk, id.node);
@@ -54,108 +45,7 @@ void PackSnapshot(Packer& pk, const Snapshot& s) {
 
 // ---- decoding helpers ------------------------------------------------------
 
-// Reads the elements of one msgpack array in order. The first failure is
-// recorded in a Status shared with nested readers; after it every read
-// returns a default value, so callers check ok() once at the end (and inside
-// loops, to stop early).
-class Reader {
- public:
-  Reader(const msgpack::object* o, Status* st, std::string what) : st_(st), what_(std::move(what)) {
-    if (o == nullptr || o->type != msgpack::type::ARRAY) {
-      Fail("is not an array");
-      return;
-    }
-    items_ = o->via.array.ptr;
-    n_ = o->via.array.size;
-  }
-  bool ok() const { return st_->ok(); }
-  size_t size() const { return n_; }
-  bool has_more() const { return ok() && i_ < n_; }
-
-  void Fail(const std::string& why) {
-    if (st_->ok()) *st_ = Status::BadMessage(what_ + " " + why);
-  }
-
-  const msgpack::object* Next(std::string_view field) {
-    if (!ok()) return nullptr;
-    if (i_ >= n_) {
-      Fail("is missing field '" + std::string(field) + "'");
-      return nullptr;
-    }
-    return &items_[i_++];
-  }
-  uint64_t U64(std::string_view field) {
-    const msgpack::object* o = Next(field);
-    if (o == nullptr) return 0;
-    if (o->type != msgpack::type::POSITIVE_INTEGER) {
-      Fail("field '" + std::string(field) + "' is not an unsigned integer");
-      return 0;
-    }
-    return o->via.u64;
-  }
-  uint32_t U32(std::string_view field) {
-    uint64_t v = U64(field);
-    if (v > UINT32_MAX) Fail("field '" + std::string(field) + "' is out of range");
-    return static_cast<uint32_t>(v);
-  }
-  bool Bool(std::string_view field) {
-    const msgpack::object* o = Next(field);
-    if (o == nullptr) return false;
-    if (o->type != msgpack::type::BOOLEAN) {
-      Fail("field '" + std::string(field) + "' is not a boolean");
-      return false;
-    }
-    return o->via.boolean;
-  }
-  // A msgpack bin (opaque bytes).
-  std::string Bin(std::string_view field, size_t max_bytes) {
-    const msgpack::object* o = Next(field);
-    if (o == nullptr) return {};
-    if (o->type != msgpack::type::BIN) {
-      Fail("field '" + std::string(field) + "' is not binary");
-      return {};
-    }
-    if (o->via.bin.size > max_bytes) {
-      Fail("field '" + std::string(field) + "' is longer than " + std::to_string(max_bytes) +
-           " bytes");
-      return {};
-    }
-    return std::string(o->via.bin.ptr, o->via.bin.size);
-  }
-  bool PeekNil() const { return ok() && i_ < n_ && items_[i_].type == msgpack::type::NIL; }
-  std::string Str(std::string_view field, size_t max_bytes) {
-    const msgpack::object* o = Next(field);
-    if (o == nullptr) return {};
-    if (o->type != msgpack::type::STR) {
-      Fail("field '" + std::string(field) + "' is not a string");
-      return {};
-    }
-    if (o->via.str.size > max_bytes) {
-      Fail("field '" + std::string(field) + "' is longer than " + std::to_string(max_bytes) +
-           " bytes");
-      return {};
-    }
-    return std::string(o->via.str.ptr, o->via.str.size);
-  }
-  // A string checked by one of the Validate* functions of names.h.
-  std::string Checked(std::string_view field, Status (*validate)(std::string_view)) {
-    std::string s = Str(field, 1u << 16);
-    if (!ok()) return s;
-    Status v = validate(s);
-    if (!v.ok()) Fail("field '" + std::string(field) + "': " + v.message());
-    return s;
-  }
-  Reader Array(std::string_view field) {
-    return Reader(Next(field), st_, what_ + "." + std::string(field));
-  }
-
- private:
-  Status* st_;
-  std::string what_;
-  const msgpack::object* items_ = nullptr;
-  size_t n_ = 0;
-  size_t i_ = 0;
-};
+using Reader = MsgpackReader;
 
 PeerId ReadPeerId(Reader& r) {
   Reader a = r.Array("from");
@@ -181,17 +71,6 @@ std::vector<MemberId> ReadMembers(Reader& r, std::string_view field) {
     out.push_back(std::move(*id));
   }
   return out;
-}
-
-MemberId ReadMember(Reader& r, std::string_view field) {
-  std::string text = r.Str(field, kMaxHandleBytes);
-  if (!r.ok()) return {};
-  std::optional<MemberId> id = MemberId::Parse(text);
-  if (!id) {
-    r.Fail("field '" + std::string(field) + "' is a malformed member id '" + text + "'");
-    return {};
-  }
-  return *id;
 }
 
 void PackStatus(Packer& pk, const Status& s) {
@@ -712,10 +591,10 @@ Result<ClientInbound> DecodeClientInbound(std::string_view frame) {
           break;
         }
         case 7:
-          rep.body = DeliveredBody{ReadMember(r, "member")};
+          rep.body = DeliveredBody{r.Member("member", kMaxHandleBytes)};
           break;
         case 8:
-          rep.body = ResponseBody{ReadMember(r, "member")};
+          rep.body = ResponseBody{r.Member("member", kMaxHandleBytes)};
           break;
         case 2:
           rep.body = MembersBody{ReadMembers(r, "members")};
@@ -804,7 +683,7 @@ Result<ClientInbound> DecodeClientInbound(std::string_view frame) {
       uint64_t kind = r.U64("kind");
       if (st.ok() && (kind < 1 || kind > 5)) return Status::BadMessage("message has unknown kind");
       msg.kind = static_cast<MessageKind>(kind);
-      msg.from = ReadMember(r, "from");
+      msg.from = r.Member("from", kMaxHandleBytes);
       msg.topic = r.Str("topic", kMaxTopicBytes);
       msg.scope = r.Str("scope", kMaxScopeBytes);
       msg.group = r.Str("group", kMaxGroupBytes);
@@ -1058,7 +937,7 @@ Result<PeerMessage> DecodePeerMessage(std::string_view frame) {
         f.scope = r.Checked("scope", ValidateScope);
         f.group = r.Checked("group", ValidateGroup);
       }
-      f.sender = ReadMember(r, "sender");
+      f.sender = r.Member("sender", kMaxHandleBytes);
       f.timeout_ms = r.U32("timeout_ms");
       return Finish<PeerMessage>(st, std::move(f));
     }
@@ -1074,7 +953,7 @@ Result<PeerMessage> DecodePeerMessage(std::string_view frame) {
       p.from = ReadPeerId(r);
       p.id = r.U64("id");
       p.status = ReadStatus(r);
-      p.responder = ReadMember(r, "responder");
+      p.responder = r.Member("responder", kMaxHandleBytes);
       return Finish<PeerMessage>(st, std::move(p));
     }
     case Type::kPeerData:
