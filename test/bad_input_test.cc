@@ -213,6 +213,44 @@ TEST_F(BadInputTest, PeerRequestGarbageIsCountedAndDropped) {
   ExpectStillServing("after-peer-garbage");
 }
 
+// Well-formed messaging calls from a node this broker never met (a forged
+// peer): counted and dropped, never delivered to a member.
+TEST_F(BadInputTest, ForgedMessagingFromAStrangerIsDropped) {
+  Client member = mesh.Connect(0);
+  ASSERT_TRUE(member.Join("app", "workers").ok());
+  MemberId target = member.self();
+  uint64_t unknown = mesh.broker(0).Stats()["peer_unknown_messages"];
+  zmq::socket_t raw = DialCalls(0);
+  const wire::PeerId stranger{"stranger", 1};
+  auto send = [&](const wire::PeerMessage& m, bool payload) {
+    raw.send(zmq::buffer(wire::Encode(m)),
+             payload ? zmq::send_flags::sndmore : zmq::send_flags::none);
+    if (payload) raw.send(zmq::buffer(std::string("forged")), zmq::send_flags::none);
+  };
+  send(wire::PeerForward{stranger, 1, wire::MessageKind::kDispatch, target.session, "app",
+                         "workers", MemberId{"stranger", 1, 1}, 0},
+       true);
+  send(wire::PeerForward{stranger, 2, wire::MessageKind::kDirect, target.session, "", "",
+                         MemberId{"stranger", 1, 1}, 0},
+       true);
+  send(wire::PeerResponse{stranger, 3, Status::Ok(), MemberId{"stranger", 1, 1}}, true);
+  send(wire::PeerForwardAck{stranger, 4, Status::Ok()}, false);
+  send(wire::PeerSubscriptionCheck{stranger, "Zstranger.1", false}, false);
+  // A payload where none belongs, and none where one does.
+  send(wire::PeerForwardAck{stranger, 5, Status::Ok()}, true);
+  raw.send(zmq::buffer(wire::Encode(wire::PeerMessage(
+               wire::PeerResponse{stranger, 6, Status::Ok(), MemberId{"stranger", 1, 1}}))),
+           zmq::send_flags::none);
+  EXPECT_TRUE(WaitFor([&] {
+    auto stats = mesh.broker(0).Stats();
+    return stats["peer_unknown_messages"] >= unknown + 5 && stats["peer_bad_messages"] >= 2;
+  }));
+  Result<Delivery> d = member.Receive(milliseconds(200));
+  EXPECT_FALSE(d.ok() && std::holds_alternative<Message>(*d)) << "a forged message was delivered";
+  EXPECT_EQ(mesh.broker(0).Stats()["forwards_received"], 0u);
+  ExpectStillServing("after-forged-messaging");
+}
+
 TEST_F(BadInputTest, GarbageFromAPeersPublisherIsCountedAndDropped) {
   // Pose as a peer: say hello with a control endpoint we publish on, so the
   // broker subscribes to us; then publish garbage there.
