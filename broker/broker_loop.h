@@ -283,6 +283,9 @@ class BrokerLoop {
   void AnswerRequester(const MemberId& reply_to, Status status, const MemberId& responder,
                        zmq::message_t& payload);
   void StopServing(const std::string& reply_to, const Status& why);
+  // Drops a served request from serving_ and from its session's index.
+  std::map<std::string, Serving>::iterator ForgetServing(
+      std::map<std::string, Serving>::iterator it);
   void OnPeerGoneMessaging(const std::string& node);
   void OnSessionGoneMessaging(Session& session);
   void AddLocalGroup(const std::string& scope, const std::string& group);

@@ -492,14 +492,8 @@ void BrokerLoop::Resolve(uint64_t pending_id, Status status, wire::ReplyBody bod
   }
   if (p.kind == wire::MessageKind::kRequest && p.handed && p.target.node == self_.node) {
     // A local responder that has not answered: its answer is no longer awaited.
-    std::string reply_to = ReplyTo(self_.node, self_.incarnation, p.id);
-    auto s = serving_.find(reply_to);
-    if (s != serving_.end()) {
-      if (auto sess = sessions_.find(s->second.session); sess != sessions_.end()) {
-        sess->second.serving.erase(reply_to);
-      }
-      serving_.erase(s);
-    }
+    auto s = serving_.find(ReplyTo(self_.node, self_.incarnation, p.id));
+    if (s != serving_.end()) ForgetServing(s);
   }
   auto s = sessions_.find(p.requester);
   if (s == sessions_.end()) return;  // the requester left: nobody to tell
@@ -618,6 +612,14 @@ void BrokerLoop::StopServing(const std::string& reply_to, const Status& why) {
   AnswerRequester(*MemberId::Parse(reply_to), why, responder, empty);
 }
 
+std::map<std::string, BrokerLoop::Serving>::iterator BrokerLoop::ForgetServing(
+    std::map<std::string, Serving>::iterator it) {
+  if (auto s = sessions_.find(it->second.session); s != sessions_.end()) {
+    s->second.serving.erase(it->first);
+  }
+  return serving_.erase(it);
+}
+
 void BrokerLoop::OnSessionGoneMessaging(Session& session) {
   for (const std::string& prefix : topics_.RemoveSession(session.id)) {
     data_sub_.set(zmq::sockopt::unsubscribe, PublishDataTopic(prefix));
@@ -672,10 +674,7 @@ void BrokerLoop::OnPeerGoneMessaging(const std::string& node) {
   for (auto it = serving_.begin(); it != serving_.end();) {
     std::optional<MemberId> origin = MemberId::Parse(it->first);
     if (origin && origin->node == node) {
-      if (auto s = sessions_.find(it->second.session); s != sessions_.end()) {
-        s->second.serving.erase(it->first);
-      }
-      it = serving_.erase(it);
+      it = ForgetServing(it);
     } else {
       ++it;
     }
@@ -715,10 +714,7 @@ void BrokerLoop::MessagingTimers(TimePoint now) {
     // Requests whose requester stopped waiting: an answer is no longer useful.
     for (auto it = serving_.begin(); it != serving_.end();) {
       if (it->second.deadline < now) {
-        if (auto s = sessions_.find(it->second.session); s != sessions_.end()) {
-          s->second.serving.erase(it->first);
-        }
-        it = serving_.erase(it);
+        it = ForgetServing(it);
       } else {
         ++it;
       }
