@@ -56,6 +56,23 @@ Status BrokerOptions::Validate() const {
         "client queue must hold at least two messages of the maximum size (" +
         std::to_string(2 * max_message_bytes) + " bytes)");
   }
+  if (voters.size() > 15) return Status::InvalidArgument("at most 15 voters");
+  for (size_t i = 0; i < voters.size(); ++i) {
+    if (Status s = ValidateNodeName(voters[i]); !s.ok())
+      return Status::InvalidArgument("voter: " + s.message());
+    for (size_t j = 0; j < i; ++j) {
+      if (voters[j] == voters[i])
+        return Status::InvalidArgument("voter '" + voters[i] + "' is listed twice");
+    }
+  }
+  if (voters.size() > 1 && data_dir.empty()) {
+    return Status::InvalidArgument(
+        "a registry of several voters needs --data-dir: a voter that forgets its vote or log "
+        "after a restart could elect two leaders or lose acknowledged names");
+  }
+  if (raft_tick.count() <= 0) return Status::InvalidArgument("raft tick must be positive");
+  if (raft_snapshot_entries == 0)
+    return Status::InvalidArgument("raft snapshot entries must be positive");
   if (log_level != "debug" && log_level != "info" && log_level != "warn" && log_level != "error") {
     return Status::InvalidArgument("log level must be debug, info, warn or error");
   }

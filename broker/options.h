@@ -54,6 +54,24 @@ struct BrokerOptions {
   // The largest payload a client may send; larger ones get kTooLarge.
   uint64_t max_message_bytes = 1u << 20;
 
+  // The name registry (DESIGN.md §5). The voting members of its Raft group,
+  // by node name: the same list on every broker (brokers compare it when
+  // they meet; one whose list differs takes no part, and says why). Empty:
+  // with no seeds this broker is a one-node registry of its own; with seeds,
+  // it follows the registry of the brokers it meets, without voting.
+  std::vector<std::string> voters;
+  // Where this broker keeps the registry's term, vote, log and snapshots.
+  // Required when `voters` lists more than one node: a voter that forgot its
+  // vote or its log could make two leaders or lose acknowledged names.
+  // Empty otherwise: kept in memory only (a follower catches up again from
+  // the leader after a restart).
+  std::string data_dir;
+  // One tick of the registry's consensus. A leader heartbeats every 2 ticks;
+  // a follower that hears nothing for 10 to 20 ticks starts an election.
+  std::chrono::milliseconds raft_tick{50};
+  // Log entries kept after a snapshot before the next one is taken.
+  uint64_t raft_snapshot_entries = 10000;
+
   std::string log_level = "info";  // debug, info, warn, error
 
   // A one-line explanation of the first thing wrong, if anything.

@@ -94,26 +94,6 @@ Status ValidateCommand(const Command& command) {
 
 // ---- validation -------------------------------------------------------------
 
-Status ValidateName(std::string_view name) {
-  if (name.empty()) return Status::InvalidArgument("name is empty");
-  if (name.size() > kMaxNameBytes) {
-    return Status::InvalidArgument("name is longer than " + std::to_string(kMaxNameBytes) +
-                                   " bytes");
-  }
-  for (unsigned char c : name) {
-    if (c < 0x20 || c == 0x7f) return Status::InvalidArgument("name contains a control character");
-  }
-  return Status::Ok();
-}
-
-Status ValidateMetadata(std::string_view metadata) {
-  if (metadata.size() > kMaxMetadataBytes) {
-    return Status::InvalidArgument("metadata is larger than " + std::to_string(kMaxMetadataBytes) +
-                                   " bytes");
-  }
-  return Status::Ok();
-}
-
 Status ValidateMember(const MemberId& member) {
   Status s = ValidateNodeName(member.node);
   if (!s.ok()) return Status::InvalidArgument("member id: " + s.message());

@@ -32,13 +32,16 @@
 
 namespace meshbus::registry {
 
-inline constexpr size_t kMaxNameBytes = 255;
-inline constexpr size_t kMaxMetadataBytes = 4096;
+inline constexpr size_t kMaxNameBytes = kMaxRegistryNameBytes;
+inline constexpr size_t kMaxMetadataBytes = kMaxNameMetadataBytes;
 
-// Names: 1..255 bytes, printable ASCII or UTF-8, no control bytes (the CLI
-// prints them). Metadata: any bytes, at most kMaxMetadataBytes.
-Status ValidateName(std::string_view name);
-Status ValidateMetadata(std::string_view metadata);
+// See topics/names.h.
+inline Status ValidateName(std::string_view name) {
+  return ValidateRegistryName(name);
+}
+inline Status ValidateMetadata(std::string_view metadata) {
+  return ValidateNameMetadata(metadata);
+}
 // A member id a command may carry: its node name is valid.
 Status ValidateMember(const MemberId& member);
 

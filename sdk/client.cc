@@ -163,6 +163,9 @@ struct Client::Impl {
                           std::move(e->members)};
     }
     if (auto* g = std::get_if<wire::Gap>(&in.message)) return GapNotice{g->lost};
+    if (auto* e = std::get_if<wire::NameEvent>(&in.message)) {
+      return NameEvent{e->ref, e->kind, std::move(e->entry)};
+    }
     if (auto* m = std::get_if<wire::Message>(&in.message)) {
       return Message{m->kind,
                      std::move(m->from),
@@ -196,8 +199,10 @@ struct Client::Impl {
 
   // Sends a request and waits for its reply; deliveries that come first are
   // kept, in order, for Receive().
+  // An error reply is returned as its Status, unless `keep_errors`: then as
+  // the reply itself, whose body may say more (who holds a taken name).
   Result<Inbound> Call(wire::ClientRequest request, std::chrono::milliseconds timeout,
-                       const std::string_view* payload = nullptr) {
+                       const std::string_view* payload = nullptr, bool keep_errors = false) {
     if (closed) return Status::Unavailable("the client is closed");
     if (session_lost && !std::holds_alternative<wire::Bye>(request)) return LostStatus();
     uint64_t req = Stamp(request);
@@ -212,7 +217,7 @@ struct Client::Impl {
       }
       Inbound& m = **in;
       if (auto* reply = std::get_if<wire::Reply>(&m.message); reply && reply->req == req) {
-        if (!reply->status.ok()) return reply->status;
+        if (!reply->status.ok() && !keep_errors) return reply->status;
         return std::move(m);
       }
       if (std::optional<Delivery> d = ToDelivery(m)) pending.push_back(std::move(*d));
@@ -626,6 +631,76 @@ Result<size_t> Client::Consume(const std::function<void(const Delivery&)>& handl
     handler(*d);
     ++handled;
   }
+}
+
+// ---- the name registry ----
+
+namespace {
+// Registry writes wait for a leader (an election takes about a second) and
+// for a majority's fsync; the broker answers within its own bound.
+constexpr std::chrono::seconds kRegistryCallSlack{6};
+}  // namespace
+
+Status Client::Register(const std::string& name, std::string_view metadata, MemberId* holder) {
+  if (Status s = ValidateRegistryName(name); !s.ok()) return s;
+  if (Status s = ValidateNameMetadata(metadata); !s.ok()) return s;
+  Result<Impl::Inbound> r =
+      impl_->Call(wire::Register{0, name, std::string(metadata)},
+                  impl_->options.call_timeout + kRegistryCallSlack, nullptr, /*keep_errors=*/true);
+  if (!r.ok()) return r.status();
+  auto& reply = std::get<wire::Reply>(r->message);
+  if (auto* info = std::get_if<wire::NameInfo>(&reply.body); info && holder) *holder = info->holder;
+  return reply.status;
+}
+
+Status Client::Unregister(const std::string& name) {
+  if (Status s = ValidateRegistryName(name); !s.ok()) return s;
+  return impl_->Call(wire::Unregister{0, name}, impl_->options.call_timeout + kRegistryCallSlack)
+      .status();
+}
+
+Result<NameInfo> Client::Whereis(const std::string& name) {
+  if (Status s = ValidateRegistryName(name); !s.ok()) return s;
+  return impl_->CallFor<wire::NameInfo>(wire::Whereis{0, name, false});
+}
+
+Result<NameInfo> Client::WhereisConsistent(const std::string& name) {
+  if (Status s = ValidateRegistryName(name); !s.ok()) return s;
+  Result<Impl::Inbound> r =
+      impl_->Call(wire::Whereis{0, name, true}, impl_->options.call_timeout + kRegistryCallSlack);
+  if (!r.ok()) return r.status();
+  auto* info = std::get_if<wire::NameInfo>(&std::get<wire::Reply>(r->message).body);
+  if (info == nullptr) return Status::BadMessage("the broker answered with an unexpected body");
+  return std::move(*info);
+}
+
+Result<std::vector<NameInfo>> Client::Names(const std::string& prefix) {
+  if (Status s = ValidateNamePrefix(prefix); !s.ok()) return s;
+  Result<wire::NamesBody> b = impl_->CallFor<wire::NamesBody>(wire::ListNames{0, prefix});
+  if (!b.ok()) return b.status();
+  return std::move(b->names);
+}
+
+Result<NamesMonitorStart> Client::MonitorNames(const std::string& prefix) {
+  if (Status s = ValidateNamePrefix(prefix); !s.ok()) return s;
+  Result<wire::NamesBody> b = impl_->CallFor<wire::NamesBody>(wire::MonitorNames{0, prefix});
+  if (!b.ok()) return b.status();
+  return NamesMonitorStart{b->ref, std::move(b->names)};
+}
+
+Result<LeaderInfo> Client::Leader() {
+  return impl_->CallFor<wire::LeaderBody>(wire::Leader{0});
+}
+
+Result<MemberId> Client::SendByName(const std::string& name, std::string_view payload) {
+  if (Status s = ValidateRegistryName(name); !s.ok()) return s;
+  if (Status s = CheckPayload(payload, impl_->max_message_bytes); !s.ok()) return s;
+  Result<Impl::Inbound> r = impl_->Call(
+      wire::SendName{0, name}, impl_->options.call_timeout + std::chrono::seconds(6), &payload);
+  if (!r.ok()) return r.status();
+  auto* body = std::get_if<wire::DeliveredBody>(&std::get<wire::Reply>(r->message).body);
+  if (body == nullptr) return Status::BadMessage("the broker answered with an unexpected body");
+  return body->member;
 }
 
 }  // namespace meshbus

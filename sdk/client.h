@@ -1,11 +1,11 @@
 // Client: a process's session with its local meshbus broker, and the whole
 // API of the mesh: process groups (pg-style) and monitors, publish/subscribe,
 // group broadcast, dispatch to one random member, request/reply, direct
-// sends to a member, and a view of the nodes. Create it with Client::Connect; it is a move-only
-// owner of its sockets and of one background thread that keeps the session alive with heartbeats,
-// so a process that is busy for a while does not lose its memberships. Its session (and so its
-// memberships and monitors) ends when the Client is destroyed or Close()d, or when the process
-// dies.
+// sends to a member, the name registry, and a view of the nodes. Create it with Client::Connect; it
+// is a move-only owner of its sockets and of one background thread that keeps the session alive
+// with heartbeats, so a process that is busy for a while does not lose its memberships. Its session
+// (and so its memberships and monitors) ends when the Client is destroyed or Close()d, or when the
+// process dies.
 //
 // Calls are synchronous, each with a deadline; the *Async variants return a
 // ticket at once and their Outcome comes later, so many can be in flight.
@@ -89,7 +89,24 @@ struct Outcome {
   MemberId member;      // who got it (dispatch, send) or answered (request)
   std::string payload;  // request: the response
 };
-using Delivery = std::variant<MonitorEvent, GapNotice, Message, Outcome>;
+// A registered name: its holder and the metadata it registered with.
+using NameInfo = wire::NameInfo;
+using NameEventKind = wire::NameEventKind;
+// A change among the names a MonitorNames watches.
+struct NameEvent {
+  uint64_t ref = 0;
+  NameEventKind kind = NameEventKind::kRegistered;
+  NameInfo entry;
+};
+using Delivery = std::variant<MonitorEvent, GapNotice, Message, Outcome, NameEvent>;
+
+// What a name monitor starts from: its ref, and the matching names then.
+struct NamesMonitorStart {
+  uint64_t ref = 0;
+  std::vector<NameInfo> names;
+};
+// The registry's consensus as the local broker sees it (see `meshbus leader`).
+using LeaderInfo = wire::LeaderBody;
 
 // What a monitor starts from: its ref, and the members at that moment.
 struct MonitorStart {
@@ -174,6 +191,41 @@ class Client {
   Result<uint64_t> SendAsync(const MemberId& member, std::string_view payload);
   // The largest payload the broker accepts.
   uint64_t max_message_bytes() const;
+
+  // ---- the name registry ----
+  // Names are unique in the mesh: 1..255 bytes without control characters.
+  // Writes go through the registry's leader and are acknowledged only once a
+  // majority of its voters has them, so a "yes" survives the leader's death.
+  // A name is released when its holder unregisters it, or its session ends,
+  // or its node dies.
+  //
+  // Takes `name` for this member, with opaque metadata (at most 4 KiB). Again
+  // by this member: ok, metadata replaced. kTaken: another member holds it
+  // (*holder, if given, says which). kNoLeader: no leader could be reached
+  // (e.g. this node is in a minority partition); nothing was registered.
+  // kTimeout or kUnavailable: the outcome is unknown; registering again is
+  // safe, since it is idempotent.
+  Status Register(const std::string& name, std::string_view metadata = {},
+                  MemberId* holder = nullptr);
+  // kNotRegistered, kNotHolder (another member holds it), or kNoLeader.
+  Status Unregister(const std::string& name);
+  // From the local broker's copy of the registry, which may lag the leader
+  // by a replication round (milliseconds). kNotRegistered when not held.
+  Result<NameInfo> Whereis(const std::string& name);
+  // Linearizable: answered by the leader once it has confirmed it still
+  // leads; sees every registration acknowledged before the call. kNoLeader
+  // when no leader can be reached.
+  Result<NameInfo> WhereisConsistent(const std::string& name);
+  // Names starting with `prefix` (all when empty), sorted, from the local copy.
+  Result<std::vector<NameInfo>> Names(const std::string& prefix = "");
+  // The matching names now, then a NameEvent through Receive() for every
+  // registration and release of a matching name. Demonitor(ref) ends it.
+  Result<NamesMonitorStart> MonitorNames(const std::string& prefix = "");
+  // The registry's leader, term, and voters with their replication state.
+  Result<LeaderInfo> Leader();
+  // Sends to the member holding `name` (looked up in the local copy), as
+  // Send() does; returns that member. kNotRegistered when nobody holds it.
+  Result<MemberId> SendByName(const std::string& name, std::string_view payload);
 
   // ---- the mesh ----
   Result<std::vector<NodeInfo>> Nodes();

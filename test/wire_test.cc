@@ -252,6 +252,10 @@ std::string D(const Snapshot& s) {
   return o.str();
 }
 
+std::string D(const NameInfo& n) {
+  return "('" + n.name + "' " + n.holder.ToString() + " '" + n.metadata + "')";
+}
+
 std::string D(const ClientRequest& m) {
   std::ostringstream o;
   std::visit(
@@ -299,6 +303,20 @@ std::string D(const ClientRequest& m) {
           o << "Send " << v.req << " " << v.member.ToString();
         } else if constexpr (std::is_same_v<T, Credit>) {
           o << "Credit " << v.session << " " << v.token << " " << v.bytes;
+        } else if constexpr (std::is_same_v<T, Register>) {
+          o << "Register " << v.req << " '" << v.name << "' '" << v.metadata << "'";
+        } else if constexpr (std::is_same_v<T, Unregister>) {
+          o << "Unregister " << v.req << " '" << v.name << "'";
+        } else if constexpr (std::is_same_v<T, Whereis>) {
+          o << "Whereis " << v.req << " '" << v.name << "' " << v.consistent;
+        } else if constexpr (std::is_same_v<T, ListNames>) {
+          o << "Names " << v.req << " '" << v.prefix << "'";
+        } else if constexpr (std::is_same_v<T, MonitorNames>) {
+          o << "MonitorNames " << v.req << " '" << v.prefix << "'";
+        } else if constexpr (std::is_same_v<T, Leader>) {
+          o << "Leader " << v.req;
+        } else if constexpr (std::is_same_v<T, SendName>) {
+          o << "SendName " << v.req << " '" << v.name << "'";
         } else {
           static_assert(sizeof(T) == 0, "describe every request type");
         }
@@ -337,6 +355,18 @@ std::string D(const ClientInbound& m) {
             }
           } else if constexpr (std::is_same_v<T, StatsBody>) {
             for (const auto& [name, value] : b.counters) o << "(" << name << "," << value << ")";
+          } else if constexpr (std::is_same_v<T, NameInfo>) {
+            o << D(b);
+          } else if constexpr (std::is_same_v<T, NamesBody>) {
+            o << b.ref;
+            for (const NameInfo& n : b.names) o << D(n);
+          } else if constexpr (std::is_same_v<T, LeaderBody>) {
+            o << b.node << " " << b.leader << " " << b.role << " " << b.term << " " << b.commit
+              << " " << b.applied << " '" << b.problem << "'";
+            for (const RaftMemberInfo& m : b.members) {
+              o << " (" << m.node << "," << m.voter << "," << m.alive << "," << m.match << ","
+                << m.replication << "," << m.active << ")";
+            }
           }
         },
         r->body);
@@ -348,6 +378,8 @@ std::string D(const ClientInbound& m) {
   } else if (const Message* msg = std::get_if<Message>(&m)) {
     o << "Message " << int(msg->kind) << " " << msg->from.ToString() << " '" << msg->topic << "' '"
       << msg->scope << "' '" << msg->group << "' '" << msg->reply_to << "'";
+  } else if (const NameEvent* e = std::get_if<NameEvent>(&m)) {
+    o << "NameEvent " << e->ref << " " << int(e->kind) << " " << D(e->entry);
   }
   return o.str();
 }
@@ -372,7 +404,8 @@ std::string D(const PeerMessage& m) {
           o << (v.is_welcome ? "Welcome " : "Hello ") << v.version << " " << v.endpoints.calls
             << " " << v.endpoints.control << " " << v.endpoints.data << " [";
           for (const std::string& p : v.known_peers) o << p << ";";
-          o << "] " << D(v.snapshot);
+          o << "] " << D(v.snapshot) << " voters";
+          for (const std::string& n : v.voters) o << " " << n;
         } else if constexpr (std::is_same_v<T, PeerSyncRequest>) {
           o << "SyncRequest " << v.target_incarnation;
         } else if constexpr (std::is_same_v<T, PeerSyncReply>) {
@@ -402,6 +435,11 @@ std::string D(const PeerMessage& m) {
           }
           o << " snap(" << r.snapshot.index << "," << r.snapshot.term << ","
             << r.snapshot.data.size() << "B)";
+        } else if constexpr (std::is_same_v<T, PeerNameCall>) {
+          o << "NameCall " << v.id << " " << int(v.op) << " '" << v.data << "'";
+        } else if constexpr (std::is_same_v<T, PeerNameAnswer>) {
+          o << "NameAnswer " << v.id << " " << D(v.status) << " "
+            << (v.holder ? v.holder->ToString() : "-") << " '" << v.metadata << "'";
         } else {
           static_assert(sizeof(T) == 0, "describe every peer message type");
         }
@@ -453,6 +491,18 @@ std::vector<ClientRequest> ClientRequestSamples() {
       Send{27, kM3},
       Credit{77, 0xfeedfacecafebeefull, 0},
       Credit{UINT64_MAX, 1, UINT64_MAX},
+      Register{28, "orders-leader", ""},
+      Register{29, std::string(kMaxRegistryNameBytes, 'n'),
+               std::string(kMaxNameMetadataBytes, '\xff')},
+      Unregister{30, "orders-leader"},
+      Whereis{31, "orders-leader", false},
+      Whereis{32, "caf\xc3\xa9", true},
+      ListNames{33, ""},
+      ListNames{34, "orders-"},
+      MonitorNames{35, ""},
+      MonitorNames{36, std::string(kMaxRegistryNameBytes, 'p')},
+      Leader{37},
+      SendName{38, "orders-leader"},
   };
 }
 
@@ -490,6 +540,23 @@ std::vector<ClientInbound> ClientInboundSamples() {
       Message{MessageKind::kDispatch, kM1, "", kMaxScope, kMaxGroup, ""},
       Message{MessageKind::kRequest, kM1, "", "orders", "workers", "n2.ab.12"},
       Message{MessageKind::kDirect, kM2, "", "", "", ""},
+      Reply{17, Status::Ok(), NameInfo{"orders-leader", kM1, "{\"port\":7}"}},
+      Reply{18, Status::Taken("held by n1.5f3a9c.17"), NameInfo{"x", kM3, ""}},
+      Reply{19, Status::Ok(), NamesBody{}},
+      Reply{20, Status::Ok(), NamesBody{7, {{"a", kM1, ""}, {"b", kM2, std::string(10, '\0')}}}},
+      Reply{21, Status::Ok(), LeaderBody{"n1", "", "none", 0, 0, 0, "", {}}},
+      Reply{22, Status::Ok(),
+            LeaderBody{
+                "n2",
+                "n1",
+                "follower",
+                UINT64_MAX,
+                41,
+                40,
+                "voter set differs from n4's",
+                {{"n1", true, true, 41, "replicate", true}, {"n4", false, false, 0, "", false}}}},
+      NameEvent{1, NameEventKind::kRegistered, {"orders-leader", kM1, "m"}},
+      NameEvent{UINT64_MAX, NameEventKind::kUnregistered, {"x", kM3, ""}},
   };
   // An error reply with every code, with and without a message.
   for (int c = 0; c <= int(kLastCode); ++c) {
@@ -549,7 +616,8 @@ std::vector<PeerMessage> PeerMessageSamples() {
                 kProtocolVersion,
                 {"ipc:///tmp/a", "ipc:///tmp/b", "ipc:///tmp/c"},
                 {"ipc:///tmp/x"},
-                SampleSnapshot()},
+                SampleSnapshot(),
+                {"n1", "n2", "n3"}},
       PeerSyncRequest{from, 0x18a3f5b2c9d4e},
       PeerSyncReply{from, Snapshot{}},
       PeerSyncReply{from, SampleSnapshot()},
@@ -570,6 +638,10 @@ std::vector<PeerMessage> PeerMessageSamples() {
       PeerSubscriptionCheck{from, "Zn1.7", false},
       PeerSubscriptionCheck{from, "Zn1.8", true},
       PeerRaft{from, raft::Message{raft::MessageType::kVoteReply, "n1", "n2", 7}},
+      PeerNameCall{from, 1, NameCallOp::kWrite, std::string("\x94\x01\x00", 3)},
+      PeerNameCall{from, UINT64_MAX, NameCallOp::kConsistentRead, "orders-leader"},
+      PeerNameAnswer{from, 1, Status::Ok(), std::nullopt, ""},
+      PeerNameAnswer{from, 2, Status::Taken("held"), kM1, std::string(100, 'm')},
   };
 }
 
@@ -787,13 +859,24 @@ TEST(WireTest, LayoutMatchesDocumentation) {
                      1,
                      {"tcp://c:1", "tcp://p:1", "tcp://d:1"},
                      {"tcp://k:1"},
-                     Snapshot{9, {{"s", "g", 10, 2}}}}}),
+                     Snapshot{9, {{"s", "g", 10, 2}}},
+                     {"n1", "n2"}}}),
        A({U(210), from, U(1), A({S("tcp://c:1"), S("tcp://p:1"), S("tcp://d:1")}),
-          A({S("tcp://k:1")}), A({U(9), A({A({S("s"), S("g"), U(10), U(2)})})})})},
+          A({S("tcp://k:1")}), A({U(9), A({A({S("s"), S("g"), U(10), U(2)})})}),
+          A({S("n1"), S("n2")})})},
       {Encode(PeerMessage{
            PeerHello{{"n1", 5}, true, 1, {"tcp://c:1", "tcp://p:1", "tcp://d:1"}, {}, Snapshot{}}}),
        A({U(211), from, U(1), A({S("tcp://c:1"), S("tcp://p:1"), S("tcp://d:1")}), A({}),
-          A({U(0), A({})})})},
+          A({U(0), A({})}), A({})})},
+      {Encode(PeerMessage{PeerNameCall{{"n1", 5}, 3, NameCallOp::kConsistentRead, "x"}}),
+       A({U(241), from, U(3), U(2), Bin("x")})},
+      {Encode(PeerMessage{
+           PeerNameAnswer{{"n1", 5}, 3, Status::Taken("t"), MemberId{"n2", 1, 2}, "m"}}),
+       A({U(242), from, U(3), U(12), S("t"), S("n2.1.2"), Bin("m")})},
+      {Encode(ClientRequest{Register{4, "x", "m"}}), A({U(30), U(4), S("x"), Bin("m")})},
+      {Encode(ClientRequest{Whereis{4, "x", true}}), A({U(32), U(4), S("x"), B(true)})},
+      {Encode(ClientInbound{NameEvent{5, NameEventKind::kUnregistered, {"x", {"n2", 1, 2}, "m"}}}),
+       A({U(104), U(5), U(2), S("x"), S("n2.1.2"), Bin("m")})},
       {Encode(PeerMessage{PeerSyncRequest{{"n1", 5}, 11}}), A({U(212), from, U(11)})},
       {Encode(PeerMessage{PeerSyncReply{{"n1", 5}, Snapshot{12, {}}}}),
        A({U(213), from, A({U(12), A({})})})},
@@ -945,7 +1028,7 @@ TEST(WireBadInputTest, UnknownTypeNumbers) {
       {Dec::kInbound, A({U(0), U(7)})},
       {Dec::kInbound, A({U(1), U(7), U(1), S("c")})},  // a request is not a reply
       {Dec::kInbound, A({U(99), U(7)})},
-      {Dec::kInbound, A({U(104), U(7)})},
+      {Dec::kInbound, A({U(105), U(7)})},
       {Dec::kInbound, A({U(201), from, U(1), A({})})},
       {Dec::kInbound, A({U(65536 + 102), U(7)})},  // would be Gap
       {Dec::kInbound, A({U(UINT64_MAX), U(7)})},
@@ -1101,7 +1184,7 @@ V EntryV(V scope, V group, uint64_t count) {
 V PeerHelloV(uint64_t type, V control_ep, std::vector<V> known, V snapshot, V version = U(1)) {
   return A({U(type), kFrom, std::move(version),
             A({S("tcp://a:1"), std::move(control_ep), S("tcp://c:1")}), A(std::move(known)),
-            std::move(snapshot)});
+            std::move(snapshot), A({})});
 }
 V SyncReplyV(V snapshot) {
   return A({U(213), kFrom, std::move(snapshot)});
@@ -1252,9 +1335,9 @@ TEST(WireBadInputTest, OutOfRangeValues) {
   const std::vector<BadCase> kCases = {
       {"hello version over 32 bits", Dec::kRequest, A({U(1), U(7), U(1ull << 32), S("c")}),
        "version"},
-      {"reply code 12", Dec::kInbound, ReplyV(12, S(""), 0, {}), "code"},
+      {"reply code 16", Dec::kInbound, ReplyV(16, S(""), 0, {}), "code"},
       {"reply code 255", Dec::kInbound, ReplyV(255, S(""), 0, {}), "code"},
-      {"reply body tag 9", Dec::kInbound, ReplyV(0, S(""), 9, {}), "body tag"},
+      {"reply body tag 12", Dec::kInbound, ReplyV(0, S(""), 12, {}), "body tag"},
       {"reply body tag huge", Dec::kInbound, ReplyV(0, S(""), UINT64_MAX, {}), "body tag"},
       {"welcome heartbeat over 32 bits", Dec::kInbound, WelcomeV(S("n1"), U(1ull << 32)),
        "heartbeat_ms"},

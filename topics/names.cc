@@ -126,4 +126,28 @@ std::optional<MemberId> MemberId::Parse(std::string_view text) {
   return id;
 }
 
+Status ValidateRegistryName(std::string_view name) {
+  if (name.empty()) return Status::InvalidArgument("name is empty");
+  return ValidateNamePrefix(name);
+}
+
+Status ValidateNamePrefix(std::string_view prefix) {
+  if (prefix.size() > kMaxRegistryNameBytes) {
+    return Status::InvalidArgument("name is longer than " + std::to_string(kMaxRegistryNameBytes) +
+                                   " bytes");
+  }
+  for (unsigned char c : prefix) {
+    if (c < 0x20 || c == 0x7f) return Status::InvalidArgument("name contains a control character");
+  }
+  return Status::Ok();
+}
+
+Status ValidateNameMetadata(std::string_view metadata) {
+  if (metadata.size() > kMaxNameMetadataBytes) {
+    return Status::InvalidArgument("metadata is larger than " +
+                                   std::to_string(kMaxNameMetadataBytes) + " bytes");
+  }
+  return Status::Ok();
+}
+
 }  // namespace meshbus

@@ -22,6 +22,8 @@ inline constexpr size_t kMaxScopeBytes = 255;
 inline constexpr size_t kMaxGroupBytes = 255;
 inline constexpr size_t kMaxEndpointBytes = 255;
 inline constexpr size_t kMaxTopicBytes = 255;
+inline constexpr size_t kMaxRegistryNameBytes = 255;
+inline constexpr size_t kMaxNameMetadataBytes = 4096;
 
 // Node names: 1..64 of [A-Za-z0-9_-].
 Status ValidateNodeName(std::string_view name);
@@ -33,6 +35,12 @@ Status ValidateGroup(std::string_view group);
 // of topics (ZeroMQ semantics); the empty prefix subscribes to everything.
 Status ValidateTopic(std::string_view topic);
 Status ValidateTopicPrefix(std::string_view prefix);
+// Registered names (the registry's keys): 1..255 bytes, printable ASCII or
+// UTF-8, no control bytes (the CLI prints them). Their metadata: any bytes,
+// at most kMaxNameMetadataBytes. A name prefix (listings, monitors) may be "".
+Status ValidateRegistryName(std::string_view name);
+Status ValidateNamePrefix(std::string_view prefix);
+Status ValidateNameMetadata(std::string_view metadata);
 // A ZeroMQ endpoint we are willing to connect to: tcp:// or ipc:// or inproc://.
 Status ValidateEndpoint(std::string_view endpoint);
 

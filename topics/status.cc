@@ -28,6 +28,14 @@ std::string_view CodeName(Code code) {
       return "no_responders";
     case Code::kTooLarge:
       return "too_large";
+    case Code::kTaken:
+      return "taken";
+    case Code::kNotRegistered:
+      return "not_registered";
+    case Code::kNoLeader:
+      return "no_leader";
+    case Code::kNotHolder:
+      return "not_holder";
   }
   return "unknown";
 }

@@ -28,8 +28,12 @@ enum class Code : uint8_t {
   kNoMembers = 9,        // dispatch to a group with no members anywhere
   kNoResponders = 10,    // request to a group with no members anywhere
   kTooLarge = 11,        // a message over the broker's maximum size
+  kTaken = 12,           // register: another member holds the name
+  kNotRegistered = 13,   // nobody holds the name
+  kNoLeader = 14,        // the registry has no reachable leader (e.g. a minority partition)
+  kNotHolder = 15,       // unregister of a name another member holds
 };
-inline constexpr Code kLastCode = Code::kTooLarge;
+inline constexpr Code kLastCode = Code::kNotHolder;
 
 std::string_view CodeName(Code code);
 
@@ -50,6 +54,10 @@ class Status {
   static Status NoMembers(std::string m) { return {Code::kNoMembers, std::move(m)}; }
   static Status NoResponders(std::string m) { return {Code::kNoResponders, std::move(m)}; }
   static Status TooLarge(std::string m) { return {Code::kTooLarge, std::move(m)}; }
+  static Status Taken(std::string m) { return {Code::kTaken, std::move(m)}; }
+  static Status NotRegistered(std::string m) { return {Code::kNotRegistered, std::move(m)}; }
+  static Status NoLeader(std::string m) { return {Code::kNoLeader, std::move(m)}; }
+  static Status NotHolder(std::string m) { return {Code::kNotHolder, std::move(m)}; }
 
   bool ok() const { return code_ == Code::kOk; }
   Code code() const { return code_; }

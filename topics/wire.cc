@@ -86,6 +86,20 @@ Status ReadStatus(Reader& r) {
   return Status(static_cast<Code>(code), std::move(message));
 }
 
+void PackNameInfo(Packer& pk, const NameInfo& n) {
+  PackStr(pk, n.name);
+  PackStr(pk, n.holder.ToString());
+  PackBin(pk, n.metadata);
+}
+
+NameInfo ReadNameInfo(Reader& r) {
+  NameInfo n;
+  n.name = r.Checked("name", ValidateRegistryName);
+  n.holder = r.Member("holder", kMaxHandleBytes);
+  n.metadata = r.Bin("metadata", kMaxNameMetadataBytes);
+  return n;
+}
+
 Snapshot ReadSnapshot(Reader& r) {
   Reader s = r.Array("snapshot");
   Snapshot snap;
@@ -153,6 +167,10 @@ std::string_view EventKindName(EventKind kind) {
   return kind == EventKind::kJoin ? "join" : "leave";
 }
 
+std::string_view NameEventKindName(NameEventKind kind) {
+  return kind == NameEventKind::kRegistered ? "registered" : "unregistered";
+}
+
 std::string_view MessageKindName(MessageKind kind) {
   switch (kind) {
     case MessageKind::kPublish:
@@ -172,7 +190,8 @@ std::string_view MessageKindName(MessageKind kind) {
 bool CarriesPayload(const ClientRequest& m) {
   return std::holds_alternative<Publish>(m) || std::holds_alternative<Broadcast>(m) ||
          std::holds_alternative<Dispatch>(m) || std::holds_alternative<Request>(m) ||
-         std::holds_alternative<Respond>(m) || std::holds_alternative<Send>(m);
+         std::holds_alternative<Respond>(m) || std::holds_alternative<Send>(m) ||
+         std::holds_alternative<SendName>(m);
 }
 
 uint64_t RequestIdOf(const ClientRequest& m) {
@@ -307,6 +326,34 @@ std::string Encode(const ClientRequest& m) {
           pk.pack_uint64(v.session);
           pk.pack_uint64(v.token);
           pk.pack_uint64(v.bytes);
+        } else if constexpr (std::is_same_v<T, Register>) {
+          pk.pack_array(4);
+          pk.pack_uint16(uint16_t(Type::kRegister));
+          pk.pack_uint64(v.req);
+          PackStr(pk, v.name);
+          PackBin(pk, v.metadata);
+        } else if constexpr (std::is_same_v<T, Unregister> || std::is_same_v<T, SendName>) {
+          pk.pack_array(3);
+          pk.pack_uint16(
+              uint16_t(std::is_same_v<T, Unregister> ? Type::kUnregister : Type::kSendName));
+          pk.pack_uint64(v.req);
+          PackStr(pk, v.name);
+        } else if constexpr (std::is_same_v<T, Whereis>) {
+          pk.pack_array(4);
+          pk.pack_uint16(uint16_t(Type::kWhereis));
+          pk.pack_uint64(v.req);
+          PackStr(pk, v.name);
+          PackBool(pk, v.consistent);
+        } else if constexpr (std::is_same_v<T, ListNames> || std::is_same_v<T, MonitorNames>) {
+          pk.pack_array(3);
+          pk.pack_uint16(
+              uint16_t(std::is_same_v<T, ListNames> ? Type::kNames : Type::kMonitorNames));
+          pk.pack_uint64(v.req);
+          PackStr(pk, v.prefix);
+        } else if constexpr (std::is_same_v<T, Leader>) {
+          pk.pack_array(2);
+          pk.pack_uint16(uint16_t(Type::kLeader));
+          pk.pack_uint64(v.req);
         }
       },
       m);
@@ -445,6 +492,28 @@ Result<ClientRequest> DecodeClientRequest(std::string_view frame, uint64_t* req_
         return Status::BadMessage("send to a malformed member id '" + text + "'");
       return Finish<ClientRequest>(st, Send{req, member ? *member : MemberId{}});
     }
+    case Type::kRegister: {
+      Register g{req};
+      g.name = r.Checked("name", ValidateRegistryName);
+      g.metadata = r.Bin("metadata", kMaxNameMetadataBytes);
+      return Finish<ClientRequest>(st, std::move(g));
+    }
+    case Type::kUnregister:
+      return Finish<ClientRequest>(st, Unregister{req, r.Checked("name", ValidateRegistryName)});
+    case Type::kSendName:
+      return Finish<ClientRequest>(st, SendName{req, r.Checked("name", ValidateRegistryName)});
+    case Type::kWhereis: {
+      Whereis w{req};
+      w.name = r.Checked("name", ValidateRegistryName);
+      w.consistent = r.Bool("consistent");
+      return Finish<ClientRequest>(st, std::move(w));
+    }
+    case Type::kNames:
+      return Finish<ClientRequest>(st, ListNames{req, r.Checked("prefix", ValidateNamePrefix)});
+    case Type::kMonitorNames:
+      return Finish<ClientRequest>(st, MonitorNames{req, r.Checked("prefix", ValidateNamePrefix)});
+    case Type::kLeader:
+      return Finish<ClientRequest>(st, Leader{req});
     default:
       return Status::BadMessage("unknown request type " + std::to_string(type));
   }
@@ -464,8 +533,12 @@ std::string Encode(const ClientInbound& m) {
             return 0;
           else if constexpr (std::is_same_v<T, WelcomeBody>)
             return 8;
-          else if constexpr (std::is_same_v<T, MonitorBody>)
+          else if constexpr (std::is_same_v<T, MonitorBody> || std::is_same_v<T, NamesBody>)
             return 2;
+          else if constexpr (std::is_same_v<T, NameInfo>)
+            return 3;
+          else if constexpr (std::is_same_v<T, LeaderBody>)
+            return 8;
           else
             return 1;
         },
@@ -528,6 +601,33 @@ std::string Encode(const ClientInbound& m) {
               PackStr(pk, name);
               pk.pack_uint64(value);
             }
+          } else if constexpr (std::is_same_v<T, NameInfo>) {
+            PackNameInfo(pk, b);
+          } else if constexpr (std::is_same_v<T, NamesBody>) {
+            pk.pack_uint64(b.ref);
+            pk.pack_array(static_cast<uint32_t>(b.names.size()));
+            for (const NameInfo& n : b.names) {
+              pk.pack_array(3);
+              PackNameInfo(pk, n);
+            }
+          } else if constexpr (std::is_same_v<T, LeaderBody>) {
+            PackStr(pk, b.node);
+            PackStr(pk, b.leader);
+            PackStr(pk, b.role);
+            pk.pack_uint64(b.term);
+            pk.pack_uint64(b.commit);
+            pk.pack_uint64(b.applied);
+            PackStr(pk, b.problem);
+            pk.pack_array(static_cast<uint32_t>(b.members.size()));
+            for (const RaftMemberInfo& m : b.members) {
+              pk.pack_array(6);
+              PackStr(pk, m.node);
+              PackBool(pk, m.voter);
+              PackBool(pk, m.alive);
+              pk.pack_uint64(m.match);
+              PackStr(pk, m.replication);
+              PackBool(pk, m.active);
+            }
           }
         },
         r->body);
@@ -552,6 +652,12 @@ std::string Encode(const ClientInbound& m) {
     PackStr(pk, msg->scope);
     PackStr(pk, msg->group);
     PackStr(pk, msg->reply_to);
+  } else if (const NameEvent* e = std::get_if<NameEvent>(&m)) {
+    pk.pack_array(6);
+    pk.pack_uint16(uint16_t(Type::kNameEvent));
+    pk.pack_uint64(e->ref);
+    pk.pack_uint8(uint8_t(e->kind));
+    PackNameInfo(pk, e->entry);
   }
   return std::string(buf.data(), buf.size());
 }
@@ -657,6 +763,44 @@ Result<ClientInbound> DecodeClientInbound(std::string_view frame) {
           rep.body = std::move(s);
           break;
         }
+        case 9:
+          rep.body = ReadNameInfo(r);
+          break;
+        case 10: {
+          NamesBody n;
+          n.ref = r.U64("ref");
+          Reader list = r.Array("names");
+          while (list.has_more()) {
+            Reader item = list.Array("name");
+            n.names.push_back(ReadNameInfo(item));
+          }
+          rep.body = std::move(n);
+          break;
+        }
+        case 11: {
+          LeaderBody b;
+          b.node = r.Checked("node", ValidateNodeName);
+          b.leader = r.Str("leader", kMaxNodeNameBytes);
+          b.role = r.Str("role", 32);
+          b.term = r.U64("term");
+          b.commit = r.U64("commit");
+          b.applied = r.U64("applied");
+          b.problem = r.Str("problem", 4096);
+          Reader list = r.Array("members");
+          while (list.has_more()) {
+            Reader item = list.Array("member");
+            RaftMemberInfo m;
+            m.node = item.Checked("node", ValidateNodeName);
+            m.voter = item.Bool("voter");
+            m.alive = item.Bool("alive");
+            m.match = item.U64("match");
+            m.replication = item.Str("replication", 32);
+            m.active = item.Bool("active");
+            b.members.push_back(std::move(m));
+          }
+          rep.body = std::move(b);
+          break;
+        }
         default:
           return Status::BadMessage("reply has unknown body tag " + std::to_string(tag));
       }
@@ -700,6 +844,16 @@ Result<ClientInbound> DecodeClientInbound(std::string_view frame) {
       if (!v.ok()) return Status::BadMessage("message: " + v.message());
       return ClientInbound(std::move(msg));
     }
+    case Type::kNameEvent: {
+      NameEvent e;
+      e.ref = r.U64("ref");
+      uint64_t kind = r.U64("kind");
+      if (st.ok() && kind != 1 && kind != 2)
+        return Status::BadMessage("name event has unknown kind");
+      e.kind = static_cast<NameEventKind>(kind);
+      e.entry = ReadNameInfo(r);
+      return Finish<ClientInbound>(st, std::move(e));
+    }
     default:
       return Status::BadMessage("unknown broker message type " + std::to_string(type));
   }
@@ -737,7 +891,7 @@ std::string Encode(const PeerMessage& m) {
           pk.pack_uint16(uint16_t(Type::kPeerBye));
           PackPeerId(pk, v.from);
         } else if constexpr (std::is_same_v<T, PeerHello>) {
-          pk.pack_array(6);
+          pk.pack_array(7);
           pk.pack_uint16(uint16_t(v.is_welcome ? Type::kPeerWelcome : Type::kPeerHello));
           PackPeerId(pk, v.from);
           pk.pack_uint32(v.version);
@@ -748,6 +902,8 @@ std::string Encode(const PeerMessage& m) {
           pk.pack_array(static_cast<uint32_t>(v.known_peers.size()));
           for (const std::string& p : v.known_peers) PackStr(pk, p);
           PackSnapshot(pk, v.snapshot);
+          pk.pack_array(static_cast<uint32_t>(v.voters.size()));
+          for (const std::string& n : v.voters) PackStr(pk, n);
         } else if constexpr (std::is_same_v<T, PeerSyncRequest>) {
           pk.pack_array(3);
           pk.pack_uint16(uint16_t(Type::kPeerSyncRequest));
@@ -832,6 +988,21 @@ std::string Encode(const PeerMessage& m) {
           pk.pack_uint64(r.snapshot.index);
           pk.pack_uint64(r.snapshot.term);
           PackBin(pk, r.snapshot.data);
+        } else if constexpr (std::is_same_v<T, PeerNameCall>) {
+          pk.pack_array(5);
+          pk.pack_uint16(uint16_t(Type::kPeerNameCall));
+          PackPeerId(pk, v.from);
+          pk.pack_uint64(v.id);
+          pk.pack_uint8(uint8_t(v.op));
+          PackBin(pk, v.data);
+        } else if constexpr (std::is_same_v<T, PeerNameAnswer>) {
+          pk.pack_array(7);
+          pk.pack_uint16(uint16_t(Type::kPeerNameAnswer));
+          PackPeerId(pk, v.from);
+          pk.pack_uint64(v.id);
+          PackStatus(pk, v.status);
+          PackStr(pk, v.holder ? v.holder->ToString() : std::string());
+          PackBin(pk, v.metadata);
         }
       },
       m);
@@ -897,6 +1068,17 @@ Result<PeerMessage> DecodePeerMessage(std::string_view frame) {
       }
       while (known.has_more()) h.known_peers.push_back(known.Checked("peer", ValidateEndpoint));
       h.snapshot = ReadSnapshot(r);
+      Reader voters = r.Array("voters");
+      if (voters.ok() && voters.size() > kMaxVoters) {
+        voters.Fail("lists more than " + std::to_string(kMaxVoters) + " voters");
+      }
+      while (voters.has_more()) h.voters.push_back(voters.Checked("voter", ValidateNodeName));
+      if (st.ok() && !std::is_sorted(h.voters.begin(), h.voters.end())) {
+        return Status::BadMessage("peer message voters are not sorted");
+      }
+      if (st.ok() && std::adjacent_find(h.voters.begin(), h.voters.end()) != h.voters.end()) {
+        return Status::BadMessage("peer message lists a voter twice");
+      }
       return Finish<PeerMessage>(st, std::move(h));
     }
     case Type::kPeerSyncRequest: {
@@ -1031,6 +1213,35 @@ Result<PeerMessage> DecodePeerMessage(std::string_view frame) {
       msg.snapshot.term = snap.U64("term");
       msg.snapshot.data = snap.Bin("data", kMaxFrameBytes);
       return Finish<PeerMessage>(st, std::move(p));
+    }
+    case Type::kPeerNameCall: {
+      PeerNameCall c;
+      c.from = ReadPeerId(r);
+      c.id = r.U64("id");
+      uint64_t op = r.U64("op");
+      if (r.ok() && op != 1 && op != 2) r.Fail("has unknown op " + std::to_string(op));
+      c.op = static_cast<NameCallOp>(op);
+      // A command is a name, a member and metadata, with a few bytes of framing.
+      c.data = r.Bin("data", 2 * (kMaxRegistryNameBytes + kMaxNameMetadataBytes));
+      if (st.ok() && c.op == NameCallOp::kConsistentRead) {
+        if (Status v = ValidateRegistryName(c.data); !v.ok()) {
+          return Status::BadMessage("name call: " + v.message());
+        }
+      }
+      return Finish<PeerMessage>(st, std::move(c));
+    }
+    case Type::kPeerNameAnswer: {
+      PeerNameAnswer a;
+      a.from = ReadPeerId(r);
+      a.id = r.U64("id");
+      a.status = ReadStatus(r);
+      std::string holder = r.Str("holder", kMaxHandleBytes);
+      if (st.ok() && !holder.empty()) {
+        a.holder = MemberId::Parse(holder);
+        if (!a.holder) return Status::BadMessage("name answer has a malformed holder");
+      }
+      a.metadata = r.Bin("metadata", kMaxNameMetadataBytes);
+      return Finish<PeerMessage>(st, std::move(a));
     }
     default:
       return Status::BadMessage("unknown peer message type " + std::to_string(type));

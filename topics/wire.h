@@ -27,6 +27,13 @@
 //   [26 Respond,     req, reply_to]              + payload; reply_to as the request had it
 //   [27 Send,        req, member_id]             + payload; answered by `delivered`
 //   [28 Credit,      session, token, bytes]      bytes of deliveries consumed (no reply)
+//   [30 Register,    req, name, metadata (bin)]  answered ok, or taken with the holder (body 9)
+//   [31 Unregister,  req, name]
+//   [32 Whereis,     req, name, consistent]      body 9; consistent: answered by the leader
+//   [33 Names,       req, prefix]                body 10 (ref 0), from the local copy
+//   [34 MonitorNames, req, prefix]               body 10 with a ref; then NameEvents
+//   [35 Leader,      req]                        body 11
+//   [36 SendName,    req, name]                  + payload; answered by `delivered`
 // "+ payload": a second frame, the opaque payload, forwarded as it is.
 // Broker -> client:
 //   [100 Reply, req, code, message, body_tag, body...]    body by tag:
@@ -40,11 +47,16 @@
 //        6 stats            [[name, value]...]
 //        7 delivered        member_id                   (the member that has it now)
 //        8 response         member_id                   + payload (the responder's)
+//        9 name             name, holder, metadata (bin)
+//        10 names           ref, [[name, holder, metadata]...]
+//        11 leader          node, leader, role, term, commit, applied, problem,
+//                           [[node, voter, alive, match, replication, active]...]
 //   [101 Event, ref, kind (1 join, 2 leave), scope, group, [member_id...]]
 //   [102 Gap,   lost]    deliveries lost for this client since the last one it got
 //   [103 Message, kind, from, topic, scope, group, reply_to]  + payload
 //        kind 1 publish (topic), 2 broadcast, 3 dispatch, 4 request (scope, group;
 //        a request has reply_to), 5 direct (sent to this member by id)
+//   [104 NameEvent, ref, kind (1 registered, 2 unregistered), name, holder, metadata]
 //
 // Broker <-> broker. `from` is [node, incarnation] in every message.
 //   control PUB/SUB:
@@ -52,7 +64,8 @@
 //   [201 Delta,     from, seq, [[op, scope, group, session]...]]   op 1 join, 2 leave
 //   [202 Bye,       from]                          graceful stop: purge `from` now
 //   calls DEALER -> ROUTER, and the answers back:
-//   [210 Hello,     from, version, [calls_ep, control_ep, data_ep], [known calls_ep...], snapshot]
+//   [210 Hello,     from, version, [calls_ep, control_ep, data_ep], [known calls_ep...], snapshot,
+//                   [voter...]]   the registry's voter set as this broker has it ([] unknown)
 //   [211 Welcome,   same fields as Hello]          the answer to a Hello
 //   [212 SyncRequest, from, target_incarnation]
 //   [213 SyncReply,   from, snapshot]
@@ -68,6 +81,9 @@
 //                      hint_index, hint_term, context, [[term, index, data]...],
 //                      [snapshot_index, snapshot_term, snapshot_data]]]
 //        the registry's consensus (topics/raft_types.h); data are msgpack bin
+//   [241 NameCall,   from, id, op, data]   to the registry's leader: op 1 a write (data: a
+//        registry command, broker/registry.h), 2 a linearizable whereis (data: the name)
+//   [242 NameAnswer, from, id, code, message, holder ("" none), metadata (bin)]
 //   snapshot = [seq, [[scope, group, session, count]...]]
 //   data PUB/SUB: [data topic][header] + payload, the data topic first so that
 //   ZeroMQ filters on it (see PublishDataTopic and BroadcastDataTopic):
@@ -132,10 +148,18 @@ enum class Type : uint16_t {
   kRespond = 26,
   kSend = 27,
   kCredit = 28,
+  kRegister = 30,
+  kUnregister = 31,
+  kWhereis = 32,
+  kNames = 33,
+  kMonitorNames = 34,
+  kLeader = 35,
+  kSendName = 36,
   kReply = 100,
   kEvent = 101,
   kGap = 102,
   kMessage = 103,
+  kNameEvent = 104,
   kPeerHeartbeat = 200,
   kPeerDelta = 201,
   kPeerBye = 202,
@@ -153,6 +177,8 @@ enum class Type : uint16_t {
   kPeerData = 230,
   kPeerDataMark = 231,
   kPeerRaft = 240,
+  kPeerNameCall = 241,
+  kPeerNameAnswer = 242,
 };
 
 // ---- client -> broker ------------------------------------------------------
@@ -244,9 +270,41 @@ struct Credit {
   uint64_t bytes = 0;
 };
 
+// The name registry (broker/registry.h).
+struct Register {
+  uint64_t req = 0;
+  std::string name;
+  std::string metadata;
+};
+struct Unregister {
+  uint64_t req = 0;
+  std::string name;
+};
+struct Whereis {
+  uint64_t req = 0;
+  std::string name;
+  bool consistent = false;
+};
+struct ListNames {
+  uint64_t req = 0;
+  std::string prefix;  // "" = every name
+};
+struct MonitorNames {
+  uint64_t req = 0;
+  std::string prefix;
+};
+struct Leader {
+  uint64_t req = 0;
+};
+struct SendName {
+  uint64_t req = 0;
+  std::string name;
+};
+
 using ClientRequest = std::variant<Hello, Bye, SessionHeartbeat, Join, Leave, Members, WhichGroups,
                                    Monitor, Demonitor, Nodes, Stats, JoinMany, Subscribe, Publish,
-                                   Broadcast, Dispatch, Request, Respond, Send, Credit>;
+                                   Broadcast, Dispatch, Request, Respond, Send, Credit, Register,
+                                   Unregister, Whereis, ListNames, MonitorNames, Leader, SendName>;
 // True for the requests that are followed by a payload frame.
 bool CarriesPayload(const ClientRequest& m);
 // The request's `req`; 0 for the messages that have none (heartbeat, credit).
@@ -304,8 +362,38 @@ struct DeliveredBody {
 struct ResponseBody {  // followed by the responder's payload frame
   MemberId member;
 };
-using ReplyBody = std::variant<Empty, WelcomeBody, MembersBody, GroupsBody, MonitorBody, NodesBody,
-                               StatsBody, DeliveredBody, ResponseBody>;
+// A registered name. As a reply body: the answer to whereis, or who holds
+// the name when the answer is `taken` or `not_holder`.
+struct NameInfo {
+  std::string name;
+  MemberId holder;
+  std::string metadata;
+  friend bool operator==(const NameInfo&, const NameInfo&) = default;
+};
+struct NamesBody {
+  uint64_t ref = 0;  // a name monitor's; 0 for a plain listing
+  std::vector<NameInfo> names;
+};
+// One member of the registry's consensus, as the answering broker sees it.
+struct RaftMemberInfo {
+  std::string node;
+  bool voter = true;  // false: a learner, which follows the log without voting
+  bool alive = false;
+  uint64_t match = 0;       // leader only: the last entry known replicated there
+  std::string replication;  // leader only: probe, replicate or snapshot; "" otherwise
+  bool active = false;      // leader only: heard from within an election timeout
+};
+struct LeaderBody {
+  std::string node;    // the answering broker
+  std::string leader;  // "" when none is known
+  std::string role;    // leader, follower, pre-candidate, candidate, learner, or none
+  uint64_t term = 0, commit = 0, applied = 0;
+  std::string problem;  // why this broker takes no part, if it does not
+  std::vector<RaftMemberInfo> members;
+};
+using ReplyBody =
+    std::variant<Empty, WelcomeBody, MembersBody, GroupsBody, MonitorBody, NodesBody, StatsBody,
+                 DeliveredBody, ResponseBody, NameInfo, NamesBody, LeaderBody>;
 
 struct Reply {
   uint64_t req = 0;
@@ -341,7 +429,17 @@ struct Message {  // followed by the payload frame
   std::string reply_to;      // request: "<node>.<incarnation hex>.<id>" of the requester's broker
 };
 
-using ClientInbound = std::variant<Reply, Event, Gap, Message>;
+enum class NameEventKind : uint8_t { kRegistered = 1, kUnregistered = 2 };
+std::string_view NameEventKindName(NameEventKind kind);
+// kRegistered: the name is now held so (also when its holder re-registers it
+// with other metadata). kUnregistered: it was held so, and is free now.
+struct NameEvent {
+  uint64_t ref = 0;
+  NameEventKind kind = NameEventKind::kRegistered;
+  NameInfo entry;
+};
+
+using ClientInbound = std::variant<Reply, Event, Gap, Message, NameEvent>;
 // True for the broker messages that are followed by a payload frame.
 bool CarriesPayload(const ClientInbound& m);
 
@@ -396,6 +494,7 @@ struct PeerHello {
   PeerEndpoints endpoints;
   std::vector<std::string> known_peers;  // calls endpoints
   Snapshot snapshot;
+  std::vector<std::string> voters;  // the registry's voters, sorted; empty: not known yet
 };
 struct PeerSyncRequest {
   PeerId from;
@@ -466,10 +565,30 @@ struct PeerRaft {
 };
 // At most this many log entries in one Raft message.
 inline constexpr size_t kMaxRaftEntries = 10000;
+// At most this many voters (a registry wants 3 or 5).
+inline constexpr size_t kMaxVoters = 15;
 
-using PeerMessage = std::variant<PeerHeartbeat, PeerDelta, PeerBye, PeerHello, PeerSyncRequest,
-                                 PeerSyncReply, PeerProbe, PeerForward, PeerForwardAck,
-                                 PeerResponse, PeerData, PeerRaft, PeerSubscriptionCheck>;
+// A registry call forwarded to the leader by the broker whose client made it
+// (or by a broker releasing its members' names).
+enum class NameCallOp : uint8_t { kWrite = 1, kConsistentRead = 2 };
+struct PeerNameCall {
+  PeerId from;
+  uint64_t id = 0;  // the caller's: echoed by the answer
+  NameCallOp op = NameCallOp::kWrite;
+  std::string data;  // kWrite: an encoded registry command; kConsistentRead: the name
+};
+struct PeerNameAnswer {
+  PeerId from;
+  uint64_t id = 0;
+  Status status;
+  std::optional<MemberId> holder;  // whereis: the holder; taken, not_holder: who holds it
+  std::string metadata;
+};
+
+using PeerMessage =
+    std::variant<PeerHeartbeat, PeerDelta, PeerBye, PeerHello, PeerSyncRequest, PeerSyncReply,
+                 PeerProbe, PeerForward, PeerForwardAck, PeerResponse, PeerData, PeerRaft,
+                 PeerSubscriptionCheck, PeerNameCall, PeerNameAnswer>;
 bool CarriesPayload(const PeerMessage& m);
 
 std::string Encode(const PeerMessage& m);
