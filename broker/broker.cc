@@ -61,6 +61,7 @@ Result<std::unique_ptr<BrokerLoop>> BrokerLoop::Create(BrokerOptions options) {
   if (Status s = options.Validate(); !s.ok()) return s;
   std::unique_ptr<BrokerLoop> loop(new BrokerLoop(std::move(options)));
   if (Status s = loop->Bind(); !s.ok()) return s;
+  if (Status s = loop->StartRegistry(); !s.ok()) return s;
   return loop;
 }
 
@@ -196,6 +197,7 @@ void BrokerLoop::Run() {
                endpoints_.calls + ", clients " + client_endpoint_ +
                (options_.seeds.empty() ? "" : ", seeds " + std::to_string(options_.seeds.size())));
   TimePoint now = Clock::now();
+  started_ = now;
   next_heartbeat_ = now;
   next_hello_retry_ = now + options_.hello_retry_interval;
   next_session_check_ = now;
@@ -311,6 +313,8 @@ void BrokerLoop::PollOnce() {
   FlushBacklogs();
   FlushDeltas();
   OnTimers(Clock::now());
+  // After every input of the turn, so that one fsync covers them all.
+  HandleRaftReady(Clock::now());
   FlushDeltas();
 }
 
@@ -336,6 +340,7 @@ void BrokerLoop::OnTimers(TimePoint now) {
   }
   PeerTimers(now);
   MessagingTimers(now);
+  NamingTimers(now);
   if (now >= next_session_check_) {
     CheckSessions(now);
     next_session_check_ = now + std::chrono::milliseconds(50);
@@ -466,6 +471,23 @@ std::map<std::string, uint64_t> BrokerLoop::CounterMap() const {
       {"data_dropped_on_purpose", c.data_dropped_on_purpose},
       {"subscriptions_unconfirmed", c.subscriptions_unconfirmed},
       {"client_bytes_queued", QueuedClientBytes()},
+      {"name_calls", c.name_calls},
+      {"name_calls_forwarded", c.name_calls_forwarded},
+      {"name_calls_served", c.name_calls_served},
+      {"name_no_leader", c.name_no_leader},
+      {"name_timeouts", c.name_timeouts},
+      {"name_releases", c.name_releases},
+      {"name_bad_calls", c.name_bad_calls},
+      {"names", registry_.size()},
+      {"raft_messages_in", c.raft_messages_in},
+      {"raft_messages_out", c.raft_messages_out},
+      {"raft_bad_messages", c.raft_bad_messages + (raft_ ? raft_->bad_messages() : 0)},
+      {"raft_foreign_messages", c.raft_foreign_messages},
+      {"raft_bad_entries", c.raft_bad_entries},
+      {"raft_snapshots_taken", c.raft_snapshots_taken},
+      {"raft_term", raft_ ? raft_->term() : 0},
+      {"raft_commit", raft_ ? raft_->commit_index() : 0},
+      {"raft_is_leader", raft_ && raft_->role() == raft::Role::kLeader ? 1u : 0u},
   };
   return m;
 }

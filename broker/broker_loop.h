@@ -7,7 +7,8 @@
 // The code is split by concern: broker.cc (sockets, the poll loop, timers,
 // lifecycle), clients.cc (SDK sessions and their requests), peers.cc (the
 // mesh: hello, heartbeats, deltas, resync, failure detection), messaging.cc
-// (publish/subscribe, broadcast, dispatch, request/reply and direct sends).
+// (publish/subscribe, broadcast, dispatch, request/reply and direct sends),
+// naming.cc (the name registry: its consensus, client calls, releases).
 #pragma once
 
 #include <atomic>
@@ -37,6 +38,9 @@
 #include "broker/log.h"
 #include "broker/options.h"
 #include "broker/origin_tracker.h"
+#include "broker/raft.h"
+#include "broker/raft_storage.h"
+#include "broker/registry.h"
 #include "broker/topic_index.h"
 #include "topics/wire.h"
 
@@ -102,6 +106,21 @@ struct BrokerCounters {
   uint64_t responses_unclaimed = 0;  // came after the request timed out or its requester left
   uint64_t data_dropped_on_purpose = 0;
   uint64_t subscriptions_unconfirmed = 0;  // a peer did not confirm within a second
+  // The name registry.
+  uint64_t name_calls = 0;            // registry writes and consistent reads from clients
+  uint64_t name_calls_forwarded = 0;  // sent to the leader on another node
+  uint64_t name_calls_served = 0;     // as the leader, for this or another broker
+  uint64_t name_no_leader = 0;        // answered no_leader
+  uint64_t name_timeouts = 0;         // no answer from the leader in time: outcome unknown
+  uint64_t name_releases = 0;         // releases proposed for ended sessions and dead nodes
+  uint64_t name_bad_calls = 0;        // a peer's call it had no right to make, or garbled
+  uint64_t raft_messages_in = 0;
+  uint64_t raft_messages_out = 0;
+  uint64_t raft_bad_messages = 0;
+  uint64_t raft_foreign_messages =
+      0;                          // from a broker with another voter set, or before ours is known
+  uint64_t raft_bad_entries = 0;  // committed entries that are not registry commands
+  uint64_t raft_snapshots_taken = 0;
 };
 
 class BrokerLoop {
@@ -153,6 +172,8 @@ class BrokerLoop {
     uint64_t outstanding_bytes = 0;  // sent to the client and not yet consumed
     std::set<uint64_t> pending;      // its dispatches, requests and sends awaiting an outcome
     std::set<std::string> serving;   // reply_to of requests it was handed and has not answered
+    std::set<uint64_t> name_monitors;
+    bool registered = false;  // made a register call: its names are released when it ends
   };
   struct MonitorReg {
     uint64_t ref = 0;
@@ -205,6 +226,33 @@ class BrokerLoop {
     TimePoint died_at;
     std::string reason;
     bool left = false;  // said bye: its incarnation never comes back
+  };
+
+  // A registry write or consistent read this broker answers for: a client's,
+  // or a release of its own (session 0). It goes to the leader, or waits
+  // for one to be known.
+  struct NameCall {
+    uint64_t id = 0;
+    uint64_t session = 0, req = 0;
+    wire::NameCallOp op = wire::NameCallOp::kWrite;
+    std::string data;                  // an encoded registry command, or the name to read
+    std::string name;                  // for replies
+    std::string sent_to;               // the leader it went to; "" while it waits for one
+    bool retry_if_leader_dies = true;  // false: unregister, whose retry could answer wrongly
+    bool maybe_done = false;           // a leader that died had it: giving up is "unknown"
+    TimePoint waiting_since;           // without a leader for kLeaderWait: no_leader
+    TimePoint give_up;                 // then: no_leader, or unknown if it may have been done
+  };
+  // A call the leader took on: answered when its entry (or read) comes out.
+  struct CallOrigin {
+    wire::PeerId from;  // self_ for our own calls
+    uint64_t id = 0;
+    uint64_t term = 0;  // proposals: the term the entry was proposed in
+    std::string name;   // reads
+  };
+  struct NameMonitor {
+    uint64_t session = 0;
+    std::string prefix;
   };
 
   explicit BrokerLoop(BrokerOptions options);
@@ -291,6 +339,45 @@ class BrokerLoop {
   void AddLocalGroup(const std::string& scope, const std::string& group);
   void RemoveLocalGroup(const std::string& scope, const std::string& group);
   void MessagingTimers(TimePoint now);
+
+  // naming.cc
+  // Opens the registry's storage and, when the voters are known, its Raft.
+  Status StartRegistry();
+  Status CreateRaft();
+  void OnNameRequest(Session& session, const std::string& rid, wire::ClientRequest& request,
+                     TimePoint now);
+  void OnSendName(Session& session, wire::SendName& send, zmq::message_t& payload, TimePoint now);
+  void StartNameCall(NameCall call, TimePoint now);
+  // Sends a call to the leader (or takes it on, as the leader), or leaves it waiting.
+  void RouteNameCall(NameCall& call, TimePoint now);
+  void FinishNameCall(uint64_t id, Status status, std::optional<MemberId> holder = std::nullopt,
+                      std::string metadata = {});
+  // As the leader: proposes a write, or starts a linearizable read.
+  void TakeNameCall(const wire::PeerId& from, uint64_t id, wire::NameCallOp op,
+                    const std::string& data);
+  void AnswerNameCall(const CallOrigin& origin, Status status,
+                      std::optional<MemberId> holder = std::nullopt, std::string metadata = {});
+  void OnPeerNameCall(const wire::PeerNameCall& call);
+  void OnPeerNameAnswer(const wire::PeerNameAnswer& answer, TimePoint now);
+  void OnPeerRaft(const wire::PeerRaft& message, TimePoint now);
+  void SendRaft(const raft::Message& m);
+  void HandleRaftReady(TimePoint now);
+  void ApplyEntry(const raft::Entry& entry);
+  void RestoreRegistry(const raft::Snapshot& snapshot);
+  void NotifyNameMonitors(const std::vector<registry::Change>& changes);
+  void MaybeCompact();
+  // The leader to send calls to: "" when none is known or it went quiet.
+  std::string KnownLeader(TimePoint now) const;
+  // A peer announced its voter set (at hello).
+  void OnPeerVoters(const std::string& node, const std::vector<std::string>& voters);
+  void OnPeerGoneNaming(const std::string& node, TimePoint now);
+  void OnSessionGoneNaming(Session& session);
+  void ReleaseNames(registry::Command command, TimePoint now);
+  void SweepReleases(TimePoint now);
+  void NamingTimers(TimePoint now);
+  wire::LeaderBody LeaderStatus() const;
+  // Why this broker takes no part in the registry, or "".
+  std::string RegistryProblem() const;
 
   // peers.cc
   void OnControlMessage(zmq::message_t& frame, TimePoint now);
@@ -396,6 +483,39 @@ class BrokerLoop {
   static constexpr std::chrono::milliseconds kForwardAckTimeout{5000};
   static constexpr size_t kMaxMarksPerRound = 10000;
   static constexpr size_t kMaxPendingPerSession = 10000;
+
+  // The name registry (naming.cc). raft_ is empty until the voters are
+  // known (a broker with seeds and no --voters learns them from a peer).
+  std::vector<std::string> voters_;  // sorted
+  std::unique_ptr<raft::RaftStorage> raft_storage_;
+  raft::DurableState recovered_;  // until raft_ is created
+  std::optional<raft::Raft> raft_;
+  std::string raft_failure_;  // storage failed: this broker stopped taking part
+  registry::Registry registry_;
+  std::map<std::string, std::vector<std::string>> voter_conflicts_;  // peer -> its voter set
+  std::map<uint64_t, NameCall> name_calls_;
+  uint64_t next_name_call_ = 1;
+  std::map<uint64_t, CallOrigin> proposals_;  // leader: by log index
+  std::map<uint64_t, CallOrigin> reads_;      // leader: by read request id
+  uint64_t next_read_ = 1;
+  std::unordered_map<uint64_t, NameMonitor> name_monitors_;
+  std::set<MemberId> releasing_members_;
+  std::set<std::pair<std::string, uint64_t>> releasing_nodes_;
+  TimePoint next_raft_tick_{};
+  TimePoint next_release_sweep_{};
+  TimePoint leader_heard_{};
+  TimePoint became_leader_{};
+  TimePoint started_{};
+  bool released_self_warned_ = false;
+  // A call waits this long for a leader to be known before no_leader: about
+  // one election, so that a call made during a failover succeeds.
+  static constexpr std::chrono::milliseconds kLeaderWait{2000};
+  // A call sent to the leader and not answered in this long: outcome unknown.
+  static constexpr std::chrono::milliseconds kNameCallTimeout{5000};
+  static constexpr std::chrono::milliseconds kReleaseSweep{500};
+  // A leader releases the names of a node it has not seen for this long
+  // since it leads (a node that died while no leader watched).
+  static constexpr std::chrono::milliseconds kUnseenHolderGrace{10000};
 
   // Reused by every turn of the loop, to spare allocations.
   std::vector<zmq::pollitem_t> poll_items_;

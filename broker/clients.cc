@@ -240,6 +240,19 @@ void BrokerLoop::HandleRequest(const std::string& rid, wire::ClientRequest& requ
     return;
   }
   session->last_heard = now;
+  if (auto* send = std::get_if<wire::SendName>(&request)) {
+    OnSendName(*session, *send, *payload, now);
+    return;
+  }
+  if (std::holds_alternative<wire::Register>(request) ||
+      std::holds_alternative<wire::Unregister>(request) ||
+      std::holds_alternative<wire::Whereis>(request) ||
+      std::holds_alternative<wire::ListNames>(request) ||
+      std::holds_alternative<wire::MonitorNames>(request) ||
+      std::holds_alternative<wire::Leader>(request)) {
+    OnNameRequest(*session, rid, request, now);
+    return;
+  }
   if (payload != nullptr) {
     OnMessagingRequest(*session, request, *payload, now);
     return;
@@ -298,6 +311,11 @@ void BrokerLoop::HandleRequest(const std::string& rid, wire::ClientRequest& requ
           session->monitors.insert(reg.ref);
           Reply(rid, r.req, Status::Ok(), MonitorSnapshot(reg));
         } else if constexpr (std::is_same_v<T, wire::Demonitor>) {
+          if (session->name_monitors.erase(r.ref)) {
+            name_monitors_.erase(r.ref);
+            Reply(rid, r.req, Status::Ok());
+            return;
+          }
           auto it = monitors_.find(r.ref);
           if (it == monitors_.end() || it->second.session != session->id) {
             Reply(rid, r.req,
@@ -379,6 +397,7 @@ void BrokerLoop::EndSession(uint64_t session_id, const std::string& why) {
     RemoveLocalGroup(key.first, key.second);
   }
   OnSessionGoneMessaging(s);
+  OnSessionGoneNaming(s);
   ++counters_.sessions_ended;
   log_.Log(LogLevel::kDebug,
            "session " + std::to_string(s.id) + " ('" + s.name + "') ended: " + why);

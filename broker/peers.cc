@@ -169,6 +169,11 @@ void BrokerLoop::OnCallsMessage(std::vector<zmq::message_t>& frames, TimePoint n
     if (auto* response = std::get_if<wire::PeerResponse>(&*m)) {
       return OnResponse(*response, frames[2]);
     }
+    if (auto* r = std::get_if<wire::PeerRaft>(&*m)) return OnPeerRaft(*r, now);
+    if (auto* call = std::get_if<wire::PeerNameCall>(&*m)) return OnPeerNameCall(*call);
+    if (auto* answer = std::get_if<wire::PeerNameAnswer>(&*m)) {
+      return OnPeerNameAnswer(*answer, now);
+    }
   }
   if (!live)
     ++counters_.peer_unknown_messages;
@@ -291,6 +296,7 @@ void BrokerLoop::MeetPeer(const wire::PeerHello& hello, TimePoint now) {
     detector_.Heard(node, now);
   }
   ApplySnapshot(it->second, hello.snapshot, now);
+  OnPeerVoters(node, hello.voters);
   // Dial the peers it knows and we do not, a few per hello: the rest come
   // with later hellos, so one hello cannot make us open links by the thousand.
   int dialed = 0;
@@ -373,6 +379,7 @@ void BrokerLoop::DeclareDead(const std::string& node, const std::string& reason,
                                 " memberships removed");
   NotifyMonitors(changes);
   OnPeerGoneMessaging(node);  // after the purge, so nothing is routed to it again
+  OnPeerGoneNaming(node, now);
 }
 
 BrokerLoop::Link* BrokerLoop::EnsureLink(const std::string& endpoint) {
@@ -480,6 +487,7 @@ wire::PeerHello BrokerLoop::MakeHello(bool is_welcome) {
   h.endpoints = endpoints_;
   for (const auto& [node, peer] : peers_) h.known_peers.push_back(peer.endpoints.calls);
   h.snapshot = SelfSnapshot();
+  h.voters = voters_;
   return h;
 }
 

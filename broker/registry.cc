@@ -304,6 +304,13 @@ std::vector<std::string> Registry::NamesOf(const MemberId& member) const {
   return std::vector<std::string>(it->second.begin(), it->second.end());
 }
 
+std::vector<MemberId> Registry::Holders() const {
+  std::vector<MemberId> out;
+  out.reserve(by_holder_.size());
+  for (const auto& [holder, names] : by_holder_) out.push_back(holder);
+  return out;
+}
+
 std::optional<uint64_t> Registry::ReleasedIncarnation(std::string_view node) const {
   auto it = released_.find(node);
   if (it == released_.end()) return std::nullopt;

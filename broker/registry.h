@@ -138,6 +138,9 @@ class Registry {
   std::vector<Entry> Names(std::string_view prefix = "") const;
   // The names `member` holds, sorted.
   std::vector<std::string> NamesOf(const MemberId& member) const;
+  // Every member that holds a name, in MemberId order (by node, incarnation,
+  // session): what brokers sweep to release the names of the dead.
+  std::vector<MemberId> Holders() const;
   // The largest incarnation of `node` released by ReleaseNode, if any.
   std::optional<uint64_t> ReleasedIncarnation(std::string_view node) const;
   size_t size() const { return names_.size(); }
