@@ -478,6 +478,7 @@ std::map<std::string, uint64_t> BrokerLoop::CounterMap() const {
       {"name_timeouts", c.name_timeouts},
       {"name_releases", c.name_releases},
       {"name_bad_calls", c.name_bad_calls},
+      {"name_answers_stale", c.name_answers_stale},
       {"names", registry_.size()},
       {"raft_messages_in", c.raft_messages_in},
       {"raft_messages_out", c.raft_messages_out},

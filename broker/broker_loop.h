@@ -114,6 +114,7 @@ struct BrokerCounters {
   uint64_t name_timeouts = 0;         // no answer from the leader in time: outcome unknown
   uint64_t name_releases = 0;         // releases proposed for ended sessions and dead nodes
   uint64_t name_bad_calls = 0;        // a peer's call it had no right to make, or garbled
+  uint64_t name_answers_stale = 0;    // after the call timed out or went to another leader
   uint64_t raft_messages_in = 0;
   uint64_t raft_messages_out = 0;
   uint64_t raft_bad_messages = 0;
@@ -358,7 +359,9 @@ class BrokerLoop {
   void AnswerNameCall(const CallOrigin& origin, Status status,
                       std::optional<MemberId> holder = std::nullopt, std::string metadata = {});
   void OnPeerNameCall(const wire::PeerNameCall& call);
-  void OnPeerNameAnswer(const wire::PeerNameAnswer& answer, TimePoint now);
+  // The leader's answer to call `id` (our own when `from` is us).
+  void OnNameAnswer(const std::string& from, uint64_t id, Status status,
+                    std::optional<MemberId> holder, std::string metadata, TimePoint now);
   void OnPeerRaft(const wire::PeerRaft& message, TimePoint now);
   void SendRaft(const raft::Message& m);
   void HandleRaftReady(TimePoint now);
@@ -501,12 +504,12 @@ class BrokerLoop {
   std::unordered_map<uint64_t, NameMonitor> name_monitors_;
   std::set<MemberId> releasing_members_;
   std::set<std::pair<std::string, uint64_t>> releasing_nodes_;
+  std::set<std::pair<std::string, uint64_t>> readmitting_nodes_;
   TimePoint next_raft_tick_{};
   TimePoint next_release_sweep_{};
   TimePoint leader_heard_{};
   TimePoint became_leader_{};
   TimePoint started_{};
-  bool released_self_warned_ = false;
   // A call waits this long for a leader to be known before no_leader: about
   // one election, so that a call made during a failover succeeds.
   static constexpr std::chrono::milliseconds kLeaderWait{2000};

@@ -42,8 +42,8 @@ Status VerdictStatus(const registry::Outcome& outcome, const std::string& name) 
       return Status::NotHolder("'" + name + "' is held by " + holder + ", not by this member");
     case registry::Verdict::kHolderGone:
       return Status::Unavailable(
-          "the registry released the names of this member's broker (its leader declared it "
-          "dead): restart the broker to register names again");
+          "the registry's leader declared this member's broker dead and released its names; "
+          "its members can register again once the leader hears from it");
   }
   return Status::Internal("unknown verdict");
 }
@@ -243,6 +243,8 @@ void BrokerLoop::FinishNameCall(uint64_t id, Status status, std::optional<Member
         releasing_members_.erase(m->member);
       } else if (auto* n = std::get_if<registry::ReleaseNode>(&command.value())) {
         releasing_nodes_.erase({n->node, n->incarnation});
+      } else if (auto* a = std::get_if<registry::ReadmitNode>(&command.value())) {
+        readmitting_nodes_.erase({a->node, a->incarnation});
       }
     }
     if (!status.ok()) {
@@ -291,7 +293,8 @@ void BrokerLoop::TakeNameCall(const wire::PeerId& from, uint64_t id, wire::NameC
 void BrokerLoop::AnswerNameCall(const CallOrigin& origin, Status status,
                                 std::optional<MemberId> holder, std::string metadata) {
   if (origin.from == self_) {
-    FinishNameCall(origin.id, std::move(status), std::move(holder), std::move(metadata));
+    OnNameAnswer(self_.node, origin.id, std::move(status), std::move(holder), std::move(metadata),
+                 Clock::now());
     return;
   }
   // Only to the incarnation that asked: a restarted broker numbers its calls afresh.
@@ -331,20 +334,27 @@ void BrokerLoop::OnPeerNameCall(const wire::PeerNameCall& call) {
   TakeNameCall(call.from, call.id, call.op, call.data);
 }
 
-void BrokerLoop::OnPeerNameAnswer(const wire::PeerNameAnswer& answer, TimePoint now) {
-  auto it = name_calls_.find(answer.id);
-  if (it == name_calls_.end() || it->second.sent_to != answer.from.node) {
-    ++counters_.peer_stale_messages;  // after a timeout, or a retry elsewhere
+void BrokerLoop::OnNameAnswer(const std::string& from, uint64_t id, Status status,
+                              std::optional<MemberId> holder, std::string metadata, TimePoint now) {
+  auto it = name_calls_.find(id);
+  if (it == name_calls_.end() || it->second.sent_to != from) {
+    ++counters_.name_answers_stale;  // after a timeout, or a retry elsewhere
     return;
   }
-  if (answer.status.code() == Code::kNoLeader) {
-    // Not done: try the leader there is now, if any, within the call's time.
-    it->second.sent_to.clear();
-    it->second.waiting_since = now;
-    RouteNameCall(it->second, now);
+  NameCall& call = it->second;
+  // no_leader: not done. timeout: the leader lost its leadership with the
+  // call uncommitted; it may yet commit, so only idempotent calls go again.
+  bool again = status.code() == Code::kNoLeader ||
+               (status.code() == Code::kTimeout && call.retry_if_leader_dies);
+  if (!again) {
+    FinishNameCall(id, std::move(status), std::move(holder), std::move(metadata));
     return;
   }
-  FinishNameCall(answer.id, answer.status, answer.holder, answer.metadata);
+  if (status.code() == Code::kTimeout) call.maybe_done = true;
+  call.sent_to.clear();
+  call.waiting_since = now;
+  // Our own "no": the timers try again, rather than recursing here.
+  if (from != self_.node) RouteNameCall(call, now);
 }
 
 // ---- consensus --------------------------------------------------------------
@@ -429,6 +439,14 @@ void BrokerLoop::HandleRaftReady(TimePoint now) {
     became_leader_ = {};
     log_.Log(LogLevel::kInfo,
              "registry: no longer the leader (term " + std::to_string(raft_->term()) + ")");
+    // What we proposed and did not see committed may still commit under the
+    // next leader, or may not: say so now rather than at the callers' deadlines.
+    std::map<uint64_t, CallOrigin> proposals = std::move(proposals_);
+    proposals_.clear();
+    for (const auto& [index, origin] : proposals) {
+      AnswerNameCall(origin, Status::Timeout("the registry's leader lost its leadership before "
+                                             "the call committed: it may or may not take effect"));
+    }
   }
 }
 
@@ -470,11 +488,10 @@ void BrokerLoop::ApplyEntry(const raft::Entry& entry) {
     ReleaseNames(registry::ReleaseMember{r->holder}, Clock::now());
   }
   if (auto* n = std::get_if<registry::ReleaseNode>(&c);
-      n && n->node == self_.node && n->incarnation >= self_.incarnation && !released_self_warned_) {
-    released_self_warned_ = true;
-    log_.Log(LogLevel::kError,
+      n && n->node == self_.node && n->incarnation >= self_.incarnation) {
+    log_.Log(LogLevel::kWarn,
              "registry: the leader declared this broker dead and released its members' names; "
-             "they cannot register names again until this broker restarts");
+             "they can register again once the leader hears from this broker");
   }
   if (!origin) return;
   std::string name = NameOf(c);
@@ -636,6 +653,8 @@ void BrokerLoop::ReleaseNames(registry::Command command, TimePoint now) {
     if (!releasing_members_.insert(m->member).second) return;
   } else if (auto* n = std::get_if<registry::ReleaseNode>(&command)) {
     if (!releasing_nodes_.insert({n->node, n->incarnation}).second) return;
+  } else if (auto* a = std::get_if<registry::ReadmitNode>(&command)) {
+    if (!readmitting_nodes_.insert({a->node, a->incarnation}).second) return;
   }
   ++counters_.name_releases;
   NameCall call;
@@ -646,10 +665,24 @@ void BrokerLoop::ReleaseNames(registry::Command command, TimePoint now) {
 // Releases what the registry still holds for members that are gone: our own
 // ended sessions (a release that did not commit, or a registration that
 // committed after it), and, on the leader, the members of nodes that died,
-// restarted, or have not been seen since it leads.
+// restarted, or have not been seen since it leads. The leader also readmits
+// live nodes that were released (declared dead across a partition that has
+// healed), so that their members can register again.
 void BrokerLoop::SweepReleases(TimePoint now) {
   if (!raft_) return;
   bool leading = raft_->role() == raft::Role::kLeader;
+  if (leading) {
+    auto readmit = [&](const wire::PeerId& id) {
+      std::optional<uint64_t> released = registry_.ReleasedIncarnation(id.node);
+      if (released && *released >= id.incarnation) {
+        log_.Log(LogLevel::kInfo,
+                 "registry: " + id.node + " was released as dead but is alive: readmitting it");
+        ReleaseNames(registry::ReadmitNode{id.node, id.incarnation}, now);
+      }
+    };
+    readmit(self_);
+    for (const auto& [node, peer] : peers_) readmit(peer.id);
+  }
   for (const MemberId& h : registry_.Holders()) {
     if (h.node == self_.node) {
       if (h.incarnation == self_.incarnation) {
@@ -714,11 +747,13 @@ void BrokerLoop::NamingTimers(TimePoint now) {
     auto it = name_calls_.find(id);
     if (it == name_calls_.end()) continue;
     ++counters_.name_timeouts;
-    std::string leader_was =
-        it->second.sent_to.empty() ? "the registry's leader" : it->second.sent_to;
-    FinishNameCall(id, Status::Timeout("no answer from " + leader_was + " within " +
-                                       std::to_string(kNameCallTimeout.count()) +
-                                       " ms: the call may or may not have taken effect"));
+    std::string why =
+        it->second.sent_to.empty()
+            ? "the leader that had the call died or lost its leadership, and no other leader "
+              "answered in time"
+            : "no answer from the leader " + it->second.sent_to + " within " +
+                  std::to_string(kNameCallTimeout.count()) + " ms";
+    FinishNameCall(id, Status::Timeout(why + ": the call may or may not have taken effect"));
   }
 }
 

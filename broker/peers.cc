@@ -171,8 +171,8 @@ void BrokerLoop::OnCallsMessage(std::vector<zmq::message_t>& frames, TimePoint n
     }
     if (auto* r = std::get_if<wire::PeerRaft>(&*m)) return OnPeerRaft(*r, now);
     if (auto* call = std::get_if<wire::PeerNameCall>(&*m)) return OnPeerNameCall(*call);
-    if (auto* answer = std::get_if<wire::PeerNameAnswer>(&*m)) {
-      return OnPeerNameAnswer(*answer, now);
+    if (auto* a = std::get_if<wire::PeerNameAnswer>(&*m)) {
+      return OnNameAnswer(a->from.node, a->id, a->status, a->holder, a->metadata, now);
     }
   }
   if (!live)

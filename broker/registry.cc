@@ -19,6 +19,7 @@ enum class CommandType : uint8_t {
   kUnregister = 2,
   kReleaseMember = 3,
   kReleaseNode = 4,
+  kReadmitNode = 5,
 };
 
 // The first element of a snapshot's array; a later format gets another.
@@ -145,7 +146,8 @@ std::string EncodeCommand(const Command& command) {
           PackMember(pk, c.member);
         } else {
           pk.pack_array(3);
-          pk.pack_uint8(uint8_t(CommandType::kReleaseNode));
+          pk.pack_uint8(uint8_t(std::is_same_v<T, ReleaseNode> ? CommandType::kReleaseNode
+                                                               : CommandType::kReadmitNode));
           PackStr(pk, c.node);
           pk.pack_uint64(c.incarnation);
         }
@@ -188,6 +190,13 @@ Result<Command> DecodeCommand(std::string_view bytes) {
       command = std::move(c);
       break;
     }
+    case uint64_t(CommandType::kReadmitNode): {
+      ReadmitNode c;
+      c.node = r.Checked("node", ValidateNodeName, kMaxNodeNameBytes);
+      c.incarnation = r.U64("incarnation");
+      command = std::move(c);
+      break;
+    }
     default:
       r.Fail("has unknown type " + std::to_string(type));
   }
@@ -207,6 +216,17 @@ Result<Outcome> Registry::Apply(const Command& command) {
   if (const auto* c = std::get_if<ReleaseMember>(&command)) {
     auto it = by_holder_.find(c->member);
     if (it != by_holder_.end()) ReleaseHolder(it, &out.changes);
+    return out;
+  }
+  if (const auto* c = std::get_if<ReadmitNode>(&command)) {
+    auto it = released_.find(c->node);
+    if (it != released_.end() && it->second >= c->incarnation) {
+      if (c->incarnation == 0) {
+        released_.erase(it);
+      } else {
+        it->second = c->incarnation - 1;
+      }
+    }
     return out;
   }
   const auto& c = std::get<ReleaseNode>(command);

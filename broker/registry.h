@@ -10,7 +10,10 @@
 // (ReleaseMember) or the holder's node is declared dead or restarted
 // (ReleaseNode). After ReleaseNode(node, i), members of `node` with an
 // incarnation <= i can no longer register: a registration proposed before the
-// node died but committed after it would otherwise hold a name forever.
+// node died but committed after it would otherwise hold a name forever. If
+// the node was not dead after all (a partition that healed), ReadmitNode lets
+// its current incarnation register again: its broker is alive to release
+// whatever such a late registration leaves behind.
 //
 // Commands travel in the log as msgpack (EncodeCommand/DecodeCommand); an
 // entry that does not decode is skipped by every broker alike. The encoding
@@ -73,7 +76,14 @@ struct ReleaseNode {
   uint64_t incarnation = 0;
   friend bool operator==(const ReleaseNode&, const ReleaseNode&) = default;
 };
-using Command = std::variant<Register, Unregister, ReleaseMember, ReleaseNode>;
+// `node` is alive as `incarnation` after all: its members may register
+// again. Earlier incarnations stay refused.
+struct ReadmitNode {
+  std::string node;
+  uint64_t incarnation = 0;
+  friend bool operator==(const ReadmitNode&, const ReadmitNode&) = default;
+};
+using Command = std::variant<Register, Unregister, ReleaseMember, ReleaseNode, ReadmitNode>;
 
 // Never empty. Stable: the log and snapshots outlive the process.
 std::string EncodeCommand(const Command& command);

@@ -299,6 +299,44 @@ TEST(RegistryTest, ReleasedIncarnationsCannotRegister) {
   EXPECT_EQ(r.ReleasedIncarnation("n"), std::nullopt);
 }
 
+// A node declared dead that comes back (a healed partition) may register
+// again; older incarnations may not.
+TEST(RegistryTest, ReadmitNode) {
+  Registry r;
+  MustApply(r, Register{"held", kA, ""});
+  RunSteps(r, {
+                  {"release n1 up to a",
+                   ReleaseNode{"n1", 0xa},
+                   Verdict::kOk,
+                   {},
+                   {"unregistered held n1.a.1 []"}},
+                  {"refused", Register{"x", kA, ""}, Verdict::kHolderGone, {}, {}},
+                  {"readmit of an older incarnation changes nothing",
+                   ReadmitNode{"n1", 0xb},
+                   Verdict::kOk,
+                   {},
+                   {}},
+                  {"still refused", Register{"x", kA, ""}, Verdict::kHolderGone, {}, {}},
+                  {"readmit a", ReadmitNode{"n1", 0xa}, Verdict::kOk, {}, {}},
+                  {"a registers again",
+                   Register{"x", kA, ""},
+                   Verdict::kOk,
+                   {},
+                   {"registered x n1.a.1 []"}},
+                  {"an older incarnation stays refused",
+                   Register{"y", M("n1", 9, 1), ""},
+                   Verdict::kHolderGone,
+                   {},
+                   {}},
+                  {"readmit of an unknown node", ReadmitNode{"n7", 3}, Verdict::kOk, {}, {}},
+              });
+  EXPECT_EQ(r.ReleasedIncarnation("n1"), 9u);
+  EXPECT_EQ(r.ReleasedIncarnation("n7"), std::nullopt);
+  MustApply(r, ReleaseNode{"n2", 0});
+  MustApply(r, ReadmitNode{"n2", 0});
+  EXPECT_EQ(r.ReleasedIncarnation("n2"), std::nullopt);
+}
+
 TEST(RegistryTest, InvalidCommandsChangeNothing) {
   Registry r;
   MustApply(r, Register{"svc", kA, "m"});
@@ -482,6 +520,15 @@ class Model {
       }
     } else if (const auto* c = std::get_if<ReleaseMember>(&command)) {
       Drop([&](const MemberId& m) { return m == c->member; }, &out);
+    } else if (const auto* a = std::get_if<ReadmitNode>(&command)) {
+      auto it = released_.find(a->node);
+      if (it != released_.end() && it->second >= a->incarnation) {
+        if (a->incarnation == 0) {
+          released_.erase(it);
+        } else {
+          it->second = a->incarnation - 1;
+        }
+      }
     } else {
       const auto& n = std::get<ReleaseNode>(command);
       Drop([&](const MemberId& m) { return m.node == n.node && m.incarnation <= n.incarnation; },
@@ -536,7 +583,12 @@ class CommandGenerator {
       if (it != model.names().end() && rng_() % 2 == 0) return Unregister{name, it->second.holder};
       return Unregister{name, Member()};
     }
-    if (roll < 92) return ReleaseMember{Member()};
+    if (roll < 90) return ReleaseMember{Member()};
+    if (roll < 94) {
+      // The node was not dead after all: its current incarnation is readmitted.
+      std::string node = "n" + std::to_string(1 + rng_() % 3);
+      return ReadmitNode{node, incarnation_[node] - std::min<uint64_t>(1, incarnation_[node])};
+    }
     std::string node = "n" + std::to_string(1 + rng_() % 3);
     uint64_t& current = incarnation_[node];
     // Mostly the current incarnation (the node restarted), sometimes an
@@ -636,6 +688,8 @@ std::vector<Command> SampleCommands() {
       ReleaseMember{M("n1", UINT64_MAX, 0)},
       ReleaseNode{"n1", 0},
       ReleaseNode{"n1", UINT64_MAX},
+      ReadmitNode{"n1", 0},
+      ReadmitNode{"N_-9", UINT64_MAX},
   };
 }
 
@@ -757,7 +811,7 @@ TEST(RegistryCodecTest, WrongShapesAndValues) {
       {"a map", "\x81\x01\x01", "msgpack"},
       {"an empty array", Arr(), "missing field 'type'"},
       {"type 0", Arr(U(0)), "unknown type 0"},
-      {"type 5", Arr(U(5)), "unknown type 5"},
+      {"type 6", Arr(U(6)), "unknown type 6"},
       {"type 2^64-1 (not 1 when truncated)", Arr(U(UINT64_MAX)), "unknown type"},
       {"type 257 (1 as a byte)", Arr(U(257), S("svc"), kHolder, B("")), "unknown type 257"},
       {"negative type", Arr(I(-1)), "not an unsigned integer"},
