@@ -379,6 +379,7 @@ class BrokerLoop {
   void SweepReleases(TimePoint now);
   void NamingTimers(TimePoint now);
   wire::LeaderBody LeaderStatus() const;
+  void OnRegistryStatus(const wire::PeerRegistryStatus& status);
   // Why this broker takes no part in the registry, or "".
   std::string RegistryProblem() const;
 
@@ -502,6 +503,14 @@ class BrokerLoop {
   std::map<uint64_t, CallOrigin> reads_;      // leader: by read request id
   uint64_t next_read_ = 1;
   std::unordered_map<uint64_t, NameMonitor> name_monitors_;
+  // leader() calls on a follower, waiting for the leader's replication view.
+  struct StatusCall {
+    uint64_t session = 0, req = 0;
+    std::string leader;
+    TimePoint deadline;
+  };
+  std::map<uint64_t, StatusCall> status_calls_;
+  static constexpr std::chrono::milliseconds kStatusTimeout{500};
   std::set<MemberId> releasing_members_;
   std::set<std::pair<std::string, uint64_t>> releasing_nodes_;
   std::set<std::pair<std::string, uint64_t>> readmitting_nodes_;

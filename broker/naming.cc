@@ -172,6 +172,15 @@ void BrokerLoop::OnNameRequest(Session& session, const std::string& rid,
           }
           Reply(rid, r.req, Status::Ok(), std::move(body));
         } else if constexpr (std::is_same_v<T, wire::Leader>) {
+          // Replication progress is known to the leader only: ask it.
+          std::string leader = KnownLeader(now);
+          if (!leader.empty() && leader != self_.node) {
+            uint64_t id = next_name_call_++;
+            if (SendToPeer(leader, wire::PeerRegistryStatus{self_, id, false, {}})) {
+              status_calls_[id] = StatusCall{session.id, r.req, leader, now + kStatusTimeout};
+              return;
+            }
+          }
           Reply(rid, r.req, Status::Ok(), LeaderStatus());
         }
       },
@@ -719,6 +728,17 @@ void BrokerLoop::NamingTimers(TimePoint now) {
     next_release_sweep_ = now + kReleaseSweep;
     SweepReleases(now);
   }
+  for (auto it = status_calls_.begin(); it != status_calls_.end();) {
+    if (now < it->second.deadline) {
+      ++it;
+      continue;
+    }
+    // The leader did not answer: this broker's own view, without progress.
+    if (auto s = sessions_.find(it->second.session); s != sessions_.end()) {
+      Reply(s->second.routing_id, it->second.req, Status::Ok(), LeaderStatus());
+    }
+    it = status_calls_.erase(it);
+  }
   if (name_calls_.empty()) return;
   std::string leader = KnownLeader(now);
   std::vector<uint64_t> route, no_leader, unknown;
@@ -757,10 +777,28 @@ void BrokerLoop::NamingTimers(TimePoint now) {
   }
 }
 
+void BrokerLoop::OnRegistryStatus(const wire::PeerRegistryStatus& status) {
+  if (!status.is_reply) {
+    SendToPeer(status.from.node,
+               wire::PeerRegistryStatus{self_, status.id, true, LeaderStatus().members});
+    return;
+  }
+  auto it = status_calls_.find(status.id);
+  if (it == status_calls_.end() || it->second.leader != status.from.node) return;
+  StatusCall call = it->second;
+  status_calls_.erase(it);
+  auto s = sessions_.find(call.session);
+  if (s == sessions_.end()) return;
+  wire::LeaderBody body = LeaderStatus();
+  body.members = status.members;  // the leader's view, with match indexes
+  Reply(s->second.routing_id, call.req, Status::Ok(), std::move(body));
+}
+
 wire::LeaderBody BrokerLoop::LeaderStatus() const {
   wire::LeaderBody b;
   b.node = self_.node;
   b.problem = RegistryProblem();
+  if (b.problem.size() > 2000) b.problem.resize(2000);  // many conflicting peers
   if (!raft_) {
     b.role = "none";
     for (const std::string& v : voters_) {

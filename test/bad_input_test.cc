@@ -8,10 +8,16 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <map>
 #include <msgpack.hpp>
+#include <mutex>
 #include <random>
+#include <thread>
 #include <zmq.hpp>
+#include <zmq_addon.hpp>
 
+#include "broker/registry.h"
 #include "test/test_mesh.h"
 #include "topics/wire.h"
 
@@ -298,6 +304,137 @@ TEST_F(BadInputTest, GarbageFromAPeersPublisherIsCountedAndDropped) {
     SendRawTcp(ep, std::string(100000, '\xff'));
   }
   ExpectStillServing("after-publisher-garbage");
+}
+
+// A peer may write names only for its own members, and only well-formed
+// commands; registry messages from a broker with another voter set are
+// ignored. n1 (no seeds) is a one-node registry and its leader.
+TEST_F(BadInputTest, RegistryCallsFromAPeerAreChecked) {
+  Client local = mesh.Connect(0);
+  ASSERT_TRUE(WaitFor([&] {
+    auto l = local.Leader();
+    return l.ok() && l->leader == "n1";
+  }));
+  // Our calls socket, served by a thread: it answers the broker's probes (so
+  // that the fake peer stays alive) and collects its answers to our calls.
+  zmq::socket_t calls(ctx, zmq::socket_type::router);
+  calls.set(zmq::sockopt::linger, 0);
+  calls.set(zmq::sockopt::rcvtimeo, 20);
+  calls.bind("tcp://127.0.0.1:*");
+  std::string calls_ep = calls.get(zmq::sockopt::last_endpoint);
+  const wire::PeerId me{"impostor", 7};
+  std::mutex mu;
+  std::map<uint64_t, Status> answers;
+  std::atomic<bool> stop{false};
+  std::thread server([&, sock = std::move(calls)]() mutable {
+    while (!stop) {
+      std::vector<zmq::message_t> frames;
+      if (!zmq::recv_multipart(sock, std::back_inserter(frames)) || frames.size() != 2) continue;
+      auto m = wire::DecodePeerMessage(frames[1].to_string_view());
+      if (!m.ok()) continue;
+      if (auto* p = std::get_if<wire::PeerProbe>(&m.value()); p && !p->is_reply) {
+        sock.send(frames[0], zmq::send_flags::sndmore);
+        sock.send(zmq::buffer(wire::Encode(wire::PeerMessage(wire::PeerProbe{me, p->nonce, true}))),
+                  zmq::send_flags::none);
+      } else if (auto* a = std::get_if<wire::PeerNameAnswer>(&m.value())) {
+        std::lock_guard<std::mutex> lock(mu);
+        answers[a->id] = a->status;
+      }
+    }
+  });
+  struct Joiner {
+    std::atomic<bool>& stop;
+    std::thread& t;
+    ~Joiner() {
+      stop = true;
+      t.join();
+    }
+  } joiner{stop, server};
+  zmq::socket_t dealer = DialCalls(0);
+  auto hello = [&](std::vector<std::string> voters) {
+    wire::PeerHello h;
+    h.from = me;
+    h.endpoints = {calls_ep, "tcp://127.0.0.1:1", "tcp://127.0.0.1:1"};
+    h.voters = std::move(voters);
+    dealer.send(zmq::buffer(wire::Encode(wire::PeerMessage(h))), zmq::send_flags::none);
+    zmq::message_t welcome;
+    ASSERT_TRUE(dealer.recv(welcome));
+  };
+  hello({"n1"});
+  // Sends a name call and waits for the broker's answer.
+  auto call = [&](uint64_t id, wire::NameCallOp op, const std::string& data) -> Status {
+    dealer.send(zmq::buffer(wire::Encode(wire::PeerMessage(wire::PeerNameCall{me, id, op, data}))),
+                zmq::send_flags::none);
+    Status got = Status::Timeout("no answer");
+    WaitFor([&] {
+      std::lock_guard<std::mutex> lock(mu);
+      auto it = answers.find(id);
+      if (it == answers.end()) return false;
+      got = it->second;
+      return true;
+    });
+    return got;
+  };
+  const MemberId mine{"impostor", 7, 1}, theirs = local.self();
+  uint64_t bad_before = mesh.broker(0).Stats()["name_bad_calls"];
+  const struct {
+    const char* label;
+    wire::NameCallOp op;
+    std::string data;
+    Code want;
+  } kCases[] = {
+      {"not a command", wire::NameCallOp::kWrite, "\xc1garbage", Code::kBadMessage},
+      {"register for another node's member", wire::NameCallOp::kWrite,
+       registry::EncodeCommand(registry::Register{"x", theirs, ""}), Code::kInvalidArgument},
+      {"register for an older incarnation of itself", wire::NameCallOp::kWrite,
+       registry::EncodeCommand(registry::Register{"x", MemberId{"impostor", 6, 1}, ""}),
+       Code::kInvalidArgument},
+      {"unregister another's name", wire::NameCallOp::kWrite,
+       registry::EncodeCommand(registry::Unregister{"x", theirs}), Code::kInvalidArgument},
+      {"release another node's member", wire::NameCallOp::kWrite,
+       registry::EncodeCommand(registry::ReleaseMember{theirs}), Code::kInvalidArgument},
+      {"release a whole node", wire::NameCallOp::kWrite,
+       registry::EncodeCommand(registry::ReleaseNode{"n2", UINT64_MAX}), Code::kInvalidArgument},
+      {"readmit a node", wire::NameCallOp::kWrite,
+       registry::EncodeCommand(registry::ReadmitNode{"impostor", 7}), Code::kInvalidArgument},
+      {"its own member", wire::NameCallOp::kWrite,
+       registry::EncodeCommand(registry::Register{"mine", mine, "m"}), Code::kOk},
+      {"taken", wire::NameCallOp::kWrite,
+       registry::EncodeCommand(registry::Register{"mine", MemberId{"impostor", 7, 2}, ""}),
+       Code::kTaken},
+      {"a consistent read", wire::NameCallOp::kConsistentRead, "mine", Code::kOk},
+  };
+  uint64_t id = 1;
+  for (const auto& c : kCases) EXPECT_EQ(call(id++, c.op, c.data).code(), c.want) << c.label;
+  EXPECT_EQ(mesh.broker(0).Stats()["name_bad_calls"], bad_before + 7);
+  Result<NameInfo> held = local.Whereis("mine");
+  ASSERT_TRUE(held.ok()) << held.status().ToString();
+  EXPECT_EQ(held->holder, mine);
+  EXPECT_EQ(local.Whereis("x").status().code(), Code::kNotRegistered);
+
+  // A raft message not addressed to n1: counted, and the leader stays.
+  raft::Message stray{raft::MessageType::kVote, "impostor", "n9", 99};
+  uint64_t raft_bad = mesh.broker(0).Stats()["raft_bad_messages"];
+  dealer.send(zmq::buffer(wire::Encode(wire::PeerMessage(wire::PeerRaft{me, stray}))),
+              zmq::send_flags::none);
+  EXPECT_TRUE(WaitFor([&] { return mesh.broker(0).Stats()["raft_bad_messages"] > raft_bad; }));
+
+  // Another voter set: said in leader(), and its raft messages are ignored.
+  hello({"impostor", "n1"});
+  EXPECT_TRUE(WaitFor([&] {
+    auto l = local.Leader();
+    return l.ok() && l->problem.find("impostor") != std::string::npos;
+  }));
+  uint64_t foreign = mesh.broker(0).Stats()["raft_foreign_messages"];
+  raft::Message vote{raft::MessageType::kVote, "impostor", "n1", 99};
+  dealer.send(zmq::buffer(wire::Encode(wire::PeerMessage(wire::PeerRaft{me, vote}))),
+              zmq::send_flags::none);
+  EXPECT_TRUE(WaitFor([&] { return mesh.broker(0).Stats()["raft_foreign_messages"] > foreign; }));
+  Result<LeaderInfo> l = local.Leader();
+  ASSERT_TRUE(l.ok());
+  EXPECT_EQ(l->leader, "n1");
+  EXPECT_EQ(l->term, mesh.broker(0).Stats()["raft_term"]);
+  ExpectStillServing("after-registry-calls");
 }
 
 TEST_F(BadInputTest, AHelloListingThousandsOfPeersCannotExhaustTheBroker) {

@@ -437,6 +437,12 @@ std::string D(const PeerMessage& m) {
             << r.snapshot.data.size() << "B)";
         } else if constexpr (std::is_same_v<T, PeerNameCall>) {
           o << "NameCall " << v.id << " " << int(v.op) << " '" << v.data << "'";
+        } else if constexpr (std::is_same_v<T, PeerRegistryStatus>) {
+          o << (v.is_reply ? "RegistryStatus " : "RegistryStatusRequest ") << v.id;
+          for (const RaftMemberInfo& m : v.members) {
+            o << " (" << m.node << "," << m.voter << "," << m.alive << "," << m.match << ","
+              << m.replication << "," << m.active << ")";
+          }
         } else if constexpr (std::is_same_v<T, PeerNameAnswer>) {
           o << "NameAnswer " << v.id << " " << D(v.status) << " "
             << (v.holder ? v.holder->ToString() : "-") << " '" << v.metadata << "'";
@@ -642,6 +648,13 @@ std::vector<PeerMessage> PeerMessageSamples() {
       PeerNameCall{from, UINT64_MAX, NameCallOp::kConsistentRead, "orders-leader"},
       PeerNameAnswer{from, 1, Status::Ok(), std::nullopt, ""},
       PeerNameAnswer{from, 2, Status::Taken("held"), kM1, std::string(100, 'm')},
+      PeerRegistryStatus{from, 3, false, {}},
+      PeerRegistryStatus{from, UINT64_MAX, true, {}},
+      PeerRegistryStatus{
+          from,
+          4,
+          true,
+          {{"n1", true, true, 9, "replicate", true}, {"n4", false, false, 0, "", false}}},
   };
 }
 

@@ -100,6 +100,37 @@ NameInfo ReadNameInfo(Reader& r) {
   return n;
 }
 
+void PackRaftMembers(Packer& pk, const std::vector<RaftMemberInfo>& members) {
+  pk.pack_array(static_cast<uint32_t>(members.size()));
+  for (const RaftMemberInfo& m : members) {
+    pk.pack_array(6);
+    PackStr(pk, m.node);
+    PackBool(pk, m.voter);
+    PackBool(pk, m.alive);
+    pk.pack_uint64(m.match);
+    PackStr(pk, m.replication);
+    PackBool(pk, m.active);
+  }
+}
+
+std::vector<RaftMemberInfo> ReadRaftMembers(Reader& r) {
+  std::vector<RaftMemberInfo> out;
+  Reader list = r.Array("members");
+  while (list.has_more()) {
+    Reader item = list.Array("member");
+    RaftMemberInfo m;
+    m.node = item.Checked("node", ValidateNodeName);
+    m.voter = item.Bool("voter");
+    m.alive = item.Bool("alive");
+    m.match = item.U64("match");
+    m.replication = item.Str("replication", 32);
+    m.active = item.Bool("active");
+    if (!item.ok()) break;
+    out.push_back(std::move(m));
+  }
+  return out;
+}
+
 Snapshot ReadSnapshot(Reader& r) {
   Reader s = r.Array("snapshot");
   Snapshot snap;
@@ -618,16 +649,7 @@ std::string Encode(const ClientInbound& m) {
             pk.pack_uint64(b.commit);
             pk.pack_uint64(b.applied);
             PackStr(pk, b.problem);
-            pk.pack_array(static_cast<uint32_t>(b.members.size()));
-            for (const RaftMemberInfo& m : b.members) {
-              pk.pack_array(6);
-              PackStr(pk, m.node);
-              PackBool(pk, m.voter);
-              PackBool(pk, m.alive);
-              pk.pack_uint64(m.match);
-              PackStr(pk, m.replication);
-              PackBool(pk, m.active);
-            }
+            PackRaftMembers(pk, b.members);
           }
         },
         r->body);
@@ -786,18 +808,7 @@ Result<ClientInbound> DecodeClientInbound(std::string_view frame) {
           b.commit = r.U64("commit");
           b.applied = r.U64("applied");
           b.problem = r.Str("problem", 4096);
-          Reader list = r.Array("members");
-          while (list.has_more()) {
-            Reader item = list.Array("member");
-            RaftMemberInfo m;
-            m.node = item.Checked("node", ValidateNodeName);
-            m.voter = item.Bool("voter");
-            m.alive = item.Bool("alive");
-            m.match = item.U64("match");
-            m.replication = item.Str("replication", 32);
-            m.active = item.Bool("active");
-            b.members.push_back(std::move(m));
-          }
+          b.members = ReadRaftMembers(r);
           rep.body = std::move(b);
           break;
         }
@@ -995,6 +1006,13 @@ std::string Encode(const PeerMessage& m) {
           pk.pack_uint64(v.id);
           pk.pack_uint8(uint8_t(v.op));
           PackBin(pk, v.data);
+        } else if constexpr (std::is_same_v<T, PeerRegistryStatus>) {
+          pk.pack_array(v.is_reply ? 4 : 3);
+          pk.pack_uint16(
+              uint16_t(v.is_reply ? Type::kPeerRegistryStatus : Type::kPeerRegistryStatusRequest));
+          PackPeerId(pk, v.from);
+          pk.pack_uint64(v.id);
+          if (v.is_reply) PackRaftMembers(pk, v.members);
         } else if constexpr (std::is_same_v<T, PeerNameAnswer>) {
           pk.pack_array(7);
           pk.pack_uint16(uint16_t(Type::kPeerNameAnswer));
@@ -1229,6 +1247,15 @@ Result<PeerMessage> DecodePeerMessage(std::string_view frame) {
         }
       }
       return Finish<PeerMessage>(st, std::move(c));
+    }
+    case Type::kPeerRegistryStatusRequest:
+    case Type::kPeerRegistryStatus: {
+      PeerRegistryStatus p;
+      p.is_reply = static_cast<Type>(type) == Type::kPeerRegistryStatus;
+      p.from = ReadPeerId(r);
+      p.id = r.U64("id");
+      if (p.is_reply) p.members = ReadRaftMembers(r);
+      return Finish<PeerMessage>(st, std::move(p));
     }
     case Type::kPeerNameAnswer: {
       PeerNameAnswer a;

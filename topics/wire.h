@@ -84,6 +84,8 @@
 //   [241 NameCall,   from, id, op, data]   to the registry's leader: op 1 a write (data: a
 //        registry command, broker/registry.h), 2 a linearizable whereis (data: the name)
 //   [242 NameAnswer, from, id, code, message, holder ("" none), metadata (bin)]
+//   [243 RegistryStatusRequest, from, id]     to the leader: its view of replication
+//   [244 RegistryStatus, from, id, [[node, voter, alive, match, replication, active]...]]
 //   snapshot = [seq, [[scope, group, session, count]...]]
 //   data PUB/SUB: [data topic][header] + payload, the data topic first so that
 //   ZeroMQ filters on it (see PublishDataTopic and BroadcastDataTopic):
@@ -179,6 +181,8 @@ enum class Type : uint16_t {
   kPeerRaft = 240,
   kPeerNameCall = 241,
   kPeerNameAnswer = 242,
+  kPeerRegistryStatusRequest = 243,
+  kPeerRegistryStatus = 244,
 };
 
 // ---- client -> broker ------------------------------------------------------
@@ -585,10 +589,18 @@ struct PeerNameAnswer {
   std::string metadata;
 };
 
+// `meshbus leader` on a follower: the leader's replication progress.
+struct PeerRegistryStatus {
+  PeerId from;
+  uint64_t id = 0;
+  bool is_reply = false;
+  std::vector<RaftMemberInfo> members;  // the reply's
+};
+
 using PeerMessage =
     std::variant<PeerHeartbeat, PeerDelta, PeerBye, PeerHello, PeerSyncRequest, PeerSyncReply,
                  PeerProbe, PeerForward, PeerForwardAck, PeerResponse, PeerData, PeerRaft,
-                 PeerSubscriptionCheck, PeerNameCall, PeerNameAnswer>;
+                 PeerSubscriptionCheck, PeerNameCall, PeerNameAnswer, PeerRegistryStatus>;
 bool CarriesPayload(const PeerMessage& m);
 
 std::string Encode(const PeerMessage& m);
