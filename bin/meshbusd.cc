@@ -27,6 +27,7 @@ int main(int argc, char** argv) {
   int suspicion_ms = int(o.suspicion_timeout.count());
   int probe_ms = int(o.probe_timeout.count());
   int session_timeout_ms = int(o.session_timeout.count());
+  int raft_tick_ms = int(o.raft_tick.count());
 
   CLI::App app{"meshbusd: the meshbus broker, one per node, meshed with its peers over ZeroMQ"};
   app.set_config("--config", "",
@@ -71,6 +72,25 @@ int main(int argc, char** argv) {
                  "The largest payload a client may send; larger ones are refused with an error")
       ->capture_default_str()
       ->check(CLI::Range(uint64_t(1), uint64_t(64) << 20));
+  app.add_option("--voters", o.voters,
+                 "The name registry's voting nodes, by node name, comma-separated "
+                 "(n1,n2,n3): the same list on every broker, including those not in it (they "
+                 "follow without voting). None: a one-node registry without --seed, else follow "
+                 "the registry of the mesh")
+      ->delimiter(',');
+  app.add_option("--data-dir", o.data_dir,
+                 "Directory for the registry's term, vote, log and snapshots, one per broker "
+                 "(created if missing, not its parents). Required with several --voters; "
+                 "without it the registry's state is kept in memory only");
+  app.add_option("--raft-tick-ms", raft_tick_ms,
+                 "One tick of the registry's consensus: a leader heartbeats every 2 ticks, a "
+                 "follower that hears nothing for 10 to 20 ticks starts an election")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 60000));
+  app.add_option("--raft-snapshot-entries", o.raft_snapshot_entries,
+                 "Registry log entries kept after a snapshot before the next snapshot is taken")
+      ->capture_default_str()
+      ->check(CLI::Range(uint64_t(1), uint64_t(1) << 40));
   app.add_option("--log-level", o.log_level, "debug, info, warn or error")
       ->capture_default_str()
       ->check(CLI::IsMember({"debug", "info", "warn", "error"}));
@@ -86,6 +106,7 @@ int main(int argc, char** argv) {
   o.suspicion_timeout = std::chrono::milliseconds(suspicion_ms);
   o.probe_timeout = std::chrono::milliseconds(probe_ms);
   o.session_timeout = std::chrono::milliseconds(session_timeout_ms);
+  o.raft_tick = std::chrono::milliseconds(raft_tick_ms);
 
   // Block the stop signals in every thread; main waits for them below.
   sigset_t stop_signals;

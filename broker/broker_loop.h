@@ -372,7 +372,11 @@ class BrokerLoop {
   // The leader to send calls to: "" when none is known or it went quiet.
   std::string KnownLeader(TimePoint now) const;
   // A peer announced its voter set (at hello).
-  void OnPeerVoters(const std::string& node, const std::vector<std::string>& voters);
+  void OnPeerVoters(const std::string& node, const std::vector<std::string>& voters,
+                    uint64_t epoch);
+  // Non-zero when this broker votes and keeps the registry in memory.
+  uint64_t RegistryEpoch() const;
+  void RestartRegistryCopy(const std::string& voter);
   void OnPeerGoneNaming(const std::string& node, TimePoint now);
   void OnSessionGoneNaming(Session& session);
   void ReleaseNames(registry::Command command, TimePoint now);
@@ -497,6 +501,7 @@ class BrokerLoop {
   std::string raft_failure_;  // storage failed: this broker stopped taking part
   registry::Registry registry_;
   std::map<std::string, std::vector<std::string>> voter_conflicts_;  // peer -> its voter set
+  std::map<std::string, uint64_t> voter_epochs_;  // in-memory voters: see PeerHello
   std::map<uint64_t, NameCall> name_calls_;
   uint64_t next_name_call_ = 1;
   std::map<uint64_t, CallOrigin> proposals_;  // leader: by log index

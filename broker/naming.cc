@@ -592,7 +592,53 @@ void BrokerLoop::MaybeCompact() {
 
 // ---- membership -------------------------------------------------------------
 
-void BrokerLoop::OnPeerVoters(const std::string& node, const std::vector<std::string>& voters) {
+// A voter that kept the registry in memory restarted: the registry restarts
+// empty, and our copy of its log would never match its new one.
+void BrokerLoop::RestartRegistryCopy(const std::string& voter) {
+  if (raft_storage_) {
+    log_.Log(LogLevel::kWarn, "registry: " + voter +
+                                  " kept the registry in memory and restarted: it starts empty; "
+                                  "this broker's --data-dir " +
+                                  options_.data_dir +
+                                  " holds the old one: restart this broker with it emptied");
+    return;
+  }
+  log_.Log(LogLevel::kInfo, "registry: " + voter +
+                                " kept the registry in memory and restarted: it starts empty, and "
+                                "so does this broker's copy");
+  std::vector<registry::Entry> names = registry_.Names();
+  std::vector<registry::Change> changes;
+  for (registry::Entry& e : names) {
+    changes.push_back(
+        {registry::ChangeKind::kUnregistered, std::move(e.name), e.holder, std::move(e.metadata)});
+  }
+  registry_ = registry::Registry();
+  raft_.reset();
+  recovered_ = {};
+  leader_heard_ = {};
+  if (Status s = CreateRaft(); !s.ok()) {
+    raft_failure_ = s.message();
+    log_.Log(LogLevel::kError, raft_failure_);
+  }
+  NotifyNameMonitors(changes);
+}
+
+uint64_t BrokerLoop::RegistryEpoch() const {
+  bool votes = std::binary_search(voters_.begin(), voters_.end(), self_.node);
+  return votes && !raft_storage_ ? self_.incarnation : 0;
+}
+
+void BrokerLoop::OnPeerVoters(const std::string& node, const std::vector<std::string>& voters,
+                              uint64_t epoch) {
+  if (epoch != 0) {
+    auto [it, first] = voter_epochs_.try_emplace(node, epoch);
+    if (!first && it->second != epoch) {
+      it->second = epoch;
+      if (voters == voters_ && !std::binary_search(voters_.begin(), voters_.end(), self_.node)) {
+        RestartRegistryCopy(node);
+      }
+    }
+  }
   if (voters.empty()) {
     voter_conflicts_.erase(node);  // it has not learnt them yet
   } else if (voters_.empty()) {

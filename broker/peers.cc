@@ -297,7 +297,7 @@ void BrokerLoop::MeetPeer(const wire::PeerHello& hello, TimePoint now) {
     detector_.Heard(node, now);
   }
   ApplySnapshot(it->second, hello.snapshot, now);
-  OnPeerVoters(node, hello.voters);
+  OnPeerVoters(node, hello.voters, hello.registry_epoch);
   // Dial the peers it knows and we do not, a few per hello: the rest come
   // with later hellos, so one hello cannot make us open links by the thousand.
   int dialed = 0;
@@ -489,6 +489,7 @@ wire::PeerHello BrokerLoop::MakeHello(bool is_welcome) {
   for (const auto& [node, peer] : peers_) h.known_peers.push_back(peer.endpoints.calls);
   h.snapshot = SelfSnapshot();
   h.voters = voters_;
+  h.registry_epoch = RegistryEpoch();
   return h;
 }
 

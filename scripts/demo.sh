@@ -3,8 +3,11 @@
 # on two nodes, a publish on one node reaching a subscriber on another, a
 # request answered across the mesh, and what happens to the group when one node's broker is
 # killed (kill -9, no goodbye): the third node purges that node's members and
-# its monitor reports them as left. Exits non-zero if any of that does not
-# happen. Stops everything it started, whatever happens.
+# its monitor reports them as left. Then the name registry, with n1 and n3
+# (two of the three voters) left: a name registered on n1 with metadata,
+# looked up from n3, refused to a second holder, and released when its
+# holder stops. Exits non-zero if any of that does not happen. Stops
+# everything it started, whatever happens.
 set -euo pipefail
 
 usage() {
@@ -20,6 +23,7 @@ DIR="$MESH_REPO/.mesh/demo"
 BASE_PORT=17200   # apart from mesh-up.sh's default, so a running mesh is left alone
 SCOPE=demo
 GROUP=workers
+NAME=demo.orders
 
 heading() { printf '\n== %s\n' "$*"; }
 fail() {
@@ -48,6 +52,14 @@ mkdir -p "$DIR"
 
 # ---- cleanup: everything started here, by pid ----
 helpers=()  # pids of the background meshbus commands
+# Drops a helper that this script has reaped (`wait`): its pid may be reused.
+forget_helper() {
+  local pid kept=()
+  for pid in "${helpers[@]}"; do
+    if [ "$pid" != "$1" ]; then kept+=("$pid"); fi
+  done
+  helpers=("${kept[@]}")
+}
 cleanup() {
   local status=$?
   if [ ${#helpers[@]} -gt 0 ]; then
@@ -61,6 +73,9 @@ trap cleanup EXIT
 
 heading "starting a 3-node mesh (logs in $DIR)"
 "$MESH_REPO/scripts/mesh-down.sh" --dir "$DIR"  # a previous run's leftovers, if any
+# A previous run's outputs too: `cmd >FILE &` truncates FILE in the child, so
+# a wait on FILE could otherwise see the old run's lines first.
+rm -f "$DIR"/*.out "$DIR"/*.err
 "$MESH_REPO/scripts/mesh-up.sh" 3 --dir "$DIR" --base-port "$BASE_PORT"
 
 heading "nodes, as n1 sees them"
@@ -153,9 +168,74 @@ monitor_ended() { ! mesh_is_running "$monitor_pid"; }
 wait_until 5 monitor_ended || fail "the monitor did not end"
 monitor_status=0
 wait "$monitor_pid" || monitor_status=$?
+forget_helper "$monitor_pid"
 cat "$DIR/monitor.out"
 [ "$monitor_status" -eq 0 ] || fail "the monitor exited with status $monitor_status"
 grep -E "^leave +$SCOPE $GROUP " "$DIR/monitor.out" | grep -F "$member_n2" >/dev/null ||
   fail "the monitor reported no leave of $member_n2"
+
+heading "the name registry: voters n1,n2,n3; with n2 dead, n1 and n3 are a majority"
+# The leader a node knows, if it is not the dead n2 ("" while none is known).
+live_leader_on() {
+  local leader
+  leader="$(on "$1" leader 2>/dev/null | awk '$1 == "leader" { print $2 }')" || return 1
+  [ -n "$leader" ] && [ "$leader" != n2 ] && echo "$leader"
+}
+# If n2 led, n1 and n3 elect a new leader within about a second of its death.
+wait_until 10 live_leader_on n1 >/dev/null ||
+  fail "n1 knows no live registry leader after 10 s: $(on n1 leader 2>&1)"
+echo "n1 knows a live leader"
+
+heading "register $NAME on n1 with metadata (meshbus register --hold, in the background)"
+"$MESHBUS" -b "$(endpoint n1)" register "$NAME" --meta '{"role": "orders", "shard": 1}' \
+  --hold 60 >"$DIR/register.out" 2>"$DIR/register.err" &
+holder_pid=$!
+helpers+=("$holder_pid")
+registered() {
+  grep -qs '^registered ' "$DIR/register.out" && return 0
+  # An exit (taken, no leader) ends the wait at once.
+  mesh_is_running "$holder_pid" || fail "meshbus register exited: $(cat "$DIR/register.err")"
+  return 1
+}
+wait_until 10 registered || fail "meshbus register did not register: $(cat "$DIR/register.err")"
+cat "$DIR/register.out"
+
+heading "whereis $NAME, as n3 sees it (its local copy, then the leader's answer)"
+# The local copy lags the leader by a replication round trip.
+n3_knows_name() { on n3 whereis "$NAME" >/dev/null 2>&1; }
+wait_until 5 n3_knows_name || fail "n3 never saw $NAME: $(on n3 whereis "$NAME" 2>&1)"
+on n3 whereis "$NAME"
+on n3 whereis "$NAME" --consistent --json
+
+heading "names, as n3 sees them"
+on n3 names
+
+heading "the registry leader, as n3 sees it"
+on n3 leader
+
+heading "register $NAME again, from n3: taken (exit 5)"
+taken_status=0
+on n3 register "$NAME" --hold 0 || taken_status=$?
+[ "$taken_status" -eq 5 ] || fail "a second register of $NAME exited with $taken_status, not 5 (taken)"
+
+heading "stop the holder (pid $holder_pid): its session ends and the name is released"
+MESH_STOP_GRACE=5 mesh_stop_pids "$holder_pid"
+holder_status=0
+wait "$holder_pid" || holder_status=$?
+forget_helper "$holder_pid"
+[ "$holder_status" -eq 0 ] ||
+  fail "meshbus register exited with $holder_status: $(cat "$DIR/register.err")"
+start_ms="$(date +%s%3N)"
+# Released: n3 answers not_registered (exit 5); any other error is no answer.
+n3_released() {
+  local status=0
+  on n3 whereis "$NAME" >/dev/null 2>&1 || status=$?
+  [ "$status" -eq 5 ]
+}
+wait_until 5 n3_released || fail "n3 still lists $NAME 5 s after its holder stopped"
+echo "released on n3 after about $(($(date +%s%3N) - start_ms)) ms:"
+on n3 whereis "$NAME" || true
+echo "names on n3 now:"
+on n3 names
 
 heading "demo: ok (stopping everything)"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Stops the brokers that mesh-up.sh started: each one named by a pid file in
-# DIR gets SIGTERM, up to 5 s to exit, then SIGKILL. Removes the pid files.
+# DIR gets SIGTERM, up to 5 s to exit, then SIGKILL. Removes the pid files,
+# the ipc sockets and the registry data directories (DIR/ni.raft); keeps logs.
 # Safe to run twice, and on a directory with stale pid files.
 set -euo pipefail
 

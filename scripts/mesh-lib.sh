@@ -30,6 +30,42 @@ mesh_abs_dir() {
   mkdir -p "$1" && (cd "$1" && pwd)
 }
 
+# The name registry's voters of a mesh of $1 nodes n1..nN: the first five,
+# comma-separated (five tolerate two failures; more would only slow writes).
+# Every node gets the same list, the others follow without voting.
+MESH_MAX_VOTERS=5
+mesh_voters() {
+  local count="$1" i list=""
+  for ((i = 1; i <= count && i <= MESH_MAX_VOTERS; i++)); do list+="${list:+,}n$i"; done
+  echo "$list"
+}
+
+# True if the meshbusd flags after $1 set flag $1 ("--flag VALUE" or
+# "--flag=VALUE"): the scripts then leave that flag to the caller.
+mesh_has_flag() {
+  local flag="$1" f
+  shift
+  for f in "$@"; do
+    case "$f" in "$flag" | "$flag"=*) return 0 ;; esac
+  done
+  return 1
+}
+
+# The registry's flags for node $1 of a mesh of $2 nodes kept in directory $3,
+# into the array MESH_REGISTRY_FLAGS: --voters (mesh_voters) and --data-dir
+# $3/NODE.raft, each left out if the caller's flags (after $3) give their own.
+mesh_registry_flags() {
+  local node="$1" count="$2" dir="$3"
+  shift 3
+  MESH_REGISTRY_FLAGS=()
+  if ! mesh_has_flag --voters "$@"; then
+    MESH_REGISTRY_FLAGS+=(--voters "$(mesh_voters "$count")")
+  fi
+  if ! mesh_has_flag --data-dir "$@"; then
+    MESH_REGISTRY_FLAGS+=(--data-dir "$dir/$node.raft")
+  fi
+}
+
 # A Unix socket path is at most 107 bytes; ZeroMQ refuses longer ones with a
 # confusing error, so say it plainly.
 mesh_check_ipc_path() {
@@ -92,7 +128,8 @@ mesh_stop_pids() {
   done
 }
 
-# Stops every broker with a pid file in a directory and removes the pid files.
+# Stops every broker with a pid file in a directory and removes the pid
+# files, the ipc sockets and the registry data directories (NODE.raft).
 mesh_stop_dir() {
   local dir="$1" pid_file pid pids=()
   for pid_file in "$dir"/*.pid; do
@@ -104,6 +141,7 @@ mesh_stop_dir() {
   for pid_file in "$dir"/*.pid; do
     [ -e "$pid_file" ] || continue
     rm -f "$pid_file" "${pid_file%.pid}.ipc"
+    rm -rf "${pid_file%.pid}.raft"
   done
   if [ ${#pids[@]} -gt 0 ]; then
     mesh_log "stopped ${#pids[@]} broker(s) in $dir"

@@ -7,6 +7,11 @@
 # Node i is named ni, listens on tcp://127.0.0.1:$((BASE_PORT+i)), serves
 # clients on ipc://DIR/ni.ipc, logs to DIR/ni.log and writes DIR/ni.pid.
 # Every node but n1 uses n1 as a seed, and n3.. also use n2.
+#
+# The name registry: every node gets --voters with the first five nodes
+# (n1,...,n5; the others follow without voting) and keeps its registry state
+# in DIR/ni.raft (--data-dir), which mesh-down.sh removes. MESHBUSD_FLAGS that
+# give their own --voters or --data-dir replace these.
 set -euo pipefail
 
 usage() {
@@ -48,7 +53,9 @@ for ((i = 1; i <= count; i++)); do
   if [ -n "$(mesh_broker_pid "$dir/n$i.pid")" ]; then
     mesh_die "n$i is already running (pid file $dir/n$i.pid): run mesh-down.sh --dir $dir first"
   fi
-  rm -f "$dir/n$i.pid"  # stale
+  # Stale: a previous mesh's pid file and registry state (this is a new mesh).
+  rm -f "$dir/n$i.pid"
+  rm -rf "$dir/n$i.raft"
 done
 
 # ---- start ----
@@ -58,7 +65,7 @@ on_exit() {
   if [ "$succeeded" -ne 1 ] && [ ${#started[@]} -gt 0 ]; then
     mesh_log "stopping the ${#started[@]} broker(s) started"
     mesh_stop_pids "${started[@]}"
-    for ((i = 1; i <= count; i++)); do rm -f "$dir/n$i.pid"; done
+    for ((i = 1; i <= count; i++)); do rm -rf "$dir/n$i.pid" "$dir/n$i.raft"; done
   fi
 }
 trap on_exit EXIT
@@ -70,6 +77,8 @@ for ((i = 1; i <= count; i++)); do
   flags=(--node "n$i" --listen "$(listen_of "$i")" --client "$(client_of "$i")")
   if [ "$i" -gt 1 ]; then flags+=(--seed "$(listen_of 1)"); fi
   if [ "$i" -gt 2 ]; then flags+=(--seed "$(listen_of 2)"); fi
+  mesh_registry_flags "n$i" "$count" "$dir" "${extra_flags[@]}"
+  flags+=("${MESH_REGISTRY_FLAGS[@]}")
   "$MESH_BIN_DIR/meshbusd" "${flags[@]}" "${extra_flags[@]}" </dev/null >"$dir/n$i.log" 2>&1 &
   started+=("$!")
   echo "$!" >"$dir/n$i.pid"

@@ -13,7 +13,9 @@
 # The bridge has no address and the namespaces have no default route, so
 # 10.77.0.0/24 reaches nothing but these namespaces. Broker ni listens on
 # tcp://10.77.0.(10+i):7100; its clients connect to ipc://DIR/ni.ipc from
-# any namespace (ipc endpoints are filesystem paths).
+# any namespace (ipc endpoints are filesystem paths). As with mesh-up.sh,
+# every broker gets --voters with the first five nodes and --data-dir
+# DIR/ni.raft (removed by `down`), unless MESHBUSD_FLAGS give their own.
 set -euo pipefail
 
 usage() {
@@ -126,7 +128,10 @@ cmd_up() {
     local flags=(--node "$node" --listen "tcp://$(addr_of "$node"):$PORT" --client "ipc://$dir/$node.ipc")
     if [ "$i" -gt 1 ]; then flags+=(--seed "tcp://$(addr_of n1):$PORT"); fi
     if [ "$i" -gt 2 ]; then flags+=(--seed "tcp://$(addr_of n2):$PORT"); fi
+    mesh_registry_flags "$node" "$count" "$dir" "${extra_flags[@]}"
+    flags+=("${MESH_REGISTRY_FLAGS[@]}")
     rm -f "$dir/$node.ipc"
+    rm -rf "$dir/$node.raft"  # a previous mesh's registry state: this is a new mesh
     # `ip netns exec` execs the command: $! is the broker's pid.
     ip netns exec "$(ns_of "$node")" "$MESH_BIN_DIR/meshbusd" "${flags[@]}" "${extra_flags[@]}" \
       </dev/null >"$dir/$node.log" 2>&1 &

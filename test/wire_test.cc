@@ -406,6 +406,7 @@ std::string D(const PeerMessage& m) {
           for (const std::string& p : v.known_peers) o << p << ";";
           o << "] " << D(v.snapshot) << " voters";
           for (const std::string& n : v.voters) o << " " << n;
+          o << " epoch " << v.registry_epoch;
         } else if constexpr (std::is_same_v<T, PeerSyncRequest>) {
           o << "SyncRequest " << v.target_incarnation;
         } else if constexpr (std::is_same_v<T, PeerSyncReply>) {
@@ -623,7 +624,8 @@ std::vector<PeerMessage> PeerMessageSamples() {
                 {"ipc:///tmp/a", "ipc:///tmp/b", "ipc:///tmp/c"},
                 {"ipc:///tmp/x"},
                 SampleSnapshot(),
-                {"n1", "n2", "n3"}},
+                {"n1", "n2", "n3"},
+                UINT64_MAX},
       PeerSyncRequest{from, 0x18a3f5b2c9d4e},
       PeerSyncReply{from, Snapshot{}},
       PeerSyncReply{from, SampleSnapshot()},
@@ -873,14 +875,15 @@ TEST(WireTest, LayoutMatchesDocumentation) {
                      {"tcp://c:1", "tcp://p:1", "tcp://d:1"},
                      {"tcp://k:1"},
                      Snapshot{9, {{"s", "g", 10, 2}}},
-                     {"n1", "n2"}}}),
+                     {"n1", "n2"},
+                     5}}),
        A({U(210), from, U(1), A({S("tcp://c:1"), S("tcp://p:1"), S("tcp://d:1")}),
           A({S("tcp://k:1")}), A({U(9), A({A({S("s"), S("g"), U(10), U(2)})})}),
-          A({S("n1"), S("n2")})})},
+          A({S("n1"), S("n2")}), U(5)})},
       {Encode(PeerMessage{
            PeerHello{{"n1", 5}, true, 1, {"tcp://c:1", "tcp://p:1", "tcp://d:1"}, {}, Snapshot{}}}),
        A({U(211), from, U(1), A({S("tcp://c:1"), S("tcp://p:1"), S("tcp://d:1")}), A({}),
-          A({U(0), A({})}), A({})})},
+          A({U(0), A({})}), A({}), U(0)})},
       {Encode(PeerMessage{PeerNameCall{{"n1", 5}, 3, NameCallOp::kConsistentRead, "x"}}),
        A({U(241), from, U(3), U(2), Bin("x")})},
       {Encode(PeerMessage{
@@ -1197,7 +1200,7 @@ V EntryV(V scope, V group, uint64_t count) {
 V PeerHelloV(uint64_t type, V control_ep, std::vector<V> known, V snapshot, V version = U(1)) {
   return A({U(type), kFrom, std::move(version),
             A({S("tcp://a:1"), std::move(control_ep), S("tcp://c:1")}), A(std::move(known)),
-            std::move(snapshot), A({})});
+            std::move(snapshot), A({}), U(0)});
 }
 V SyncReplyV(V snapshot) {
   return A({U(213), kFrom, std::move(snapshot)});

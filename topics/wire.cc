@@ -902,7 +902,7 @@ std::string Encode(const PeerMessage& m) {
           pk.pack_uint16(uint16_t(Type::kPeerBye));
           PackPeerId(pk, v.from);
         } else if constexpr (std::is_same_v<T, PeerHello>) {
-          pk.pack_array(7);
+          pk.pack_array(8);
           pk.pack_uint16(uint16_t(v.is_welcome ? Type::kPeerWelcome : Type::kPeerHello));
           PackPeerId(pk, v.from);
           pk.pack_uint32(v.version);
@@ -915,6 +915,7 @@ std::string Encode(const PeerMessage& m) {
           PackSnapshot(pk, v.snapshot);
           pk.pack_array(static_cast<uint32_t>(v.voters.size()));
           for (const std::string& n : v.voters) PackStr(pk, n);
+          pk.pack_uint64(v.registry_epoch);
         } else if constexpr (std::is_same_v<T, PeerSyncRequest>) {
           pk.pack_array(3);
           pk.pack_uint16(uint16_t(Type::kPeerSyncRequest));
@@ -1097,6 +1098,7 @@ Result<PeerMessage> DecodePeerMessage(std::string_view frame) {
       if (st.ok() && std::adjacent_find(h.voters.begin(), h.voters.end()) != h.voters.end()) {
         return Status::BadMessage("peer message lists a voter twice");
       }
+      h.registry_epoch = r.U64("registry_epoch");
       return Finish<PeerMessage>(st, std::move(h));
     }
     case Type::kPeerSyncRequest: {

@@ -65,7 +65,8 @@
 //   [202 Bye,       from]                          graceful stop: purge `from` now
 //   calls DEALER -> ROUTER, and the answers back:
 //   [210 Hello,     from, version, [calls_ep, control_ep, data_ep], [known calls_ep...], snapshot,
-//                   [voter...]]   the registry's voter set as this broker has it ([] unknown)
+//                   [voter...], registry_epoch]   the registry's voter set as this broker has it
+//                   ([] unknown); epoch: see PeerHello
 //   [211 Welcome,   same fields as Hello]          the answer to a Hello
 //   [212 SyncRequest, from, target_incarnation]
 //   [213 SyncReply,   from, snapshot]
@@ -499,6 +500,10 @@ struct PeerHello {
   std::vector<std::string> known_peers;  // calls endpoints
   Snapshot snapshot;
   std::vector<std::string> voters;  // the registry's voters, sorted; empty: not known yet
+  // Non-zero: this broker is a voter that keeps the registry in memory (no
+  // data dir), and this value changes when it restarts: followers then know
+  // the registry restarted empty.
+  uint64_t registry_epoch = 0;
 };
 struct PeerSyncRequest {
   PeerId from;
