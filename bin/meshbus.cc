@@ -3,11 +3,15 @@
 // members, monitor events and counters. It can also hold a membership
 // (`join`) and wait for a mesh to form (`wait`), which the scripts use, and
 // take part in messaging: publish and subscribe (`pub`, `sub`), requests and
-// a responder (`req`, `serve`), `broadcast`, `dispatch` and `send`.
+// a responder (`req`, `serve`), `broadcast`, `dispatch` and `send`; and use
+// the name registry (`register`, `unregister`, `whereis`, `names`, `leader`).
 //
 // Exit codes: 0 success, 1 an error (printed as "meshbus: <status>"),
-// 2 a usage error, 3 a timeout (`req`; `sub --count` with `--timeout-ms`),
-// 4 nobody to take a message (`req`: no_responders, `dispatch`: no_members).
+// 2 a usage error, 3 a timeout (`req`; `sub --count` with `--timeout-ms`;
+// a registry call whose outcome is unknown), 4 nobody to take a message
+// (`req`: no_responders, `dispatch`: no_members), 5 the registry said no
+// (taken, not_registered, not_holder), 6 the registry has no reachable
+// leader (no_leader; `leader` when none is known).
 
 #include <signal.h>
 
@@ -66,9 +70,12 @@ int Fail(const Status& status) {
 
 constexpr int kExitTimeout = 3;
 constexpr int kExitNobody = 4;
+constexpr int kExitRefused = 5;
+constexpr int kExitNoLeader = 6;
 
-// Like Fail, with the exit code that tells a script why a message went nowhere.
-int FailMessaging(const Status& status) {
+// Like Fail, with the exit code that tells a script why a message went
+// nowhere, or why the registry did not do what was asked.
+int FailWithCode(const Status& status) {
   Fail(status);
   switch (status.code()) {
     case meshbus::Code::kTimeout:
@@ -76,6 +83,12 @@ int FailMessaging(const Status& status) {
     case meshbus::Code::kNoResponders:
     case meshbus::Code::kNoMembers:
       return kExitNobody;
+    case meshbus::Code::kTaken:
+    case meshbus::Code::kNotRegistered:
+    case meshbus::Code::kNotHolder:
+      return kExitRefused;
+    case meshbus::Code::kNoLeader:
+      return kExitNoLeader;
     default:
       return 1;
   }
@@ -686,9 +699,9 @@ int RunSub(const Global& global, const SubArgs& args) {
   if (!end.ok()) return Fail(end.status());
   if (Status s = client->Close(); !s.ok()) return Fail(s);
   if (*end == LoopEnd::kDeadline && args.count) {
-    return FailMessaging(Status::Timeout("got " + std::to_string(received) + " of " +
-                                         std::to_string(*args.count) + " messages within " +
-                                         std::to_string(*args.timeout_ms) + " ms"));
+    return FailWithCode(Status::Timeout("got " + std::to_string(received) + " of " +
+                                        std::to_string(*args.count) + " messages within " +
+                                        std::to_string(*args.timeout_ms) + " ms"));
   }
   return 0;
 }
@@ -706,7 +719,7 @@ int RunReq(const Global& global, const ReqArgs& args) {
   if (!client.ok()) return Fail(client.status());
   Result<meshbus::Message> reply =
       client->Request(args.scope, args.group, args.message, milliseconds(args.timeout_ms));
-  if (!reply.ok()) return FailMessaging(reply.status());
+  if (!reply.ok()) return FailWithCode(reply.status());
   if (args.json) {
     PrintOrderedJson(OrderedJson{{"from", reply->from.ToString()}, {"payload", reply->payload}});
   } else {
@@ -803,7 +816,7 @@ int RunDispatch(const Global& global, const DispatchArgs& args) {
     }
     Result<MemberId> member =
         client->Dispatch(args.scope, args.group, NthPayload(args.message, args.count, i));
-    if (!member.ok()) return FailMessaging(member.status());
+    if (!member.ok()) return FailWithCode(member.status());
     std::cout << member->ToString() << std::endl;  // line i: who got message i
   }
   if (Status s = client->Close(); !s.ok()) return Fail(s);
@@ -811,20 +824,294 @@ int RunDispatch(const Global& global, const DispatchArgs& args) {
 }
 
 struct SendArgs {
-  std::string member, message;
+  std::vector<std::string> words;  // MEMBER MESSAGE, or MESSAGE with --name
+  std::optional<std::string> name;
 };
 
+// The word count depends on --name, which CLI11 cannot express: checked once
+// parsed, as a usage error.
+void CheckSendWords(const SendArgs& args) {
+  if (args.name && args.words.size() != 1) {
+    throw CLI::ValidationError("send", "with --name, give only MESSAGE");
+  }
+  if (!args.name && args.words.size() != 2) {
+    throw CLI::ValidationError("send", "give MEMBER_ID MESSAGE, or --name NAME MESSAGE");
+  }
+}
+
 int RunSend(const Global& global, const SendArgs& args) {
-  std::optional<MemberId> member = MemberId::Parse(args.member);
+  if (args.name) {
+    // Checked here too, so that a bad name does not wait for a broker.
+    if (Status s = meshbus::ValidateRegistryName(*args.name); !s.ok()) return Fail(s);
+    Result<Client> client = Connect(global);
+    if (!client.ok()) return Fail(client.status());
+    Result<MemberId> holder = client->SendByName(*args.name, args.words[0]);
+    if (!holder.ok()) return FailWithCode(holder.status());
+    std::cout << holder->ToString() << std::endl;  // who got it, as `dispatch` prints
+    if (Status s = client->Close(); !s.ok()) return Fail(s);
+    return 0;
+  }
+  const std::string& id = args.words[0];
+  std::optional<MemberId> member = MemberId::Parse(id);
   if (!member) {
-    return Fail(Status::InvalidArgument("'" + args.member +
+    return Fail(Status::InvalidArgument("'" + id +
                                         "' is not a member id (NODE.INCARNATION.SESSION, as "
                                         "`join` and `members` print)"));
   }
   Result<Client> client = Connect(global);
   if (!client.ok()) return Fail(client.status());
-  if (Status s = client->Send(*member, args.message); !s.ok()) return FailMessaging(s);
+  if (Status s = client->Send(*member, args.words[1]); !s.ok()) return FailWithCode(s);
   if (Status s = client->Close(); !s.ok()) return Fail(s);
+  return 0;
+}
+
+// ---- the name registry -------------------------------------------------------
+
+// A parse error without nlohmann's "[json.exception.parse_error.101] " prefix.
+std::string JsonErrorText(const std::exception& e) {
+  std::string text = e.what();
+  if (size_t end = text.find("] "); text.rfind("[json.exception.", 0) == 0 && end != text.npos) {
+    text.erase(0, end + 2);
+  }
+  return text;
+}
+
+// --meta as stored: its compact dump, keys sorted, so equal documents are equal bytes.
+Result<std::string> CompactMetadata(const std::optional<std::string>& meta) {
+  if (!meta) return std::string();
+  std::string compact;
+  try {
+    compact = Json::parse(*meta).dump();
+  } catch (const Json::parse_error& e) {
+    return Status::InvalidArgument("--meta is not valid JSON: " + JsonErrorText(e));
+  }
+  if (Status s = meshbus::ValidateNameMetadata(compact); !s.ok()) {
+    return Status(s.code(), "--meta: " + s.message() + " (as compact JSON)");
+  }
+  return compact;
+}
+
+// Metadata in a table. The CLI stores JSON, but other clients may store any
+// bytes: what would garble a terminal is shown as its size.
+std::string MetadataText(const std::string& metadata) {
+  if (metadata.empty()) return "-";
+  const std::string opaque = "<" + std::to_string(metadata.size()) + " bytes>";
+  for (unsigned char c : metadata) {
+    if (c < 0x20 || c == 0x7f) return opaque;
+  }
+  try {
+    (void)Json(metadata).dump();  // throws on bad UTF-8
+  } catch (const Json::type_error&) {
+    return opaque;
+  }
+  return metadata;
+}
+
+// Metadata in JSON output: the document itself when it is JSON, else a string.
+OrderedJson MetadataJson(const std::string& metadata) {
+  OrderedJson doc = OrderedJson::parse(metadata, nullptr, /*allow_exceptions=*/false);
+  return doc.is_discarded() ? OrderedJson(metadata) : doc;
+}
+
+OrderedJson NameJson(const meshbus::NameInfo& info) {
+  return {{"name", info.name},
+          {"holder", info.holder.ToString()},
+          {"node", info.holder.node},
+          {"metadata", MetadataJson(info.metadata)}};
+}
+
+void PrintNames(const std::vector<meshbus::NameInfo>& names) {
+  Table table({"NAME", "HOLDER", "METADATA"});
+  for (const meshbus::NameInfo& n : names) {
+    table.Add({n.name, n.holder.ToString(), MetadataText(n.metadata)});
+  }
+  table.Print(std::cout);
+}
+
+struct RegisterArgs {
+  std::string name;
+  std::optional<std::string> meta;     // JSON
+  std::optional<double> hold_seconds;  // none: until SIGINT/SIGTERM
+};
+
+int RunRegister(const Global& global, const RegisterArgs& args) {
+  InstallStopHandlers();
+  // Bad input is refused before a broker is needed.
+  if (Status s = meshbus::ValidateRegistryName(args.name); !s.ok()) return Fail(s);
+  Result<std::string> metadata = CompactMetadata(args.meta);
+  if (!metadata.ok()) return Fail(metadata.status());
+  Result<Client> client = Connect(global);
+  if (!client.ok()) return Fail(client.status());
+  // Watched from before registering, so that no release of the name is missed.
+  if (Result<meshbus::NamesMonitorStart> watch = client->MonitorNames(args.name); !watch.ok()) {
+    return Fail(watch.status());
+  }
+  MemberId holder;
+  if (Status s = client->Register(args.name, *metadata, &holder); !s.ok()) {
+    if (s.code() == meshbus::Code::kTaken && !holder.node.empty()) {
+      return FailWithCode(Status::Taken("'" + args.name + "' is held by " + holder.ToString()));
+    }
+    return FailWithCode(s);
+  }
+  const MemberId self = client->self();
+  std::cout << "registered " << args.name << " as " << self.ToString() << std::endl;
+
+  // The session holds the name; its end (Close, or this process's death)
+  // releases it. The registry may release it before (this node declared
+  // dead by the others): then say so.
+  bool lost = false;
+  auto handle = [&](const meshbus::Delivery& delivery) {
+    // A name is an address (`send --name`): show what comes to it.
+    if (const auto* m = std::get_if<meshbus::Message>(&delivery)) PrintReceived(*m, false);
+    const auto* event = std::get_if<meshbus::NameEvent>(&delivery);
+    if (event != nullptr && event->kind == meshbus::NameEventKind::kUnregistered &&
+        event->entry.name == args.name && event->entry.holder == self) {
+      lost = true;
+    }
+    return Status::Ok();
+  };
+  Result<LoopEnd> end =
+      ReceiveUntil(*client, DeadlineAfter(args.hold_seconds), handle, [&] { return lost; });
+  if (!end.ok()) return Fail(end.status());
+  if (lost) {
+    return Fail(Status::Unavailable("the registry released '" + args.name +
+                                    "' while this session held it (was this node cut off, "
+                                    "or declared dead?)"));
+  }
+  if (Status s = client->Close(); !s.ok()) return Fail(s);
+  return 0;
+}
+
+struct UnregisterArgs {
+  std::string name;
+};
+
+int RunUnregister(const Global& global, const UnregisterArgs& args) {
+  if (Status s = meshbus::ValidateRegistryName(args.name); !s.ok()) return Fail(s);
+  Result<Client> client = Connect(global);
+  if (!client.ok()) return Fail(client.status());
+  Status s = client->Unregister(args.name);
+  if (s.code() == meshbus::Code::kNotHolder) {
+    // The usual outcome from the CLI, whose session is new: say what would work.
+    return FailWithCode(
+        Status::NotHolder(s.message() +
+                          "; only the holder's session may unregister a name (stop the process "
+                          "that registered it, e.g. `meshbus register`)"));
+  }
+  if (!s.ok()) return FailWithCode(s);
+  std::cout << "unregistered " << args.name << std::endl;
+  if (Status c = client->Close(); !c.ok()) return Fail(c);
+  return 0;
+}
+
+struct WhereisArgs {
+  std::string name;
+  bool consistent = false;
+  bool json = false;
+};
+
+int RunWhereis(const Global& global, const WhereisArgs& args) {
+  if (Status s = meshbus::ValidateRegistryName(args.name); !s.ok()) return Fail(s);
+  Result<Client> client = Connect(global);
+  if (!client.ok()) return Fail(client.status());
+  Result<meshbus::NameInfo> info =
+      args.consistent ? client->WhereisConsistent(args.name) : client->Whereis(args.name);
+  if (!info.ok()) return FailWithCode(info.status());
+  if (args.json) {
+    PrintOrderedJson(NameJson(*info));
+  } else {
+    PrintNames({*info});
+  }
+  return 0;
+}
+
+struct NamesArgs {
+  std::string prefix;  // empty: every name
+  bool json = false;
+};
+
+int RunNames(const Global& global, const NamesArgs& args) {
+  if (Status s = meshbus::ValidateNamePrefix(args.prefix); !s.ok()) return Fail(s);
+  Result<Client> client = Connect(global);
+  if (!client.ok()) return Fail(client.status());
+  Result<std::vector<meshbus::NameInfo>> names = client->Names(args.prefix);
+  if (!names.ok()) return FailWithCode(names.status());
+  if (args.json) {
+    OrderedJson doc = OrderedJson::array();
+    for (const meshbus::NameInfo& n : *names) doc.push_back(NameJson(n));
+    PrintOrderedJson(doc);
+  } else {
+    PrintNames(*names);
+  }
+  return 0;
+}
+
+struct LeaderArgs {
+  bool json = false;
+};
+
+int RunLeader(const Global& global, const LeaderArgs& args) {
+  Result<Client> client = Connect(global);
+  if (!client.ok()) return Fail(client.status());
+  Result<meshbus::LeaderInfo> info = client->Leader();
+  if (!info.ok()) return FailWithCode(info.status());
+  // Replication progress is the leader's: a follower relays it when the
+  // leader answered in time, else the fields are blank.
+  const bool progress_known =
+      info->role == "leader" ||
+      std::any_of(info->members.begin(), info->members.end(),
+                  [](const meshbus::wire::RaftMemberInfo& m) { return !m.replication.empty(); });
+
+  if (args.json) {
+    OrderedJson voters = OrderedJson::array(), learners = OrderedJson::array();
+    for (const meshbus::wire::RaftMemberInfo& m : info->members) {
+      OrderedJson member = {
+          {"node", m.node},
+          {"alive", m.alive},
+          {"match", progress_known ? OrderedJson(m.match) : OrderedJson(nullptr)},
+          {"replication", progress_known && !m.replication.empty() ? OrderedJson(m.replication)
+                                                                   : OrderedJson(nullptr)},
+          {"active", progress_known ? OrderedJson(m.active) : OrderedJson(nullptr)}};
+      (m.voter ? voters : learners).push_back(std::move(member));
+    }
+    auto or_null = [](const std::string& s) {
+      return s.empty() ? OrderedJson(nullptr) : OrderedJson(s);
+    };
+    PrintOrderedJson(OrderedJson{{"node", info->node},
+                                 {"leader", or_null(info->leader)},
+                                 {"role", info->role},
+                                 {"term", info->term},
+                                 {"commit", info->commit},
+                                 {"applied", info->applied},
+                                 {"problem", or_null(info->problem)},
+                                 {"voters", std::move(voters)},
+                                 {"learners", std::move(learners)}});
+  } else {
+    Table summary({"node", info->node});
+    summary.Add({"leader", info->leader.empty() ? "none known" : info->leader});
+    summary.Add({"role", info->role});
+    summary.Add({"term", std::to_string(info->term)});
+    summary.Add({"commit", std::to_string(info->commit)});
+    summary.Add({"applied", std::to_string(info->applied)});
+    if (!info->problem.empty()) summary.Add({"problem", info->problem});
+    summary.Print(std::cout);
+    std::cout << "\n";
+    auto yes_no = [](bool b) { return std::string(b ? "yes" : "no"); };
+    Table members({"NODE", "KIND", "ALIVE", "MATCH", "REPLICATION", "ACTIVE"});
+    for (const meshbus::wire::RaftMemberInfo& m : info->members) {
+      members.Add({m.node, m.voter ? "voter" : "learner", yes_no(m.alive),
+                   progress_known ? std::to_string(m.match) : "-",
+                   progress_known && !m.replication.empty() ? m.replication : "-",
+                   progress_known ? yes_no(m.active) : "-"});
+    }
+    members.Print(std::cout);
+  }
+  // Scripts can wait for a leader with `until meshbus leader; do ...`.
+  if (info->leader.empty()) {
+    return FailWithCode(
+        Status::NoLeader(info->node + " knows no registry leader" +
+                         (info->problem.empty() ? std::string() : ": " + info->problem)));
+  }
   return 0;
 }
 
@@ -993,11 +1280,70 @@ Command AddDispatch(CLI::App& app, const Global& global) {
 
 Command AddSend(CLI::App& app, const Global& global) {
   auto args = std::make_shared<SendArgs>();
-  CLI::App* cmd = app.add_subcommand("send", "Send a message directly to one member");
-  cmd->add_option("member", args->member, "Member id, as `join` and `members` print it")
+  CLI::App* cmd = app.add_subcommand(
+      "send",
+      "Send a message directly to one member, or to the holder of a name (--name: prints the "
+      "holder; exit 5 if nobody holds it)");
+  cmd->add_option("member_and_message", args->words,
+                  "MEMBER_ID MESSAGE (the id as `join` and `members` print it); with --name, "
+                  "MESSAGE only")
       ->required();
-  cmd->add_option("message", args->message, "Payload")->required();
+  cmd->add_option("--name", args->name, "Send to the member holding this registered name");
+  cmd->callback([args] { CheckSendWords(*args); });
   return Bind(cmd, args, global, RunSend);
+}
+
+Command AddRegister(CLI::App& app, const Global& global) {
+  auto args = std::make_shared<RegisterArgs>();
+  CLI::App* cmd = app.add_subcommand(
+      "register",
+      "Register a unique name for this process, hold it until stopped, and print the messages "
+      "sent to it (exit 5: taken, 6: no leader)");
+  cmd->add_option("name", args->name, "Name")->required();
+  cmd->add_option("--meta", args->meta, "Metadata: a JSON document, stored compact");
+  cmd->add_option("--hold", args->hold_seconds,
+                  "Release after this many seconds (default: on SIGINT/SIGTERM)")
+      ->check(AtLeast(0));
+  return Bind(cmd, args, global, RunRegister);
+}
+
+Command AddUnregister(CLI::App& app, const Global& global) {
+  auto args = std::make_shared<UnregisterArgs>();
+  CLI::App* cmd = app.add_subcommand(
+      "unregister",
+      "Release a name held by this CLI's session: for any other holder it says not_holder "
+      "(exit 5)");
+  cmd->add_option("name", args->name, "Name")->required();
+  return Bind(cmd, args, global, RunUnregister);
+}
+
+Command AddWhereis(CLI::App& app, const Global& global) {
+  auto args = std::make_shared<WhereisArgs>();
+  CLI::App* cmd = app.add_subcommand(
+      "whereis", "Who holds a name, and its metadata (exit 5: nobody, 6: no leader)");
+  cmd->add_option("name", args->name, "Name")->required();
+  cmd->add_flag("--consistent", args->consistent,
+                "Ask the leader (linearizable) rather than this broker's copy, which may lag");
+  cmd->add_flag("--json", args->json, "Print JSON");
+  return Bind(cmd, args, global, RunWhereis);
+}
+
+Command AddNames(CLI::App& app, const Global& global) {
+  auto args = std::make_shared<NamesArgs>();
+  CLI::App* cmd =
+      app.add_subcommand("names", "Registered names with their holders, from this broker's copy");
+  cmd->add_option("prefix", args->prefix, "Only names starting with this (default: every name)");
+  cmd->add_flag("--json", args->json, "Print JSON");
+  return Bind(cmd, args, global, RunNames);
+}
+
+Command AddLeader(CLI::App& app, const Global& global) {
+  auto args = std::make_shared<LeaderArgs>();
+  CLI::App* cmd = app.add_subcommand(
+      "leader",
+      "The registry's leader, term and voters as this broker sees them (exit 6: no leader known)");
+  cmd->add_flag("--json", args->json, "Print JSON");
+  return Bind(cmd, args, global, RunLeader);
 }
 
 }  // namespace
@@ -1014,11 +1360,13 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
 
   const std::vector<Command> commands = {
-      AddNodes(app, global),    AddGroups(app, global),  AddMembers(app, global),
-      AddJoin(app, global),     AddMonitor(app, global), AddWait(app, global),
-      AddStats(app, global),    AddPub(app, global),     AddSub(app, global),
-      AddReq(app, global),      AddServe(app, global),   AddBroadcast(app, global),
-      AddDispatch(app, global), AddSend(app, global),
+      AddNodes(app, global),      AddGroups(app, global),  AddMembers(app, global),
+      AddJoin(app, global),       AddMonitor(app, global), AddWait(app, global),
+      AddStats(app, global),      AddPub(app, global),     AddSub(app, global),
+      AddReq(app, global),        AddServe(app, global),   AddBroadcast(app, global),
+      AddDispatch(app, global),   AddSend(app, global),    AddRegister(app, global),
+      AddUnregister(app, global), AddWhereis(app, global), AddNames(app, global),
+      AddLeader(app, global),
   };
 
   try {
