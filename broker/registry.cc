@@ -183,18 +183,15 @@ Result<Command> DecodeCommand(std::string_view bytes) {
     case uint64_t(CommandType::kReleaseMember):
       command = ReleaseMember{r.Member("member", kMaxMemberBytes)};
       break;
-    case uint64_t(CommandType::kReleaseNode): {
-      ReleaseNode c;
-      c.node = r.Checked("node", ValidateNodeName, kMaxNodeNameBytes);
-      c.incarnation = r.U64("incarnation");
-      command = std::move(c);
-      break;
-    }
+    case uint64_t(CommandType::kReleaseNode):
     case uint64_t(CommandType::kReadmitNode): {
-      ReadmitNode c;
-      c.node = r.Checked("node", ValidateNodeName, kMaxNodeNameBytes);
-      c.incarnation = r.U64("incarnation");
-      command = std::move(c);
+      std::string node = r.Checked("node", ValidateNodeName, kMaxNodeNameBytes);
+      uint64_t incarnation = r.U64("incarnation");
+      if (type == uint64_t(CommandType::kReleaseNode)) {
+        command = ReleaseNode{std::move(node), incarnation};
+      } else {
+        command = ReadmitNode{std::move(node), incarnation};
+      }
       break;
     }
     default:

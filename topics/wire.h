@@ -384,9 +384,11 @@ struct RaftMemberInfo {
   std::string node;
   bool voter = true;  // false: a learner, which follows the log without voting
   bool alive = false;
-  uint64_t match = 0;       // leader only: the last entry known replicated there
-  std::string replication;  // leader only: probe, replicate or snapshot; "" otherwise
-  bool active = false;      // leader only: heard from within an election timeout
+  // The leader's view (a follower asks the leader for it). replication is ""
+  // when the answering broker could not get it: then match and active say nothing.
+  uint64_t match = 0;       // the last entry known replicated there
+  std::string replication;  // probe, replicate or snapshot
+  bool active = false;      // heard from within an election timeout
 };
 struct LeaderBody {
   std::string node;    // the answering broker
