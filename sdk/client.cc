@@ -252,6 +252,20 @@ struct Client::Impl {
     return Status::BadMessage("the broker answered with an unexpected body");
   }
 
+  // A registry write: its status, and who holds the name when that is why
+  // it was refused (taken, not_holder). Registry writes may wait for an
+  // election and a majority's fsync; the broker answers within its own bound.
+  Status NameWrite(wire::ClientRequest request, MemberId* holder) {
+    Result<Inbound> r = Call(std::move(request), options.call_timeout + std::chrono::seconds(6),
+                             nullptr, /*keep_errors=*/true);
+    if (!r.ok()) return r.status();
+    auto& reply = std::get<wire::Reply>(r->message);
+    if (auto* info = std::get_if<wire::NameInfo>(&reply.body); info && holder) {
+      *holder = info->holder;
+    }
+    return reply.status;
+  }
+
   // The heartbeat thread's loop. It owns `hb` (made by Connect), sends a
   // heartbeat every interval, and reads what the broker answers on it: only
   // an error, when the broker no longer has this session.
@@ -644,19 +658,12 @@ constexpr std::chrono::seconds kRegistryCallSlack{6};
 Status Client::Register(const std::string& name, std::string_view metadata, MemberId* holder) {
   if (Status s = ValidateRegistryName(name); !s.ok()) return s;
   if (Status s = ValidateNameMetadata(metadata); !s.ok()) return s;
-  Result<Impl::Inbound> r =
-      impl_->Call(wire::Register{0, name, std::string(metadata)},
-                  impl_->options.call_timeout + kRegistryCallSlack, nullptr, /*keep_errors=*/true);
-  if (!r.ok()) return r.status();
-  auto& reply = std::get<wire::Reply>(r->message);
-  if (auto* info = std::get_if<wire::NameInfo>(&reply.body); info && holder) *holder = info->holder;
-  return reply.status;
+  return impl_->NameWrite(wire::Register{0, name, std::string(metadata)}, holder);
 }
 
-Status Client::Unregister(const std::string& name) {
+Status Client::Unregister(const std::string& name, MemberId* holder) {
   if (Status s = ValidateRegistryName(name); !s.ok()) return s;
-  return impl_->Call(wire::Unregister{0, name}, impl_->options.call_timeout + kRegistryCallSlack)
-      .status();
+  return impl_->NameWrite(wire::Unregister{0, name}, holder);
 }
 
 Result<NameInfo> Client::Whereis(const std::string& name) {

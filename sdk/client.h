@@ -207,8 +207,9 @@ class Client {
   // safe, since it is idempotent.
   Status Register(const std::string& name, std::string_view metadata = {},
                   MemberId* holder = nullptr);
-  // kNotRegistered, kNotHolder (another member holds it), or kNoLeader.
-  Status Unregister(const std::string& name);
+  // kNotRegistered, kNotHolder (another member holds it: *holder, if given,
+  // says which), or kNoLeader.
+  Status Unregister(const std::string& name, MemberId* holder = nullptr);
   // From the local broker's copy of the registry, which may lag the leader
   // by a replication round (milliseconds). kNotRegistered when not held.
   Result<NameInfo> Whereis(const std::string& name);
