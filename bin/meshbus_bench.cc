@@ -6,6 +6,10 @@
 //              being purged on the others
 //   messaging: publish/subscribe, broadcast, dispatch and request/reply, each
 //              beside raw libzmq (bench_messaging.cc)
+//   registry:  registrations per second through the leader, whereis and
+//              whereis_consistent latency, and the time from kill -9 of the
+//              leader to the first ok registration, on 3 voters with their
+//              data directories on disk (bench_registry.cc)
 // Every run is bounded in count and time, and every process it starts is
 // stopped by its pid.
 #include <signal.h>
@@ -17,6 +21,7 @@
 #include <thread>
 
 #include "bin/bench_messaging.h"
+#include "bin/bench_registry.h"
 #include "test/process_mesh.h"
 
 namespace {
@@ -161,13 +166,14 @@ constexpr const char* kUsage =
     "  groups     join latency and join throughput\n"
     "  failure    members purged after kill -9 and SIGSTOP of their node\n"
     "  messaging  pubsub, broadcast, dispatch and request below, each beside raw libzmq\n"
-    "  pubsub | broadcast | dispatch | request   one part of messaging\n";
+    "  pubsub | broadcast | dispatch | request   one part of messaging\n"
+    "  registry   registrations/s, whereis latency, failover after kill -9 of the leader\n";
 
 }  // namespace
 
 int main(int argc, char** argv) {
   signal(SIGPIPE, SIG_IGN);
-  bool groups = argc == 1, failure = argc == 1;
+  bool groups = argc == 1, failure = argc == 1, registry = argc == 1;
   std::vector<MessagingPart> messaging;
   auto add = [&](MessagingPart p) {
     if (std::find(messaging.begin(), messaging.end(), p) == messaging.end()) messaging.push_back(p);
@@ -197,6 +203,8 @@ int main(int argc, char** argv) {
       add(MessagingPart::kDispatch);
     } else if (a == "request") {
       add(MessagingPart::kRequest);
+    } else if (a == "registry") {
+      registry = true;
     } else {
       std::fprintf(a == "-h" || a == "--help" ? stdout : stderr, "%s", kUsage);
       return a == "-h" || a == "--help" ? 0 : 2;
@@ -215,6 +223,10 @@ int main(int argc, char** argv) {
   if (!messaging.empty()) {
     if (groups || failure) std::printf("\n");
     MessagingBenchmarks(messaging);
+  }
+  if (registry) {
+    if (groups || failure || !messaging.empty()) std::printf("\n");
+    RegistryBenchmarks(5);
   }
   return 0;
 }

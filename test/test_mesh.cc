@@ -55,6 +55,9 @@ void TestMesh::Start(int i) {
   o.client_endpoint = "ipc://" + client_endpoint(i);
   // Reuse the first port on a restart, as a real node would.
   if (!calls_[i].empty()) o.listen = calls_[i];
+  // A registry of voters needs each broker's own data dir; the same one on a
+  // restart, so that the broker recovers its term, vote and log from it.
+  if (!o.voters.empty() && o.data_dir.empty()) o.data_dir = dir_ + "/" + name(i) + ".raft";
   for (int j = 0; j < size(); ++j) {
     if (j != i && !calls_[j].empty() && o.seeds.size() < 2) o.seeds.push_back(calls_[j]);
   }

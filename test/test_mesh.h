@@ -36,6 +36,8 @@ class TestMesh {
   Client Connect(int i, const std::string& client_name = "test");
 
   // Starts broker i (again: a new incarnation), seeded with broker 0 (or 1).
+  // When the base options name voters and no data dir, broker i keeps its
+  // registry state in <private dir>/<name>.raft, which a restart recovers.
   void Start(int i);
   // Stops broker i: gracefully (bye), or as if its process died.
   void Stop(int i, bool graceful);
