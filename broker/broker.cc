@@ -486,6 +486,7 @@ std::map<std::string, uint64_t> BrokerLoop::CounterMap() const {
       {"raft_foreign_messages", c.raft_foreign_messages},
       {"raft_bad_entries", c.raft_bad_entries},
       {"raft_snapshots_taken", c.raft_snapshots_taken},
+      {"raft_snapshots_installed", c.raft_snapshots_installed},
       {"raft_term", raft_ ? raft_->term() : 0},
       {"raft_commit", raft_ ? raft_->commit_index() : 0},
       {"raft_is_leader", raft_ && raft_->role() == raft::Role::kLeader ? 1u : 0u},

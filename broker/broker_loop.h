@@ -122,6 +122,7 @@ struct BrokerCounters {
       0;                          // from a broker with another voter set, or before ours is known
   uint64_t raft_bad_entries = 0;  // committed entries that are not registry commands
   uint64_t raft_snapshots_taken = 0;
+  uint64_t raft_snapshots_installed = 0;  // from the leader: this broker was too far behind
 };
 
 class BrokerLoop {

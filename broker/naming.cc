@@ -521,6 +521,7 @@ void BrokerLoop::RestoreRegistry(const raft::Snapshot& snapshot) {
                                    " does not restore: " + s.message());
     return;
   }
+  ++counters_.raft_snapshots_installed;
   if (!name_monitors_.empty()) {
     std::vector<registry::Entry> after = registry_.Names();
     std::vector<registry::Change> changes;

@@ -52,7 +52,7 @@ class RegistryMeshTest : public ::testing::Test {
     return o;
   }
 
-  RegistryMeshTest() : mesh(kBrokers, Options()) {}
+  explicit RegistryMeshTest(const BrokerOptions& options = Options()) : mesh(kBrokers, options) {}
 
   void SetUp() override {
     ASSERT_TRUE(WaitFor([&] { return mesh.AllConverged(); }));
@@ -498,6 +498,54 @@ TEST_F(RegistryMeshTest, RestartedVoterRecoversFromItsDataDirAndCatchesUp) {
   EXPECT_TRUE(WaitFor([&] { return EverywhereFree("r/during/0") && EverywhereFree("r/after"); }))
       << Describe();
   EXPECT_TRUE(keeper.Register("r/final").ok());
+}
+
+// A voter that was down while the others compacted their logs past what it
+// has catches up from the leader's snapshot (InstallSnapshot over `calls`).
+class RegistrySnapshotMeshTest : public RegistryMeshTest {
+ protected:
+  static BrokerOptions SnapshotOptions() {
+    BrokerOptions o = Options();
+    o.raft_snapshot_entries = 5;
+    return o;
+  }
+  RegistrySnapshotMeshTest() : RegistryMeshTest(SnapshotOptions()) {}
+  uint64_t Stat(int i, const std::string& name) {
+    Result<std::map<std::string, uint64_t>> s = admin.at(i)->Stats();
+    return s.ok() && s->count(name) ? s->at(name) : 0;
+  }
+};
+
+TEST_F(RegistrySnapshotMeshTest, AVoterBehindTheLeadersSnapshotCatchesUpFromIt) {
+  std::string leader = AgreedLeader();
+  ASSERT_FALSE(leader.empty());
+  int L = Index(leader);
+  int V = L == 2 ? 1 : 2;  // a follower voter
+  Client keeper = Connect(kLearner, "keeper");
+  Stop(V, /*graceful=*/false);
+  std::vector<std::string> during;
+  for (int k = 0; k < 40; ++k) {
+    during.push_back("s/" + std::to_string(k));
+    ASSERT_TRUE(keeper.Register(during.back(), "m" + std::to_string(k)).ok()) << during.back();
+  }
+  ASSERT_TRUE(WaitFor([&] { return Stat(L, "raft_snapshots_taken") > 0; }));
+  Start(V);
+  ASSERT_TRUE(WaitFor([&] {
+    for (const std::string& n : during) {
+      if (!SeesHolder(V, n, keeper.self())) return false;
+    }
+    return true;
+  })) << Describe();
+  EXPECT_GE(Stat(V, "raft_snapshots_installed"), 1u);
+  Result<NameInfo> w = admin[V]->Whereis("s/17");
+  ASSERT_TRUE(w.ok());
+  EXPECT_EQ(w->metadata, "m17");
+  // It votes and acknowledges again: with the third voter stopped, writes
+  // need it.
+  int O = 3 - L - V;
+  Stop(O, /*graceful=*/false);
+  EXPECT_TRUE(WaitFor([&] { return keeper.Register("s/after").ok(); })) << Describe();
+  EXPECT_TRUE(WaitFor([&] { return SeesHolder(V, "s/after", keeper.self()); }));
 }
 
 // ---- a minority partition -----------------------------------------------------
