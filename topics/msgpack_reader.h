@@ -35,6 +35,27 @@ inline void PackBool(MsgpackPacker& pk, bool b) {
   b ? pk.pack_true() : pk.pack_false();
 }
 
+// Unpacks one msgpack object that must fill `bytes`, into `zone`, with
+// bounded string sizes and depth, and no maps or exts. Every element takes at
+// least one byte, so no array may claim more elements than there are bytes:
+// a few bytes cannot make the unpacker reserve room for millions of objects.
+inline Result<msgpack::object> UnpackBounded(std::string_view bytes, std::string_view what,
+                                             msgpack::zone& zone, size_t max_string_bytes,
+                                             size_t max_depth) {
+  if (bytes.empty()) return Status::BadMessage(std::string(what) + " is empty");
+  try {
+    size_t off = 0;
+    msgpack::unpack_limit limit(/*array=*/bytes.size(), /*map=*/0, max_string_bytes,
+                                max_string_bytes, /*ext=*/0, max_depth);
+    msgpack::object o =
+        msgpack::unpack(zone, bytes.data(), bytes.size(), off, nullptr, nullptr, limit);
+    if (off != bytes.size()) return Status::BadMessage(std::string(what) + " has trailing bytes");
+    return o;
+  } catch (const std::exception& e) {
+    return Status::BadMessage(std::string(what) + " is not valid msgpack: " + e.what());
+  }
+}
+
 class MsgpackReader {
  public:
   MsgpackReader(const msgpack::object* o, Status* st, std::string what)
@@ -79,6 +100,16 @@ class MsgpackReader {
     uint64_t v = U64(field);
     if (v > UINT32_MAX) Fail("field '" + std::string(field) + "' is out of range");
     return static_cast<uint32_t>(v);
+  }
+  int64_t I64(std::string_view field) {
+    const msgpack::object* o = Next(field);
+    if (o == nullptr) return 0;
+    if (o->type == msgpack::type::NEGATIVE_INTEGER) return o->via.i64;
+    if (o->type != msgpack::type::POSITIVE_INTEGER || o->via.u64 > uint64_t(INT64_MAX)) {
+      Fail("field '" + std::string(field) + "' is not a 64-bit integer");
+      return 0;
+    }
+    return static_cast<int64_t>(o->via.u64);
   }
   bool Bool(std::string_view field) {
     const msgpack::object* o = Next(field);
