@@ -86,6 +86,7 @@ int FailWithCode(const Status& status) {
     case meshbus::Code::kTaken:
     case meshbus::Code::kNotRegistered:
     case meshbus::Code::kNotHolder:
+    case meshbus::Code::kExists:
       return kExitRefused;
     case meshbus::Code::kNoLeader:
       return kExitNoLeader;

@@ -237,20 +237,22 @@ class BrokerLoop {
     uint64_t id = 0;
     uint64_t session = 0, req = 0;
     wire::NameCallOp op = wire::NameCallOp::kWrite;
-    std::string data;                  // an encoded registry command, or the name to read
-    std::string name;                  // for replies
-    std::string sent_to;               // the leader it went to; "" while it waits for one
-    bool retry_if_leader_dies = true;  // false: unregister, whose retry could answer wrongly
-    bool maybe_done = false;           // a leader that died had it: giving up is "unknown"
-    TimePoint waiting_since;           // without a leader for kLeaderWait: no_leader
-    TimePoint give_up;                 // then: no_leader, or unknown if it may have been done
+    std::string data;     // an encoded registry command, or the name or key to read
+    std::string name;     // for replies (a record's key, or a key prefix)
+    std::string sent_to;  // the leader it went to; "" while it waits for one
+    // false: unregister, create and delete of a record, whose retry could answer wrongly
+    bool retry_if_leader_dies = true;
+    bool maybe_done = false;  // a leader that died had it: giving up is "unknown"
+    TimePoint waiting_since;  // without a leader for kLeaderWait: no_leader
+    TimePoint give_up;        // then: no_leader, or unknown if it may have been done
   };
   // A call the leader took on: answered when its entry (or read) comes out.
   struct CallOrigin {
     wire::PeerId from;  // self_ for our own calls
     uint64_t id = 0;
     uint64_t term = 0;  // proposals: the term the entry was proposed in
-    std::string name;   // reads
+    wire::NameCallOp op = wire::NameCallOp::kWrite;  // reads: what to read
+    std::string name;                                // reads: the name, key or key prefix
   };
   struct NameMonitor {
     uint64_t session = 0;
@@ -353,16 +355,20 @@ class BrokerLoop {
   // Sends a call to the leader (or takes it on, as the leader), or leaves it waiting.
   void RouteNameCall(NameCall& call, TimePoint now);
   void FinishNameCall(uint64_t id, Status status, std::optional<MemberId> holder = std::nullopt,
-                      std::string metadata = {});
+                      std::string metadata = {}, std::vector<wire::Record> records = {});
   // As the leader: proposes a write, or starts a linearizable read.
   void TakeNameCall(const wire::PeerId& from, uint64_t id, wire::NameCallOp op,
                     const std::string& data);
   void AnswerNameCall(const CallOrigin& origin, Status status,
-                      std::optional<MemberId> holder = std::nullopt, std::string metadata = {});
+                      std::optional<MemberId> holder = std::nullopt, std::string metadata = {},
+                      std::vector<wire::Record> records = {});
+  // A consistent read the leader confirmed: answered from the registry now.
+  void AnswerRead(const CallOrigin& origin);
   void OnPeerNameCall(const wire::PeerNameCall& call);
   // The leader's answer to call `id` (our own when `from` is us).
   void OnNameAnswer(const std::string& from, uint64_t id, Status status,
-                    std::optional<MemberId> holder, std::string metadata, TimePoint now);
+                    std::optional<MemberId> holder, std::string metadata,
+                    std::vector<wire::Record> records, TimePoint now);
   void OnPeerRaft(const wire::PeerRaft& message, TimePoint now);
   void SendRaft(const raft::Message& m);
   void HandleRaftReady(TimePoint now);

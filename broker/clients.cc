@@ -249,7 +249,10 @@ void BrokerLoop::HandleRequest(const std::string& rid, wire::ClientRequest& requ
       std::holds_alternative<wire::Whereis>(request) ||
       std::holds_alternative<wire::ListNames>(request) ||
       std::holds_alternative<wire::MonitorNames>(request) ||
-      std::holds_alternative<wire::Leader>(request)) {
+      std::holds_alternative<wire::Leader>(request) ||
+      std::holds_alternative<wire::PutRecord>(request) ||
+      std::holds_alternative<wire::DeleteRecord>(request) ||
+      std::holds_alternative<wire::ListRecords>(request)) {
     OnNameRequest(*session, rid, request, now);
     return;
   }

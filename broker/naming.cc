@@ -22,11 +22,27 @@ std::string JoinNames(const std::vector<std::string>& names) {
   return out;
 }
 
-// The command's name, for messages; "" for releases.
+// The command's name or record key, for messages; "" for releases.
 std::string NameOf(const registry::Command& command) {
   if (const auto* r = std::get_if<registry::Register>(&command)) return r->name;
   if (const auto* u = std::get_if<registry::Unregister>(&command)) return u->name;
+  if (const auto* p = std::get_if<registry::PutRecord>(&command)) return p->key;
+  if (const auto* c = std::get_if<registry::CreateRecord>(&command)) return c->key;
+  if (const auto* d = std::get_if<registry::DeleteRecord>(&command)) return d->key;
   return "";
+}
+
+bool IsRecordCommand(const registry::Command& command) {
+  return std::holds_alternative<registry::PutRecord>(command) ||
+         std::holds_alternative<registry::CreateRecord>(command) ||
+         std::holds_alternative<registry::DeleteRecord>(command);
+}
+
+std::vector<wire::Record> ToWire(std::vector<registry::RecordEntry> records) {
+  std::vector<wire::Record> out;
+  out.reserve(records.size());
+  for (registry::RecordEntry& r : records) out.push_back({std::move(r.key), std::move(r.value)});
+  return out;
 }
 
 Status VerdictStatus(const registry::Outcome& outcome, const std::string& name) {
@@ -44,6 +60,10 @@ Status VerdictStatus(const registry::Outcome& outcome, const std::string& name) 
       return Status::Unavailable(
           "the registry's leader declared this member's broker dead and released its names; "
           "its members can register again once the leader hears from it");
+    case registry::Verdict::kExists:
+      return Status::Exists("record '" + name + "' exists");
+    case registry::Verdict::kNoRecord:
+      return Status::NotFound("no record '" + name + "'");
   }
   return Status::Internal("unknown verdict");
 }
@@ -171,6 +191,50 @@ void BrokerLoop::OnNameRequest(Session& session, const std::string& rid,
             body.names.push_back({std::move(e.name), e.holder, std::move(e.metadata)});
           }
           Reply(rid, r.req, Status::Ok(), std::move(body));
+        } else if constexpr (std::is_same_v<T, wire::PutRecord> ||
+                             std::is_same_v<T, wire::DeleteRecord>) {
+          // Records belong to no member: any session may write any of them.
+          NameCall call;
+          call.session = session.id;
+          call.req = r.req;
+          call.name = r.key;
+          if constexpr (std::is_same_v<T, wire::PutRecord>) {
+            if (r.mode == wire::RecordMode::kCreate) {
+              call.data = registry::EncodeCommand(registry::CreateRecord{r.key, r.value});
+              // Retried after it took effect, it would answer `exists`.
+              call.retry_if_leader_dies = false;
+            } else {
+              call.data = registry::EncodeCommand(registry::PutRecord{r.key, r.value});
+            }
+          } else {
+            call.data = registry::EncodeCommand(registry::DeleteRecord{r.key});
+            call.retry_if_leader_dies = false;  // a retry would answer not_found
+          }
+          StartNameCall(std::move(call), now);
+        } else if constexpr (std::is_same_v<T, wire::ListRecords>) {
+          if (r.consistent) {
+            NameCall call;
+            call.session = session.id;
+            call.req = r.req;
+            call.op = r.exact ? wire::NameCallOp::kConsistentRecord
+                              : wire::NameCallOp::kConsistentRecords;
+            call.data = r.prefix;
+            call.name = r.prefix;
+            StartNameCall(std::move(call), now);
+            return;
+          }
+          wire::RecordsBody body;
+          if (r.exact) {
+            std::optional<std::string> value = registry_.Record(r.prefix);
+            if (!value) {
+              Reply(rid, r.req, Status::NotFound("no record '" + r.prefix + "'"));
+              return;
+            }
+            body.records.push_back({r.prefix, std::move(*value)});
+          } else {
+            body.records = ToWire(registry_.Records(r.prefix));
+          }
+          Reply(rid, r.req, Status::Ok(), std::move(body));
         } else if constexpr (std::is_same_v<T, wire::Leader>) {
           // Replication progress is known to the leader only: ask it.
           std::string leader = KnownLeader(now);
@@ -237,7 +301,7 @@ void BrokerLoop::RouteNameCall(NameCall& call, TimePoint now) {
 }
 
 void BrokerLoop::FinishNameCall(uint64_t id, Status status, std::optional<MemberId> holder,
-                                std::string metadata) {
+                                std::string metadata, std::vector<wire::Record> records) {
   auto it = name_calls_.find(id);
   if (it == name_calls_.end()) return;
   NameCall call = std::move(it->second);
@@ -267,6 +331,9 @@ void BrokerLoop::FinishNameCall(uint64_t id, Status status, std::optional<Member
   if (s == sessions_.end()) return;  // the caller left; its names are released anyway
   wire::ReplyBody body;
   if (holder) body = wire::NameInfo{call.name, *holder, std::move(metadata)};
+  bool records_read = call.op == wire::NameCallOp::kConsistentRecords ||
+                      call.op == wire::NameCallOp::kConsistentRecord;
+  if (records_read && status.ok()) body = wire::RecordsBody{std::move(records)};
   Reply(s->second.routing_id, call.req, std::move(status), std::move(body));
 }
 
@@ -295,22 +362,47 @@ void BrokerLoop::TakeNameCall(const wire::PeerId& from, uint64_t id, wire::NameC
     AnswerNameCall(origin, Status::NoLeader(s.message()));
     return;
   }
+  origin.op = op;
   origin.name = data;
   reads_[read] = std::move(origin);
 }
 
+void BrokerLoop::AnswerRead(const CallOrigin& origin) {
+  if (origin.op == wire::NameCallOp::kConsistentRecords) {
+    AnswerNameCall(origin, Status::Ok(), std::nullopt, {}, ToWire(registry_.Records(origin.name)));
+    return;
+  }
+  if (origin.op == wire::NameCallOp::kConsistentRecord) {
+    std::optional<std::string> value = registry_.Record(origin.name);
+    if (!value) {
+      AnswerNameCall(origin, Status::NotFound("no record '" + origin.name + "'"));
+      return;
+    }
+    AnswerNameCall(origin, Status::Ok(), std::nullopt, {}, {{origin.name, std::move(*value)}});
+    return;
+  }
+  std::optional<registry::Entry> e = registry_.Whereis(origin.name);
+  if (e) {
+    AnswerNameCall(origin, Status::Ok(), e->holder, e->metadata);
+  } else {
+    AnswerNameCall(origin, Status::NotRegistered("nobody holds '" + origin.name + "'"));
+  }
+}
+
 void BrokerLoop::AnswerNameCall(const CallOrigin& origin, Status status,
-                                std::optional<MemberId> holder, std::string metadata) {
+                                std::optional<MemberId> holder, std::string metadata,
+                                std::vector<wire::Record> records) {
   if (origin.from == self_) {
     OnNameAnswer(self_.node, origin.id, std::move(status), std::move(holder), std::move(metadata),
-                 Clock::now());
+                 std::move(records), Clock::now());
     return;
   }
   // Only to the incarnation that asked: a restarted broker numbers its calls afresh.
   auto peer = peers_.find(origin.from.node);
   if (peer == peers_.end() || peer->second.id.incarnation != origin.from.incarnation) return;
-  SendToPeer(origin.from.node, wire::PeerNameAnswer{self_, origin.id, std::move(status),
-                                                    std::move(holder), std::move(metadata)});
+  SendToPeer(origin.from.node,
+             wire::PeerNameAnswer{self_, origin.id, std::move(status), std::move(holder),
+                                  std::move(metadata), std::move(records)});
 }
 
 void BrokerLoop::OnPeerNameCall(const wire::PeerNameCall& call) {
@@ -330,6 +422,7 @@ void BrokerLoop::OnPeerNameCall(const wire::PeerNameCall& call) {
       if (auto* r = std::get_if<registry::Register>(&c)) allowed = own(r->holder);
       if (auto* u = std::get_if<registry::Unregister>(&c)) allowed = own(u->holder);
       if (auto* m = std::get_if<registry::ReleaseMember>(&c)) allowed = own(m->member);
+      if (IsRecordCommand(c)) allowed = true;  // records belong to no member
       if (!allowed) bad = Status::InvalidArgument("a broker may write only for its own members");
     }
     if (!bad.ok()) {
@@ -344,7 +437,8 @@ void BrokerLoop::OnPeerNameCall(const wire::PeerNameCall& call) {
 }
 
 void BrokerLoop::OnNameAnswer(const std::string& from, uint64_t id, Status status,
-                              std::optional<MemberId> holder, std::string metadata, TimePoint now) {
+                              std::optional<MemberId> holder, std::string metadata,
+                              std::vector<wire::Record> records, TimePoint now) {
   auto it = name_calls_.find(id);
   if (it == name_calls_.end() || it->second.sent_to != from) {
     ++counters_.name_answers_stale;  // after a timeout, or a retry elsewhere
@@ -356,7 +450,8 @@ void BrokerLoop::OnNameAnswer(const std::string& from, uint64_t id, Status statu
   bool again = status.code() == Code::kNoLeader ||
                (status.code() == Code::kTimeout && call.retry_if_leader_dies);
   if (!again) {
-    FinishNameCall(id, std::move(status), std::move(holder), std::move(metadata));
+    FinishNameCall(id, std::move(status), std::move(holder), std::move(metadata),
+                   std::move(records));
     return;
   }
   if (status.code() == Code::kTimeout) call.maybe_done = true;
@@ -429,12 +524,7 @@ void BrokerLoop::HandleRaftReady(TimePoint now) {
                        Status::NoLeader("leadership was lost before the read was confirmed"));
         continue;
       }
-      std::optional<registry::Entry> e = registry_.Whereis(origin.name);
-      if (e) {
-        AnswerNameCall(origin, Status::Ok(), e->holder, e->metadata);
-      } else {
-        AnswerNameCall(origin, Status::NotRegistered("nobody holds '" + origin.name + "'"));
-      }
+      AnswerRead(origin);
     }
   }
   if (!raft_) return;

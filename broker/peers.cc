@@ -173,7 +173,7 @@ void BrokerLoop::OnCallsMessage(std::vector<zmq::message_t>& frames, TimePoint n
     if (auto* call = std::get_if<wire::PeerNameCall>(&*m)) return OnPeerNameCall(*call);
     if (auto* st = std::get_if<wire::PeerRegistryStatus>(&*m)) return OnRegistryStatus(*st);
     if (auto* a = std::get_if<wire::PeerNameAnswer>(&*m)) {
-      return OnNameAnswer(a->from.node, a->id, a->status, a->holder, a->metadata, now);
+      return OnNameAnswer(a->from.node, a->id, a->status, a->holder, a->metadata, a->records, now);
     }
   }
   if (!live)

@@ -20,9 +20,14 @@ enum class CommandType : uint8_t {
   kReleaseMember = 3,
   kReleaseNode = 4,
   kReadmitNode = 5,
+  kPutRecord = 6,
+  kCreateRecord = 7,
+  kDeleteRecord = 8,
 };
 
 // The first element of a snapshot's array; a later format gets another.
+// Records came later as an optional last element of format 1, so that the
+// snapshots in data dirs from before still restore.
 inline constexpr uint64_t kSnapshotFormat = 1;
 
 // "<node>.<incarnation hex>.<session>": at most 64 + 1 + 16 + 1 + 20 bytes.
@@ -31,6 +36,7 @@ inline constexpr size_t kMaxMemberBytes = kMaxNodeNameBytes + 38;
 // The unpacker refuses longer strings before copying them; the Reader then
 // checks each field's own limit, with a clearer message.
 inline constexpr size_t kMaxUnpackedStringBytes = 64u << 10;
+static_assert(kMaxValueBytes <= kMaxUnpackedStringBytes);
 
 using Packer = MsgpackPacker;
 
@@ -84,6 +90,11 @@ Status ValidateCommand(const Command& command) {
           return ValidateMember(c.holder);
         } else if constexpr (std::is_same_v<T, ReleaseMember>) {
           return ValidateMember(c.member);
+        } else if constexpr (std::is_same_v<T, PutRecord> || std::is_same_v<T, CreateRecord>) {
+          if (s = ValidateKey(c.key); !s.ok()) return s;
+          return ValidateValue(c.value);
+        } else if constexpr (std::is_same_v<T, DeleteRecord>) {
+          return ValidateKey(c.key);
         } else {
           return ValidateNodeName(c.node);
         }
@@ -113,6 +124,10 @@ std::string_view VerdictName(Verdict verdict) {
       return "not_holder";
     case Verdict::kHolderGone:
       return "holder_gone";
+    case Verdict::kExists:
+      return "exists";
+    case Verdict::kNoRecord:
+      return "not_found";
   }
   return "?";
 }
@@ -144,6 +159,16 @@ std::string EncodeCommand(const Command& command) {
           pk.pack_array(2);
           pk.pack_uint8(uint8_t(CommandType::kReleaseMember));
           PackMember(pk, c.member);
+        } else if constexpr (std::is_same_v<T, PutRecord> || std::is_same_v<T, CreateRecord>) {
+          pk.pack_array(3);
+          pk.pack_uint8(uint8_t(std::is_same_v<T, PutRecord> ? CommandType::kPutRecord
+                                                             : CommandType::kCreateRecord));
+          PackStr(pk, c.key);
+          PackBin(pk, c.value);
+        } else if constexpr (std::is_same_v<T, DeleteRecord>) {
+          pk.pack_array(2);
+          pk.pack_uint8(uint8_t(CommandType::kDeleteRecord));
+          PackStr(pk, c.key);
         } else {
           pk.pack_array(3);
           pk.pack_uint8(uint8_t(std::is_same_v<T, ReleaseNode> ? CommandType::kReleaseNode
@@ -194,6 +219,20 @@ Result<Command> DecodeCommand(std::string_view bytes) {
       }
       break;
     }
+    case uint64_t(CommandType::kPutRecord):
+    case uint64_t(CommandType::kCreateRecord): {
+      std::string key = r.Checked("key", ValidateKey, kMaxNameBytes);
+      std::string value = r.Bin("value", kMaxValueBytes);
+      if (type == uint64_t(CommandType::kPutRecord)) {
+        command = PutRecord{std::move(key), std::move(value)};
+      } else {
+        command = CreateRecord{std::move(key), std::move(value)};
+      }
+      break;
+    }
+    case uint64_t(CommandType::kDeleteRecord):
+      command = DeleteRecord{r.Checked("key", ValidateKey, kMaxNameBytes)};
+      break;
     default:
       r.Fail("has unknown type " + std::to_string(type));
   }
@@ -210,6 +249,23 @@ Result<Outcome> Registry::Apply(const Command& command) {
   if (const auto* c = std::get_if<Register>(&command)) return DoRegister(*c);
   if (const auto* c = std::get_if<Unregister>(&command)) return DoUnregister(*c);
   Outcome out;
+  if (const auto* c = std::get_if<PutRecord>(&command)) {
+    records_.insert_or_assign(c->key, c->value);
+    return out;
+  }
+  if (const auto* c = std::get_if<CreateRecord>(&command)) {
+    if (!records_.try_emplace(c->key, c->value).second) out.verdict = Verdict::kExists;
+    return out;
+  }
+  if (const auto* c = std::get_if<DeleteRecord>(&command)) {
+    auto it = records_.find(c->key);
+    if (it == records_.end()) {
+      out.verdict = Verdict::kNoRecord;
+    } else {
+      records_.erase(it);
+    }
+    return out;
+  }
   if (const auto* c = std::get_if<ReleaseMember>(&command)) {
     auto it = by_holder_.find(c->member);
     if (it != by_holder_.end()) ReleaseHolder(it, &out.changes);
@@ -334,11 +390,29 @@ std::optional<uint64_t> Registry::ReleasedIncarnation(std::string_view node) con
   return it->second;
 }
 
-// [format, [[name, holder, metadata], ...] by name, [[node, incarnation], ...] by node]
+std::optional<std::string> Registry::Record(std::string_view key) const {
+  auto it = records_.find(key);
+  if (it == records_.end()) return std::nullopt;
+  return it->second;
+}
+
+std::vector<RecordEntry> Registry::Records(std::string_view prefix) const {
+  std::vector<RecordEntry> out;
+  for (auto it = records_.lower_bound(prefix);
+       it != records_.end() && std::string_view(it->first).substr(0, prefix.size()) == prefix;
+       ++it) {
+    out.push_back(RecordEntry{it->first, it->second});
+  }
+  return out;
+}
+
+// [format, [[name, holder, metadata], ...] by name, [[node, incarnation], ...] by node,
+//  [[key, value], ...] by key]; the records only when there are some, so
+// that a state without records has the bytes it had before records existed.
 std::string Registry::Snapshot() const {
-  msgpack::sbuffer buf(64 + names_.size() * 48);
+  msgpack::sbuffer buf(64 + names_.size() * 48 + records_.size() * 64);
   Packer pk(buf);
-  pk.pack_array(3);
+  pk.pack_array(records_.empty() ? 3 : 4);
   pk.pack_uint64(kSnapshotFormat);
   pk.pack_array(static_cast<uint32_t>(names_.size()));
   for (const auto& [name, held] : names_) {
@@ -352,6 +426,14 @@ std::string Registry::Snapshot() const {
     pk.pack_array(2);
     PackStr(pk, node);
     pk.pack_uint64(incarnation);
+  }
+  if (!records_.empty()) {
+    pk.pack_array(static_cast<uint32_t>(records_.size()));
+    for (const auto& [key, value] : records_) {
+      pk.pack_array(2);
+      PackStr(pk, key);
+      PackBin(pk, value);
+    }
   }
   return ToString(buf);
 }
@@ -399,6 +481,24 @@ Status Registry::Restore(std::string_view bytes) {
     }
     released.emplace_hint(released.end(), std::move(node), incarnation);
   }
+  decltype(records_) records;
+  if (r.has_more()) {
+    Reader list = r.Array("records");
+    // Snapshot leaves an empty list out: one encoding per state.
+    if (list.ok() && list.size() == 0) list.Fail("is empty (written as absent)");
+    while (list.has_more()) {
+      Reader e = list.Array("record");
+      std::string key = e.Checked("key", ValidateKey, kMaxNameBytes);
+      std::string value = e.Bin("value", kMaxValueBytes);
+      e.End();
+      if (!e.ok()) break;
+      if (!records.empty() && records.rbegin()->first >= key) {
+        e.Fail("keys are not strictly ascending at '" + key + "'");
+        break;
+      }
+      records.emplace_hint(records.end(), std::move(key), std::move(value));
+    }
+  }
   r.End();
   // A holder whose incarnation was released cannot hold a name (the release
   // dropped it and refuses new ones): such a snapshot was not ours.
@@ -413,6 +513,7 @@ Status Registry::Restore(std::string_view bytes) {
   names_ = std::move(names);
   by_holder_ = std::move(by_holder);
   released_ = std::move(released);
+  records_ = std::move(records);
   return Status::Ok();
 }
 

@@ -15,6 +15,10 @@
 // its current incarnation register again: its broker is alive to release
 // whatever such a late registration leaves behind.
 //
+// Records are key/value entries beside the names, owned by no member: no
+// release touches them; they stay until deleted (PutRecord, CreateRecord,
+// DeleteRecord). Keys follow the rules of names; values are opaque bytes.
+//
 // Commands travel in the log as msgpack (EncodeCommand/DecodeCommand); an
 // entry that does not decode is skipped by every broker alike. The encoding
 // is never empty, as Raft reserves empty entries for its no-op.
@@ -44,6 +48,13 @@ inline Status ValidateName(std::string_view name) {
 }
 inline Status ValidateMetadata(std::string_view metadata) {
   return ValidateNameMetadata(metadata);
+}
+inline constexpr size_t kMaxValueBytes = kMaxRecordValueBytes;
+inline Status ValidateKey(std::string_view key) {
+  return ValidateRecordKey(key);
+}
+inline Status ValidateValue(std::string_view value) {
+  return ValidateRecordValue(value);
 }
 // A member id a command may carry: its node name is valid.
 Status ValidateMember(const MemberId& member);
@@ -83,7 +94,26 @@ struct ReadmitNode {
   uint64_t incarnation = 0;
   friend bool operator==(const ReadmitNode&, const ReadmitNode&) = default;
 };
-using Command = std::variant<Register, Unregister, ReleaseMember, ReleaseNode, ReadmitNode>;
+// Sets record `key` to `value`, creating or replacing it.
+struct PutRecord {
+  std::string key;
+  std::string value;
+  friend bool operator==(const PutRecord&, const PutRecord&) = default;
+};
+// Creates record `key` unless it exists (kExists, record unchanged): the
+// atomic create-if-absent that lets two writers race safely.
+struct CreateRecord {
+  std::string key;
+  std::string value;
+  friend bool operator==(const CreateRecord&, const CreateRecord&) = default;
+};
+// Deletes record `key`; kNoRecord when there is none.
+struct DeleteRecord {
+  std::string key;
+  friend bool operator==(const DeleteRecord&, const DeleteRecord&) = default;
+};
+using Command = std::variant<Register, Unregister, ReleaseMember, ReleaseNode, ReadmitNode,
+                             PutRecord, CreateRecord, DeleteRecord>;
 
 // Never empty. Stable: the log and snapshots outlive the process.
 std::string EncodeCommand(const Command& command);
@@ -100,8 +130,11 @@ enum class Verdict : uint8_t {
   kNotRegistered = 2,  // Unregister: nobody holds the name
   kNotHolder = 3,      // Unregister: another member holds the name
   kHolderGone = 4,     // Register: the holder's node incarnation was released
+  kExists = 5,         // CreateRecord: the key is there
+  kNoRecord = 6,       // DeleteRecord: there is no such key
 };
-// "ok", "taken", "not_registered", "not_holder", "holder_gone".
+// "ok", "taken", "not_registered", "not_holder", "holder_gone", "exists",
+// "not_found".
 std::string_view VerdictName(Verdict verdict);
 
 enum class ChangeKind : uint8_t { kRegistered = 0, kUnregistered = 1 };
@@ -118,6 +151,7 @@ struct Change {
   friend bool operator==(const Change&, const Change&) = default;
 };
 
+// Record commands have a verdict only: no holder, no changes.
 struct Outcome {
   Verdict verdict = Verdict::kOk;
   // kTaken, kNotHolder: who holds the name. Otherwise empty.
@@ -135,12 +169,19 @@ struct Entry {
   friend bool operator==(const Entry&, const Entry&) = default;
 };
 
+struct RecordEntry {
+  std::string key;
+  std::string value;
+  friend bool operator==(const RecordEntry&, const RecordEntry&) = default;
+};
+
 // ---- the state machine -----------------------------------------------------
 
 class Registry {
  public:
-  // InvalidArgument when a field of the command is invalid; the registry is
-  // then unchanged. Every other result is an Outcome.
+  // InvalidArgument (TooLarge for a record value) when a field of the
+  // command is invalid; the registry is then unchanged. Every other result
+  // is an Outcome.
   Result<Outcome> Apply(const Command& command);
 
   std::optional<Entry> Whereis(std::string_view name) const;
@@ -155,11 +196,17 @@ class Registry {
   std::optional<uint64_t> ReleasedIncarnation(std::string_view node) const;
   size_t size() const { return names_.size(); }
 
+  std::optional<std::string> Record(std::string_view key) const;
+  // Records whose key starts with `prefix` (all when empty), sorted by key.
+  std::vector<RecordEntry> Records(std::string_view prefix = "") const;
+  size_t record_count() const { return records_.size(); }
+
   // The whole state, as msgpack. Equal states give identical bytes, whatever
   // history led to them.
   std::string Snapshot() const;
   // Replaces the state by a Snapshot's. BadMessage when the bytes are not one
   // (checked as strictly as commands); the registry is then unchanged.
+  // Snapshots written before records existed restore too (without records).
   Status Restore(std::string_view bytes);
 
  private:
@@ -174,6 +221,7 @@ class Registry {
   std::map<MemberId, std::set<std::string, std::less<>>> by_holder_;
   // node -> the largest incarnation released.
   std::map<std::string, uint64_t, std::less<>> released_;
+  std::map<std::string, std::string, std::less<>> records_;
 
   Outcome DoRegister(const Register& c);
   Outcome DoUnregister(const Unregister& c);

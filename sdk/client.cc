@@ -653,6 +653,7 @@ namespace {
 // Registry writes wait for a leader (an election takes about a second) and
 // for a majority's fsync; the broker answers within its own bound.
 constexpr std::chrono::seconds kRegistryCallSlack{6};
+constexpr std::chrono::seconds kNoSlack{0};
 }  // namespace
 
 Status Client::Register(const std::string& name, std::string_view metadata, MemberId* holder) {
@@ -697,6 +698,49 @@ Result<NamesMonitorStart> Client::MonitorNames(const std::string& prefix) {
 
 Result<LeaderInfo> Client::Leader() {
   return impl_->CallFor<wire::LeaderBody>(wire::Leader{0});
+}
+
+Status Client::PutRecord(const std::string& key, std::string_view value) {
+  if (Status s = ValidateRecordKey(key); !s.ok()) return s;
+  if (Status s = ValidateRecordValue(value); !s.ok()) return s;
+  return impl_->NameWrite(wire::PutRecord{0, key, std::string(value), wire::RecordMode::kPut},
+                          nullptr);
+}
+
+Status Client::CreateRecord(const std::string& key, std::string_view value) {
+  if (Status s = ValidateRecordKey(key); !s.ok()) return s;
+  if (Status s = ValidateRecordValue(value); !s.ok()) return s;
+  return impl_->NameWrite(wire::PutRecord{0, key, std::string(value), wire::RecordMode::kCreate},
+                          nullptr);
+}
+
+Status Client::DeleteRecord(const std::string& key) {
+  if (Status s = ValidateRecordKey(key); !s.ok()) return s;
+  return impl_->NameWrite(wire::DeleteRecord{0, key}, nullptr);
+}
+
+Result<std::string> Client::GetRecord(const std::string& key, bool consistent) {
+  if (Status s = ValidateRecordKey(key); !s.ok()) return s;
+  Result<Impl::Inbound> r =
+      impl_->Call(wire::ListRecords{0, key, consistent, /*exact=*/true},
+                  impl_->options.call_timeout + (consistent ? kRegistryCallSlack : kNoSlack));
+  if (!r.ok()) return r.status();
+  auto* body = std::get_if<wire::RecordsBody>(&std::get<wire::Reply>(r->message).body);
+  if (body == nullptr || body->records.size() != 1 || body->records[0].key != key) {
+    return Status::BadMessage("the broker answered with an unexpected body");
+  }
+  return std::move(body->records[0].value);
+}
+
+Result<std::vector<Record>> Client::Records(const std::string& prefix, bool consistent) {
+  if (Status s = ValidateRecordKeyPrefix(prefix); !s.ok()) return s;
+  Result<Impl::Inbound> r =
+      impl_->Call(wire::ListRecords{0, prefix, consistent, /*exact=*/false},
+                  impl_->options.call_timeout + (consistent ? kRegistryCallSlack : kNoSlack));
+  if (!r.ok()) return r.status();
+  auto* body = std::get_if<wire::RecordsBody>(&std::get<wire::Reply>(r->message).body);
+  if (body == nullptr) return Status::BadMessage("the broker answered with an unexpected body");
+  return std::move(body->records);
 }
 
 Result<MemberId> Client::SendByName(const std::string& name, std::string_view payload) {

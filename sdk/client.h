@@ -1,11 +1,11 @@
 // Client: a process's session with its local meshbus broker, and the whole
 // API of the mesh: process groups (pg-style) and monitors, publish/subscribe,
 // group broadcast, dispatch to one random member, request/reply, direct
-// sends to a member, the name registry, and a view of the nodes. Create it with Client::Connect; it
-// is a move-only owner of its sockets and of one background thread that keeps the session alive
-// with heartbeats, so a process that is busy for a while does not lose its memberships. Its session
-// (and so its memberships and monitors) ends when the Client is destroyed or Close()d, or when the
-// process dies.
+// sends to a member, the name registry (names and records), and a view of the nodes. Create it with
+// Client::Connect; it is a move-only owner of its sockets and of one background thread that keeps
+// the session alive with heartbeats, so a process that is busy for a while does not lose its
+// memberships. Its session (and so its memberships and monitors) ends when the Client is destroyed
+// or Close()d, or when the process dies.
 //
 // Calls are synchronous, each with a deadline; the *Async variants return a
 // ticket at once and their Outcome comes later, so many can be in flight.
@@ -105,6 +105,8 @@ struct NamesMonitorStart {
   uint64_t ref = 0;
   std::vector<NameInfo> names;
 };
+// A registry record: a replicated key/value entry that no member owns.
+using Record = wire::Record;
 // The registry's consensus as the local broker sees it (see `meshbus leader`).
 using LeaderInfo = wire::LeaderBody;
 
@@ -227,6 +229,21 @@ class Client {
   // Sends to the member holding `name` (looked up in the local copy), as
   // Send() does; returns that member. kNotRegistered when nobody holds it.
   Result<MemberId> SendByName(const std::string& name, std::string_view payload);
+
+  // Records: replicated key/value entries kept by the registry's voters, owned by no member:
+  // they stay until deleted, whoever wrote them and whatever dies. Writes are acknowledged
+  // once a majority of voters has them (kNoLeader in a minority; kTimeout/kUnavailable: unknown).
+  // Keys follow the rules of names (1..255 bytes, no control characters: kInvalidArgument);
+  // values are opaque bytes, at most kMaxRecordValueBytes (64 KiB: kTooLarge).
+  // consistent=false reads the local copy (it may lag by a replication round);
+  // true asks the leader, which answers once it has confirmed it still leads.
+  Status PutRecord(const std::string& key, std::string_view value);
+  Status CreateRecord(const std::string& key,
+                      std::string_view value);  // kExists when the key is there
+  Status DeleteRecord(const std::string& key);  // kNotFound
+  Result<std::string> GetRecord(const std::string& key, bool consistent = false);  // kNotFound
+  // Records whose key starts with `prefix` (all when empty), sorted by key.
+  Result<std::vector<Record>> Records(const std::string& prefix = "", bool consistent = false);
 
   // ---- the mesh ----
   Result<std::vector<NodeInfo>> Nodes();

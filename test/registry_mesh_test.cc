@@ -3,7 +3,9 @@
 // three voters n1..n3 and one learner n4. Registration, lookups, monitors and
 // sends by name; names of ended sessions; the leader killed; a voter restarted
 // from its data directory; a minority partition; a linearizability run with
-// brokers killed and partitioned; bad input.
+// brokers killed and partitioned; bad input. Records (key/value entries no
+// member owns): seen everywhere, create-if-absent, delete, surviving their
+// writer and the leader's kill, no_leader in a minority, bad input.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -969,6 +971,246 @@ TEST_F(RegistryMeshTest, BadNamesAndMetadataAreInvalidArguments) {
   EXPECT_EQ(w->metadata, most);
   // A session still usable after all that.
   EXPECT_TRUE(c.Unregister(longest).ok());
+}
+
+// ---- records -------------------------------------------------------------------
+
+// True once broker i's local copy has record `key` with `value`
+// (nullopt: has no such record).
+bool LocalRecordIs(Client& c, const std::string& key, const std::optional<std::string>& value) {
+  Result<std::string> r = c.GetRecord(key);
+  if (!value) return !r.ok() && r.status().code() == Code::kNotFound;
+  return r.ok() && *r == *value;
+}
+
+TEST_F(RegistryMeshTest, RecordsPutOnAFollowerAreSeenEverywhereAndOutliveTheirWriter) {
+  std::string leader = AgreedLeader();
+  ASSERT_FALSE(leader.empty());
+  int L = Index(leader);
+  int F = L == 0 ? 1 : 0;  // a follower voter
+  int O = 3 - L - F;       // the other follower voter
+  std::optional<Client> writer(Connect(F, "writer"));
+  Client other = Connect(O, "other");
+
+  const std::string kSub = "store/orders/sub/$all";
+  const std::string kValue("{\"pool\":2}\0\xff", 12);
+  ASSERT_TRUE(writer->PutRecord(kSub, kValue).ok());
+  ASSERT_TRUE(writer->PutRecord("store/orders/emitter/1", "e1").ok());
+  ASSERT_TRUE(writer->PutRecord("store/other/sub/x", "").ok());
+  // Acknowledged: every broker's consistent read has it at once, the
+  // learner's included; local copies within a replication round.
+  for (int i = 0; i < kBrokers; ++i) {
+    Result<std::string> r = admin[i]->GetRecord(kSub, /*consistent=*/true);
+    ASSERT_TRUE(r.ok()) << mesh.name(i) << ": " << r.status().ToString();
+    EXPECT_EQ(*r, kValue) << mesh.name(i);
+    EXPECT_TRUE(WaitFor([&] { return LocalRecordIs(*admin[i], kSub, kValue); })) << mesh.name(i);
+  }
+  const std::vector<Record> kOrders = {{"store/orders/emitter/1", "e1"}, {kSub, kValue}};
+  for (bool consistent : {true, false}) {
+    for (int i = 0; i < kBrokers; ++i) {
+      EXPECT_TRUE(WaitFor([&] {
+        Result<std::vector<Record>> rs = admin[i]->Records("store/orders/", consistent);
+        return rs.ok() && *rs == kOrders;
+      })) << mesh.name(i)
+          << (consistent ? " consistent" : " local");
+    }
+  }
+  Result<std::vector<Record>> all = admin[kLearner]->Records("", true);
+  ASSERT_TRUE(all.ok()) << all.status().ToString();
+  EXPECT_EQ(all->size(), 3u);
+  Result<std::vector<Record>> none = admin[L]->Records("store/nothing/", true);
+  ASSERT_TRUE(none.ok()) << none.status().ToString();
+  EXPECT_TRUE(none->empty());
+
+  // Put replaces; create-if-absent refuses a second creation, from any broker.
+  ASSERT_TRUE(other.PutRecord(kSub, "replaced").ok());
+  Result<std::string> replaced = admin[kLearner]->GetRecord(kSub, true);
+  ASSERT_TRUE(replaced.ok()) << replaced.status().ToString();
+  EXPECT_EQ(*replaced, "replaced");
+  Status created = writer->CreateRecord("store/orders/default", "d1");
+  ASSERT_TRUE(created.ok()) << created.ToString();
+  for (Client* c : {&other, &*writer, &*admin[kLearner]}) {
+    Status again = c->CreateRecord("store/orders/default", "d2");
+    EXPECT_EQ(again.code(), Code::kExists) << again.ToString();
+  }
+  Result<std::string> kept = other.GetRecord("store/orders/default", true);
+  ASSERT_TRUE(kept.ok());
+  EXPECT_EQ(*kept, "d1");
+
+  // Delete: gone everywhere; a second delete and reads say not_found.
+  ASSERT_TRUE(other.DeleteRecord("store/other/sub/x").ok());
+  Status twice = writer->DeleteRecord("store/other/sub/x");
+  EXPECT_EQ(twice.code(), Code::kNotFound) << twice.ToString();
+  EXPECT_EQ(admin[L]->GetRecord("store/other/sub/x", true).status().code(), Code::kNotFound);
+  for (int i = 0; i < kBrokers; ++i) {
+    EXPECT_TRUE(WaitFor([&] { return LocalRecordIs(*admin[i], "store/other/sub/x", {}); }))
+        << mesh.name(i);
+  }
+
+  // The writer's session ends: its name is released, its records stay.
+  ASSERT_TRUE(writer->Register("store/orders/leader").ok());
+  MemberId writer_id = writer->self();
+  ASSERT_TRUE(WaitFor([&] { return EverywhereHolder("store/orders/leader", writer_id); }));
+  writer.reset();
+  ASSERT_TRUE(WaitFor([&] { return EverywhereFree("store/orders/leader"); })) << Describe();
+  Result<std::vector<Record>> after = other.Records("store/orders/", true);
+  ASSERT_TRUE(after.ok()) << after.status().ToString();
+  EXPECT_EQ(*after, (std::vector<Record>{{"store/orders/default", "d1"},
+                                         {"store/orders/emitter/1", "e1"},
+                                         {kSub, "replaced"}}));
+}
+
+TEST_F(RegistryMeshTest, RecordsSurviveTheLeadersKill) {
+  std::string leader = AgreedLeader();
+  ASSERT_FALSE(leader.empty());
+  int L = Index(leader);
+  std::vector<int> survivors;
+  for (int i = 0; i < kBrokers; ++i) {
+    if (i != L) survivors.push_back(i);
+  }
+  // Written through the leader's own broker, which then dies with its client.
+  std::map<std::string, std::string> acked;
+  {
+    Client on_leader = Connect(L, "writer");
+    for (int k = 0; k < 20; ++k) {
+      std::string key = "kill/rec/" + std::to_string(k);
+      std::string value(100 * k, static_cast<char>('a' + k));
+      Status s = k % 2 ? on_leader.PutRecord(key, value) : on_leader.CreateRecord(key, value);
+      ASSERT_TRUE(s.ok()) << key << ": " << s.ToString();
+      acked[key] = value;
+    }
+    Stop(L, /*graceful=*/false);
+  }
+  std::string next;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        next = AgreedLeader(survivors);
+        return !next.empty() && next != leader;
+      },
+      milliseconds(5000)))
+      << Describe();
+  // The new leader has every acknowledged record.
+  Client reader = Connect(Index(next), "reader");
+  Result<std::vector<Record>> rs = reader.Records("kill/rec/", /*consistent=*/true);
+  ASSERT_TRUE(rs.ok()) << rs.status().ToString();
+  std::map<std::string, std::string> got;
+  for (const Record& r : *rs) got[r.key] = r.value;
+  EXPECT_EQ(got, acked);
+  // Records written before the kill are kept as they were: a create of one
+  // is refused, on the new leader too.
+  EXPECT_EQ(reader.CreateRecord("kill/rec/0", "again").code(), Code::kExists);
+  // And writes work again from every survivor; every copy converges.
+  for (int i : survivors) {
+    Status s = admin[i]->PutRecord("kill/after/" + mesh.name(i), "x");
+    EXPECT_TRUE(s.ok()) << mesh.name(i) << ": " << s.ToString();
+  }
+  for (int i : survivors) {
+    EXPECT_TRUE(WaitFor([&] {
+      Result<std::vector<Record>> local = admin[i]->Records("kill/");
+      return local.ok() && local->size() == acked.size() + survivors.size();
+    })) << mesh.name(i);
+  }
+  // The killed broker, back, catches up with them.
+  Start(L);
+  EXPECT_TRUE(WaitFor([&] {
+    Result<std::vector<Record>> local = admin[L]->Records("kill/");
+    return local.ok() && local->size() == acked.size() + survivors.size();
+  })) << Describe();
+}
+
+TEST_F(RegistryMeshTest, RecordWritesInAMinorityAnswerNoLeader) {
+  std::string leader = AgreedLeader();
+  ASSERT_FALSE(leader.empty());
+  int L = Index(leader);
+  int V = L == 0 ? 1 : 0;
+  int M = 3 - L - V;
+  milliseconds call_timeout(6000);
+  Client maj = Connect(V, "majority", call_timeout);
+  Client min = Connect(M, "minority", call_timeout);
+  Client lrn = Connect(kLearner, "learner", call_timeout);
+  ASSERT_TRUE(maj.PutRecord("part/rec", "before").ok());
+  ASSERT_TRUE(WaitFor([&] {
+    return LocalRecordIs(min, "part/rec", "before") && LocalRecordIs(lrn, "part/rec", "before");
+  }));
+
+  mesh.Partition({L, V}, {M, kLearner});
+  // Each answer comes after the broker's wait for a leader; never a yes.
+  auto no_leader = [&](const char* what, const std::function<Status()>& call) {
+    std::vector<std::string> answers;
+    bool ok = WaitFor(
+        [&] {
+          Status s = call();
+          answers.push_back(s.ToString());
+          EXPECT_NE(s.code(), Code::kOk) << what << " succeeded on the minority side";
+          return s.code() == Code::kNoLeader;
+        },
+        milliseconds(10000));
+    EXPECT_TRUE(ok) << what << ": " << ::testing::PrintToString(answers);
+  };
+  std::thread on_min([&] {
+    no_leader("put", [&] { return min.PutRecord("part/rec", "minority's"); });
+    EXPECT_EQ(min.CreateRecord("part/new", "m").code(), Code::kNoLeader);
+    EXPECT_EQ(min.DeleteRecord("part/rec").code(), Code::kNoLeader);
+  });
+  std::thread on_learner([&] {
+    no_leader("consistent records", [&] { return lrn.Records("part/", true).status(); });
+    EXPECT_EQ(lrn.GetRecord("part/rec", true).status().code(), Code::kNoLeader);
+  });
+  // The majority carries on.
+  bool majority_writes =
+      WaitFor([&] { return maj.PutRecord("part/rec", "majority's").ok(); }, milliseconds(5000));
+  on_min.join();
+  on_learner.join();
+  ASSERT_TRUE(majority_writes) << Describe();
+  // The minority's local copies still answer, with what they had.
+  EXPECT_TRUE(LocalRecordIs(min, "part/rec", "before"));
+  EXPECT_TRUE(LocalRecordIs(lrn, "part/new", {}));
+
+  mesh.Heal();
+  for (Client* c : {&min, &lrn}) {
+    EXPECT_TRUE(
+        WaitFor([&] { return LocalRecordIs(*c, "part/rec", "majority's"); }, milliseconds(10000)))
+        << Describe();
+  }
+  EXPECT_TRUE(
+      WaitFor([&] { return min.CreateRecord("part/new", "after").ok(); }, milliseconds(10000)))
+      << Describe();
+}
+
+TEST_F(RegistryMeshTest, BadRecordKeysAndValuesAreRefusedClearly) {
+  Client c = Connect(1, "bad");
+  const std::string too_long(256, 'k'), longest(255, 'k');
+  const std::string too_big(kMaxRecordValueBytes + 1, 'v'), biggest(kMaxRecordValueBytes, '\xff');
+  auto invalid = [](const Status& s) {
+    return s.code() == Code::kInvalidArgument &&
+           s.message().find("record key") != std::string::npos;
+  };
+  for (const std::string& key : {std::string(), too_long, std::string("ctl\nkey"),
+                                 std::string("nul\0", 4), std::string("\x7f")}) {
+    EXPECT_TRUE(invalid(c.PutRecord(key, "v"))) << c.PutRecord(key, "v").ToString();
+    EXPECT_TRUE(invalid(c.CreateRecord(key, "v")));
+    EXPECT_TRUE(invalid(c.DeleteRecord(key)));
+    EXPECT_TRUE(invalid(c.GetRecord(key).status()));
+    EXPECT_TRUE(invalid(c.GetRecord(key, true).status()));
+  }
+  EXPECT_TRUE(invalid(c.Records(too_long).status()));
+  EXPECT_TRUE(invalid(c.Records("a\tb", true).status()));
+  Status big = c.PutRecord("k", too_big);
+  EXPECT_EQ(big.code(), Code::kTooLarge) << big.ToString();
+  EXPECT_NE(big.message().find("65536"), std::string::npos) << big.ToString();
+  EXPECT_EQ(c.CreateRecord("k", too_big).code(), Code::kTooLarge);
+  // Nothing of it reached the registry; the limits themselves are fine.
+  Result<std::vector<Record>> none = c.Records("", true);
+  ASSERT_TRUE(none.ok()) << none.status().ToString();
+  EXPECT_TRUE(none->empty());
+  Status s = c.PutRecord(longest, biggest);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  Result<std::string> r = c.GetRecord(longest, true);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(*r, biggest);
+  EXPECT_EQ(c.GetRecord("missing", true).status().code(), Code::kNotFound);
+  EXPECT_EQ(c.GetRecord("missing").status().code(), Code::kNotFound);
+  EXPECT_TRUE(c.DeleteRecord(longest).ok());
 }
 
 }  // namespace

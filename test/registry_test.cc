@@ -1,7 +1,9 @@
 // Tests of broker/registry.h: registration and its refusals, releases of a
-// member and of a node's incarnations, listings, the exact changes each
-// command reports, snapshots, determinism over random command sequences
-// (against a naive model), and the codec's refusal of bad bytes.
+// member and of a node's incarnations, records (put, create, delete, which no
+// release touches), listings, the exact changes each command reports,
+// snapshots (and those written before records existed), determinism over
+// random command sequences (against a naive model), and the codec's refusal
+// of bad bytes.
 
 #include "broker/registry.h"
 
@@ -416,6 +418,151 @@ TEST(RegistryTest, NamesByPrefix) {
   EXPECT_EQ(all[0], (Entry{"a", kA, ""}));
 }
 
+// ---- records -----------------------------------------------------------------
+
+using Records = std::vector<RecordEntry>;
+
+TEST(RegistryTest, RecordsPutCreateDelete) {
+  Registry r;
+  // Record commands report a verdict only: no holder, no changes for monitors.
+  RunSteps(r, {
+                  {"put a new key", PutRecord{"sub/a", "v1"}, Verdict::kOk, {}, {}},
+                  {"put again: replaced", PutRecord{"sub/a", "v2"}, Verdict::kOk, {}, {}},
+                  {"create of a key that is there",
+                   CreateRecord{"sub/a", "other"},
+                   Verdict::kExists,
+                   {},
+                   {}},
+                  {"create of a new key", CreateRecord{"sub/b", "b1"}, Verdict::kOk, {}, {}},
+                  {"create again, same value: still exists",
+                   CreateRecord{"sub/b", "b1"},
+                   Verdict::kExists,
+                   {},
+                   {}},
+                  {"delete", DeleteRecord{"sub/a"}, Verdict::kOk, {}, {}},
+                  {"delete again", DeleteRecord{"sub/a"}, Verdict::kNoRecord, {}, {}},
+                  {"delete of a key never there", DeleteRecord{"nope"}, Verdict::kNoRecord, {}, {}},
+                  {"create after delete", CreateRecord{"sub/a", "v3"}, Verdict::kOk, {}, {}},
+                  {"put of an empty value", PutRecord{"empty", ""}, Verdict::kOk, {}, {}},
+              });
+  EXPECT_EQ(r.Record("sub/a"), "v3");
+  EXPECT_EQ(r.Record("sub/b"), "b1");
+  EXPECT_EQ(r.Record("empty"), "");
+  EXPECT_EQ(r.Record("sub"), std::nullopt);
+  EXPECT_EQ(r.Record("nope"), std::nullopt);
+  EXPECT_EQ(r.record_count(), 3u);
+  EXPECT_EQ(r.size(), 0u);  // records are not names
+  EXPECT_EQ(VerdictName(Verdict::kExists), "exists");
+  EXPECT_EQ(VerdictName(Verdict::kNoRecord), "not_found");
+}
+
+TEST(RegistryTest, RecordsAndNamesAreApart) {
+  Registry r;
+  MustApply(r, Register{"svc", kA, "m"});
+  MustApply(r, PutRecord{"svc", "a record with a name's key"});
+  MustApply(r, PutRecord{"emitter", "written for kA"});
+  // No release touches records: they belong to no member.
+  MustApply(r, ReleaseMember{kA});
+  MustApply(r, ReleaseNode{"n1", UINT64_MAX});
+  MustApply(r, ReleaseNode{"n2", UINT64_MAX});
+  EXPECT_EQ(r.Whereis("svc"), std::nullopt);
+  EXPECT_EQ(r.Records(),
+            (Records{{"emitter", "written for kA"}, {"svc", "a record with a name's key"}}));
+  // Nor do record commands touch names.
+  MustApply(r, ReadmitNode{"n1", 0});
+  MustApply(r, Register{"svc", kA, "m"});
+  MustApply(r, DeleteRecord{"svc"});
+  EXPECT_EQ(r.Whereis("svc"), (Entry{"svc", kA, "m"}));
+  EXPECT_EQ(r.Record("svc"), std::nullopt);
+}
+
+TEST(RegistryTest, RecordsByPrefix) {
+  Registry r;
+  for (const char* key : {"store/o/sub/b", "store/o2", "store/o/sub/a", "a", "store/o/emitter",
+                          "\xc3\xa9t\xc3\xa9", "store/"}) {
+    MustApply(r, PutRecord{key, std::string("v:") + key});
+  }
+  const struct {
+    std::string prefix;
+    std::vector<std::string> want;
+  } kCases[] = {
+      {"",
+       {"a", "store/", "store/o/emitter", "store/o/sub/a", "store/o/sub/b", "store/o2",
+        "\xc3\xa9t\xc3\xa9"}},
+      {"store/", {"store/", "store/o/emitter", "store/o/sub/a", "store/o/sub/b", "store/o2"}},
+      {"store/o/", {"store/o/emitter", "store/o/sub/a", "store/o/sub/b"}},
+      {"store/o/sub/", {"store/o/sub/a", "store/o/sub/b"}},
+      {"store/o/sub/a", {"store/o/sub/a"}},
+      {"store/o/sub/ab", {}},
+      {"store/o2", {"store/o2"}},
+      {"b", {}},
+      {"\xc3", {"\xc3\xa9t\xc3\xa9"}},
+      {"\xff", {}},
+  };
+  for (const auto& c : kCases) {
+    std::vector<std::string> keys;
+    for (const RecordEntry& e : r.Records(c.prefix)) {
+      EXPECT_EQ(e.value, "v:" + e.key);
+      keys.push_back(e.key);
+    }
+    EXPECT_EQ(keys, c.want) << c.prefix;
+  }
+}
+
+TEST(RegistryTest, InvalidRecordCommandsChangeNothing) {
+  Registry r;
+  MustApply(r, PutRecord{"k", "v"});
+  const std::string before = r.Snapshot();
+  const struct {
+    const char* label;
+    Command command;
+    Code code;
+    std::string message;
+  } kCases[] = {
+      {"put, empty key", PutRecord{"", "v"}, Code::kInvalidArgument, "record key is empty"},
+      {"put, key over 255 bytes", PutRecord{std::string(256, 'k'), "v"}, Code::kInvalidArgument,
+       "longer than 255 bytes"},
+      {"put, newline in key", PutRecord{"a\nb", "v"}, Code::kInvalidArgument, "control character"},
+      {"put, NUL in key", PutRecord{std::string("k\0", 2), "v"}, Code::kInvalidArgument,
+       "control character"},
+      {"put, value over 64 KiB", PutRecord{"k", std::string(kMaxValueBytes + 1, 'v')},
+       Code::kTooLarge, "record value is larger than 65536 bytes"},
+      {"create, DEL in key", CreateRecord{"\x7f", "v"}, Code::kInvalidArgument,
+       "control character"},
+      {"create, value over 64 KiB", CreateRecord{"new", std::string(kMaxValueBytes + 1, 'v')},
+       Code::kTooLarge, "larger than"},
+      {"delete, empty key", DeleteRecord{""}, Code::kInvalidArgument, "record key is empty"},
+      {"delete, key over 255 bytes", DeleteRecord{std::string(256, 'k')}, Code::kInvalidArgument,
+       "longer than 255"},
+  };
+  for (const auto& c : kCases) {
+    Result<Outcome> res = r.Apply(c.command);
+    ASSERT_FALSE(res.ok()) << c.label;
+    EXPECT_EQ(res.status().code(), c.code) << c.label;
+    EXPECT_NE(res.status().message().find(c.message), std::string::npos)
+        << c.label << ": " << res.status().message();
+    EXPECT_EQ(r.Snapshot(), before) << c.label;
+  }
+}
+
+TEST(RegistryTest, RecordLimitsAreInclusive) {
+  Registry r;
+  const std::string kLongest(kMaxNameBytes, 'k');
+  const std::string kBiggest(kMaxValueBytes, '\xff');
+  const std::string kBinary("\0\x01\xff\n", 4);
+  MustApply(r, PutRecord{kLongest, kBiggest});
+  MustApply(r, CreateRecord{"caf\xc3\xa9 ~", kBinary});
+  EXPECT_EQ(r.Record(kLongest), kBiggest);
+  EXPECT_EQ(r.Record("caf\xc3\xa9 ~"), kBinary);
+  // Through the log and a snapshot too.
+  Result<Command> d = DecodeCommand(EncodeCommand(PutRecord{kLongest, kBiggest}));
+  ASSERT_TRUE(d.ok()) << d.status().ToString();
+  EXPECT_TRUE(*d == Command(PutRecord{kLongest, kBiggest}));
+  Registry copy;
+  ASSERT_TRUE(copy.Restore(r.Snapshot()).ok());
+  EXPECT_EQ(copy.Records(), r.Records());
+}
+
 // ---- snapshots -------------------------------------------------------------
 
 TEST(RegistryTest, SnapshotRoundTrip) {
@@ -482,6 +629,86 @@ TEST(RegistryTest, EqualStatesGiveIdenticalSnapshots) {
   EXPECT_EQ(r1.Snapshot(), r2.Snapshot());
 }
 
+TEST(RegistryTest, SnapshotRoundTripWithRecords) {
+  Registry r;
+  MustApply(r, Register{"svc", kA, "meta"});
+  MustApply(r, ReleaseNode{"n3", 1});
+  MustApply(r, PutRecord{"store/o/sub/$all", std::string("\0sub", 4)});
+  MustApply(r, PutRecord{"store/o/emitter", ""});
+  const std::string snap = r.Snapshot();
+
+  Registry r2;
+  MustApply(r2, PutRecord{"stale", "x"});
+  MustApply(r2, Register{"stale", kB, ""});
+  ASSERT_TRUE(r2.Restore(snap).ok());
+  EXPECT_EQ(r2.Snapshot(), snap);
+  EXPECT_EQ(r2.Records(), r.Records());
+  EXPECT_EQ(r2.Record("stale"), std::nullopt);
+  EXPECT_EQ(r2.Names(), r.Names());
+  EXPECT_EQ(r2.ReleasedIncarnation("n3"), 1u);
+
+  // Equal states, equal bytes: records put, replaced and deleted on the way
+  // leave nothing behind.
+  Registry r3;
+  MustApply(r3, PutRecord{"store/o/emitter", "old"});
+  MustApply(r3, PutRecord{"gone", "x"});
+  MustApply(r3, ReleaseNode{"n3", 1});
+  MustApply(r3, Register{"svc", kA, "meta"});
+  MustApply(r3, CreateRecord{"store/o/sub/$all", std::string("\0sub", 4)});
+  MustApply(r3, PutRecord{"store/o/emitter", ""});
+  MustApply(r3, DeleteRecord{"gone"});
+  EXPECT_EQ(r3.Snapshot(), snap);
+
+  // Without records, the bytes are those of the format before records: a
+  // data dir written by either restores in the other.
+  MustApply(r3, DeleteRecord{"store/o/sub/$all"});
+  MustApply(r3, DeleteRecord{"store/o/emitter"});
+  Registry names_only;
+  MustApply(names_only, Register{"svc", kA, "meta"});
+  MustApply(names_only, ReleaseNode{"n3", 1});
+  EXPECT_EQ(r3.Snapshot(), names_only.Snapshot());
+}
+
+// A snapshot as brokers wrote it before records existed: [1, names, released].
+TEST(RegistryTest, RestoresASnapshotFromBeforeRecords) {
+  auto bytes = [](const std::function<void(msgpack::packer<msgpack::sbuffer>&)>& fill) {
+    msgpack::sbuffer buf;
+    msgpack::packer<msgpack::sbuffer> pk(buf);
+    fill(pk);
+    return std::string(buf.data(), buf.size());
+  };
+  const std::string old = bytes([](auto& pk) {
+    pk.pack_array(3);
+    pk.pack_uint64(1);
+    pk.pack_array(2);
+    pk.pack_array(3);
+    pk.pack(std::string("a"));
+    pk.pack(std::string("n1.a.1"));
+    pk.pack_bin(1);
+    pk.pack_bin_body("m", 1);
+    pk.pack_array(3);
+    pk.pack(std::string("b"));
+    pk.pack(std::string("n2.c.1"));
+    pk.pack_bin(0);
+    pk.pack_array(1);
+    pk.pack_array(2);
+    pk.pack(std::string("n9"));
+    pk.pack_uint64(4);
+  });
+  Registry r;
+  MustApply(r, PutRecord{"dropped by the restore", "x"});
+  ASSERT_TRUE(r.Restore(old).ok()) << r.Restore(old).ToString();
+  EXPECT_EQ(r.Names(), (std::vector<Entry>{{"a", kA, "m"}, {"b", kR, ""}}));
+  EXPECT_EQ(r.ReleasedIncarnation("n9"), 4u);
+  EXPECT_EQ(r.Records(), Records{});
+  EXPECT_EQ(r.Snapshot(), old);
+  // And records can be added from there.
+  MustApply(r, CreateRecord{"k", "v"});
+  Registry again;
+  ASSERT_TRUE(again.Restore(r.Snapshot()).ok());
+  EXPECT_EQ(again.Records(), (Records{{"k", "v"}}));
+}
+
 // ---- determinism over random sequences ---------------------------------------
 
 // The obvious implementation, O(all names) per release: what Registry must
@@ -520,6 +747,16 @@ class Model {
       }
     } else if (const auto* c = std::get_if<ReleaseMember>(&command)) {
       Drop([&](const MemberId& m) { return m == c->member; }, &out);
+    } else if (const auto* p = std::get_if<PutRecord>(&command)) {
+      records_[p->key] = p->value;
+    } else if (const auto* c = std::get_if<CreateRecord>(&command)) {
+      if (records_.count(c->key)) {
+        out.verdict = Verdict::kExists;
+      } else {
+        records_[c->key] = c->value;
+      }
+    } else if (const auto* d = std::get_if<DeleteRecord>(&command)) {
+      if (records_.erase(d->key) == 0) out.verdict = Verdict::kNoRecord;
     } else if (const auto* a = std::get_if<ReadmitNode>(&command)) {
       auto it = released_.find(a->node);
       if (it != released_.end() && it->second >= a->incarnation) {
@@ -543,6 +780,11 @@ class Model {
     return out;
   }
   const std::map<std::string, Entry>& names() const { return names_; }
+  std::vector<RecordEntry> Records() const {
+    std::vector<RecordEntry> out;
+    for (const auto& [key, value] : records_) out.push_back({key, value});
+    return out;
+  }
 
  private:
   void Drop(const std::function<bool(const MemberId&)>& match, Outcome* out) {
@@ -560,6 +802,7 @@ class Model {
   }
   std::map<std::string, Entry> names_;
   std::map<std::string, uint64_t> released_;
+  std::map<std::string, std::string> records_;
 };
 
 // Commands over small pools of names and members, so that they collide:
@@ -571,6 +814,19 @@ class CommandGenerator {
   explicit CommandGenerator(uint64_t seed) : rng_(seed) {}
 
   Command Next(const Model& model) {
+    if (rng_() % 5 == 0) {
+      // Records, over keys that collide with each other and with names.
+      std::string key = rng_() % 4 == 0 ? Name() : "rec/" + std::to_string(rng_() % 10);
+      std::string value = "v" + std::to_string(rng_() % 3);
+      switch (rng_() % 3) {
+        case 0:
+          return PutRecord{key, value};
+        case 1:
+          return CreateRecord{key, value};
+        default:
+          return DeleteRecord{key};
+      }
+    }
     uint64_t roll = rng_() % 100;
     if (roll < 45) {
       std::string metadata = rng_() % 3 == 0 ? "" : "m" + std::to_string(rng_() % 3);
@@ -636,16 +892,18 @@ TEST(RegistryTest, RandomSequencesAreDeterministic) {
       ASSERT_EQ(Describe(got), Describe(want)) << "command " << i;
       ASSERT_EQ(Describe(MustApply(decoded, *d)), Describe(got)) << "command " << i;
       ASSERT_EQ(direct.Names(), model.Names()) << "command " << i;
+      ASSERT_EQ(direct.Records(), model.Records()) << "command " << i;
       ++verdicts[got.verdict];
       changes += got.changes.size();
     }
     // The sequence exercised every path.
     for (Verdict v : {Verdict::kOk, Verdict::kTaken, Verdict::kNotRegistered, Verdict::kNotHolder,
-                      Verdict::kHolderGone}) {
+                      Verdict::kHolderGone, Verdict::kExists, Verdict::kNoRecord}) {
       EXPECT_GT(verdicts[v], 10) << VerdictName(v);
     }
     EXPECT_GT(changes, size_t{kCommands / 3});
     EXPECT_GT(direct.size(), 0u);
+    EXPECT_GT(direct.record_count(), 0u);
 
     const std::string final_snapshot = direct.Snapshot();
     EXPECT_EQ(decoded.Snapshot(), final_snapshot);
@@ -690,6 +948,12 @@ std::vector<Command> SampleCommands() {
       ReleaseNode{"n1", UINT64_MAX},
       ReadmitNode{"n1", 0},
       ReadmitNode{"N_-9", UINT64_MAX},
+      PutRecord{"store/o/sub/$all", "{\"pool\":2}"},
+      PutRecord{"k", ""},
+      PutRecord{std::string(kMaxNameBytes, 'k'), std::string(kMaxValueBytes, '\xff')},
+      CreateRecord{"caf\xc3\xa9", std::string("\xff\x00\xc1", 3)},
+      CreateRecord{"k", ""},
+      DeleteRecord{"store/o/sub/$all"},
   };
 }
 
@@ -811,7 +1075,8 @@ TEST(RegistryCodecTest, WrongShapesAndValues) {
       {"a map", "\x81\x01\x01", "msgpack"},
       {"an empty array", Arr(), "missing field 'type'"},
       {"type 0", Arr(U(0)), "unknown type 0"},
-      {"type 6", Arr(U(6)), "unknown type 6"},
+      {"type 9", Arr(U(9)), "unknown type 9"},
+      {"type 9 shaped like a put", Arr(U(9), S("k"), B("v")), "unknown type 9"},
       {"type 2^64-1 (not 1 when truncated)", Arr(U(UINT64_MAX)), "unknown type"},
       {"type 257 (1 as a byte)", Arr(U(257), S("svc"), kHolder, B("")), "unknown type 257"},
       {"negative type", Arr(I(-1)), "not an unsigned integer"},
@@ -857,6 +1122,21 @@ TEST(RegistryCodecTest, WrongShapesAndValues) {
       {"release of a node too long", Arr(U(4), S(std::string(65, 'n')), U(1)), "longer than 64"},
       {"release with a negative incarnation", Arr(U(4), S("n1"), I(-1)), "not an unsigned integer"},
       {"release without incarnation", Arr(U(4), S("n1")), "missing field 'incarnation'"},
+      {"put without value", Arr(U(6), S("k")), "missing field 'value'"},
+      {"put with an extra field", Arr(U(6), S("k"), B("v"), kNil), "unexpected trailing fields"},
+      {"put with an empty key", Arr(U(6), S(""), B("v")), "record key is empty"},
+      {"put with a key over 255 bytes", Arr(U(6), S(std::string(256, 'k')), B("v")),
+       "longer than 255"},
+      {"put with a control character in the key", Arr(U(6), S("a\x01"), B("v")),
+       "control character"},
+      {"put with the key as binary", Arr(U(6), B("k"), B("v")), "'key' is not a string"},
+      {"put with the value as a string", Arr(U(6), S("k"), S("v")), "'value' is not binary"},
+      {"put with a value over 64 KiB", Arr(U(6), S("k"), B(std::string(65537, 'v'))), "msgpack"},
+      {"create without value", Arr(U(7), S("k")), "missing field 'value'"},
+      {"create with the value as nil", Arr(U(7), S("k"), kNil), "'value' is not binary"},
+      {"delete without key", Arr(U(8)), "missing field 'key'"},
+      {"delete with a value", Arr(U(8), S("k"), B("")), "unexpected trailing fields"},
+      {"delete with an empty key", Arr(U(8), S("")), "record key is empty"},
       {"an array claiming 4G elements", std::string("\xdd\xff\xff\xff\xff\x01", 6), "msgpack"},
       {"a string claiming 4 GiB", std::string("\x92\x01\xdb\xff\xff\xff\xff", 7), "msgpack"},
       {"deep nesting", std::string(100, '\x91') + '\x01', "msgpack"},
@@ -880,10 +1160,12 @@ TEST(RegistrySnapshotTest, BadSnapshotsChangeNothing) {
   MustApply(source, Register{"a", kA, "m"});
   MustApply(source, Register{"b", kR, ""});
   MustApply(source, ReleaseNode{"n9", 3});
+  MustApply(source, PutRecord{"rec", "v"});
   const std::string valid = source.Snapshot();
 
   Registry r;
   MustApply(r, Register{"mine", kB, "x"});
+  MustApply(r, PutRecord{"my-record", "y"});
   MustApply(r, ReleaseNode{"n7", 1});
   const std::string before = r.Snapshot();
   auto expect_refused = [&](std::string_view bytes, const std::string& label,
@@ -910,7 +1192,25 @@ TEST(RegistrySnapshotTest, BadSnapshotsChangeNothing) {
       {"format 2", Arr(U(2), Arr(), Arr()), "unknown format 2"},
       {"format as a string", Arr(S("1"), Arr(), Arr()), "not an unsigned integer"},
       {"without released nodes", Arr(U(1), Arr()), "missing field 'released'"},
-      {"an extra field", Arr(U(1), Arr(), Arr(), kNil), "unexpected trailing fields"},
+      {"an extra field", Arr(U(1), Arr(), Arr(), Arr(Arr(S("k"), B("v"))), kNil),
+       "unexpected trailing fields"},
+      {"records as nil", Arr(U(1), Arr(), Arr(), kNil), "records is not an array"},
+      {"an empty records list", Arr(U(1), Arr(), Arr(), Arr()), "is empty (written as absent)"},
+      {"records out of order", Arr(U(1), Arr(), Arr(), Arr(Arr(S("b"), B("")), Arr(S("a"), B("")))),
+       "keys are not strictly ascending at 'a'"},
+      {"a record twice", Arr(U(1), Arr(), Arr(), Arr(Arr(S("a"), B("1")), Arr(S("a"), B("2")))),
+       "not strictly ascending"},
+      {"a record with an empty key", Arr(U(1), Arr(), Arr(), Arr(Arr(S(""), B("")))),
+       "record key is empty"},
+      {"a record with a control character", Arr(U(1), Arr(), Arr(), Arr(Arr(S("a\n"), B("")))),
+       "control character"},
+      {"a record without value", Arr(U(1), Arr(), Arr(), Arr(Arr(S("a")))),
+       "missing field 'value'"},
+      {"a record with an extra field", Arr(U(1), Arr(), Arr(), Arr(Arr(S("a"), B(""), kNil))),
+       "unexpected trailing fields"},
+      {"a record value as a string", Arr(U(1), Arr(), Arr(), Arr(Arr(S("a"), S("v")))),
+       "'value' is not binary"},
+      {"a record as a string", Arr(U(1), Arr(), Arr(), Arr(S("a"))), "not an array"},
       {"names out of order", Arr(U(1), Arr(entry("b", "n1.a.1"), entry("a", "n1.a.1")), Arr()),
        "not strictly ascending"},
       {"a name twice", Arr(U(1), Arr(entry("a", "n1.a.1"), entry("a", "n2.a.1")), Arr()),

@@ -150,4 +150,30 @@ Status ValidateNameMetadata(std::string_view metadata) {
   return Status::Ok();
 }
 
+Status ValidateRecordKey(std::string_view key) {
+  if (key.empty()) return Status::InvalidArgument("record key is empty");
+  return ValidateRecordKeyPrefix(key);
+}
+
+Status ValidateRecordKeyPrefix(std::string_view prefix) {
+  if (prefix.size() > kMaxRegistryNameBytes) {
+    return Status::InvalidArgument("record key is longer than " +
+                                   std::to_string(kMaxRegistryNameBytes) + " bytes");
+  }
+  for (unsigned char c : prefix) {
+    if (c < 0x20 || c == 0x7f) {
+      return Status::InvalidArgument("record key contains a control character");
+    }
+  }
+  return Status::Ok();
+}
+
+Status ValidateRecordValue(std::string_view value) {
+  if (value.size() > kMaxRecordValueBytes) {
+    return Status::TooLarge("record value is larger than " + std::to_string(kMaxRecordValueBytes) +
+                            " bytes");
+  }
+  return Status::Ok();
+}
+
 }  // namespace meshbus

@@ -24,6 +24,8 @@ inline constexpr size_t kMaxEndpointBytes = 255;
 inline constexpr size_t kMaxTopicBytes = 255;
 inline constexpr size_t kMaxRegistryNameBytes = 255;
 inline constexpr size_t kMaxNameMetadataBytes = 4096;
+// A registry record's value (its key is validated like a name).
+inline constexpr size_t kMaxRecordValueBytes = 64u << 10;
 
 // Node names: 1..64 of [A-Za-z0-9_-].
 Status ValidateNodeName(std::string_view name);
@@ -41,6 +43,12 @@ Status ValidateTopicPrefix(std::string_view prefix);
 Status ValidateRegistryName(std::string_view name);
 Status ValidateNamePrefix(std::string_view prefix);
 Status ValidateNameMetadata(std::string_view metadata);
+// Registry records: replicated key/value entries that no member owns. Keys
+// follow the rules of names (a key prefix may be ""); a value is any bytes, at
+// most kMaxRecordValueBytes (TooLarge beyond).
+Status ValidateRecordKey(std::string_view key);
+Status ValidateRecordKeyPrefix(std::string_view prefix);
+Status ValidateRecordValue(std::string_view value);
 // A ZeroMQ endpoint we are willing to connect to: tcp:// or ipc:// or inproc://.
 Status ValidateEndpoint(std::string_view endpoint);
 

@@ -36,6 +36,8 @@ std::string_view CodeName(Code code) {
       return "no_leader";
     case Code::kNotHolder:
       return "not_holder";
+    case Code::kExists:
+      return "exists";
   }
   return "unknown";
 }

@@ -32,8 +32,9 @@ enum class Code : uint8_t {
   kNotRegistered = 13,   // nobody holds the name
   kNoLeader = 14,        // the registry has no reachable leader (e.g. a minority partition)
   kNotHolder = 15,       // unregister of a name another member holds
+  kExists = 16,          // create of a registry record whose key is there already
 };
-inline constexpr Code kLastCode = Code::kNotHolder;
+inline constexpr Code kLastCode = Code::kExists;
 
 std::string_view CodeName(Code code);
 
@@ -58,6 +59,7 @@ class Status {
   static Status NotRegistered(std::string m) { return {Code::kNotRegistered, std::move(m)}; }
   static Status NoLeader(std::string m) { return {Code::kNoLeader, std::move(m)}; }
   static Status NotHolder(std::string m) { return {Code::kNotHolder, std::move(m)}; }
+  static Status Exists(std::string m) { return {Code::kExists, std::move(m)}; }
 
   bool ok() const { return code_ == Code::kOk; }
   Code code() const { return code_; }

@@ -100,6 +100,31 @@ NameInfo ReadNameInfo(Reader& r) {
   return n;
 }
 
+void PackRecords(Packer& pk, const std::vector<Record>& records) {
+  pk.pack_array(static_cast<uint32_t>(records.size()));
+  for (const Record& rec : records) {
+    pk.pack_array(2);
+    PackStr(pk, rec.key);
+    PackBin(pk, rec.value);
+  }
+}
+
+std::vector<Record> ReadRecords(Reader& r) {
+  std::vector<Record> out;
+  Reader list = r.Array("records");
+  if (!list.ok()) return out;
+  out.reserve(list.size());
+  while (list.has_more()) {
+    Reader item = list.Array("record");
+    Record rec;
+    rec.key = item.Checked("key", ValidateRecordKey);
+    rec.value = item.Bin("value", kMaxRecordValueBytes);
+    if (!item.ok()) break;
+    out.push_back(std::move(rec));
+  }
+  return out;
+}
+
 void PackRaftMembers(Packer& pk, const std::vector<RaftMemberInfo>& members) {
   pk.pack_array(static_cast<uint32_t>(members.size()));
   for (const RaftMemberInfo& m : members) {
@@ -385,6 +410,25 @@ std::string Encode(const ClientRequest& m) {
           pk.pack_array(2);
           pk.pack_uint16(uint16_t(Type::kLeader));
           pk.pack_uint64(v.req);
+        } else if constexpr (std::is_same_v<T, PutRecord>) {
+          pk.pack_array(5);
+          pk.pack_uint16(uint16_t(Type::kPutRecord));
+          pk.pack_uint64(v.req);
+          PackStr(pk, v.key);
+          PackBin(pk, v.value);
+          pk.pack_uint8(uint8_t(v.mode));
+        } else if constexpr (std::is_same_v<T, DeleteRecord>) {
+          pk.pack_array(3);
+          pk.pack_uint16(uint16_t(Type::kDeleteRecord));
+          pk.pack_uint64(v.req);
+          PackStr(pk, v.key);
+        } else if constexpr (std::is_same_v<T, ListRecords>) {
+          pk.pack_array(5);
+          pk.pack_uint16(uint16_t(Type::kRecords));
+          pk.pack_uint64(v.req);
+          PackStr(pk, v.prefix);
+          PackBool(pk, v.consistent);
+          PackBool(pk, v.exact);
         }
       },
       m);
@@ -545,6 +589,34 @@ Result<ClientRequest> DecodeClientRequest(std::string_view frame, uint64_t* req_
       return Finish<ClientRequest>(st, MonitorNames{req, r.Checked("prefix", ValidateNamePrefix)});
     case Type::kLeader:
       return Finish<ClientRequest>(st, Leader{req});
+    case Type::kPutRecord: {
+      PutRecord p{req};
+      p.key = r.Checked("key", ValidateRecordKey);
+      // Read whole, so that an oversized value is answered too_large.
+      p.value = r.Bin("value", kMaxFrameBytes);
+      uint64_t mode = r.U64("mode");
+      if (!st.ok()) return st;
+      if (mode > uint64_t(RecordMode::kCreate)) {
+        return Status::BadMessage("put record has unknown mode " + std::to_string(mode));
+      }
+      if (Status v = ValidateRecordValue(p.value); !v.ok()) return v;
+      p.mode = static_cast<RecordMode>(mode);
+      return ClientRequest(std::move(p));
+    }
+    case Type::kDeleteRecord:
+      return Finish<ClientRequest>(st, DeleteRecord{req, r.Checked("key", ValidateRecordKey)});
+    case Type::kRecords: {
+      ListRecords l{req};
+      l.prefix = r.Checked("prefix", ValidateRecordKeyPrefix);
+      l.consistent = r.Bool("consistent");
+      l.exact = r.Bool("exact");
+      if (st.ok() && l.exact) {
+        if (Status v = ValidateRecordKey(l.prefix); !v.ok()) {
+          return Status::BadMessage("records request (exact): " + v.message());
+        }
+      }
+      return Finish<ClientRequest>(st, std::move(l));
+    }
     default:
       return Status::BadMessage("unknown request type " + std::to_string(type));
   }
@@ -641,6 +713,8 @@ std::string Encode(const ClientInbound& m) {
               pk.pack_array(3);
               PackNameInfo(pk, n);
             }
+          } else if constexpr (std::is_same_v<T, RecordsBody>) {
+            PackRecords(pk, b.records);
           } else if constexpr (std::is_same_v<T, LeaderBody>) {
             PackStr(pk, b.node);
             PackStr(pk, b.leader);
@@ -812,6 +886,9 @@ Result<ClientInbound> DecodeClientInbound(std::string_view frame) {
           rep.body = std::move(b);
           break;
         }
+        case 12:
+          rep.body = RecordsBody{ReadRecords(r)};
+          break;
         default:
           return Status::BadMessage("reply has unknown body tag " + std::to_string(tag));
       }
@@ -1015,13 +1092,14 @@ std::string Encode(const PeerMessage& m) {
           pk.pack_uint64(v.id);
           if (v.is_reply) PackRaftMembers(pk, v.members);
         } else if constexpr (std::is_same_v<T, PeerNameAnswer>) {
-          pk.pack_array(7);
+          pk.pack_array(8);
           pk.pack_uint16(uint16_t(Type::kPeerNameAnswer));
           PackPeerId(pk, v.from);
           pk.pack_uint64(v.id);
           PackStatus(pk, v.status);
           PackStr(pk, v.holder ? v.holder->ToString() : std::string());
           PackBin(pk, v.metadata);
+          PackRecords(pk, v.records);
         }
       },
       m);
@@ -1239,14 +1317,14 @@ Result<PeerMessage> DecodePeerMessage(std::string_view frame) {
       c.from = ReadPeerId(r);
       c.id = r.U64("id");
       uint64_t op = r.U64("op");
-      if (r.ok() && op != 1 && op != 2) r.Fail("has unknown op " + std::to_string(op));
+      if (r.ok() && (op < 1 || op > 4)) r.Fail("has unknown op " + std::to_string(op));
       c.op = static_cast<NameCallOp>(op);
-      // A command is a name, a member and metadata, with a few bytes of framing.
-      c.data = r.Bin("data", 2 * (kMaxRegistryNameBytes + kMaxNameMetadataBytes));
-      if (st.ok() && c.op == NameCallOp::kConsistentRead) {
-        if (Status v = ValidateRegistryName(c.data); !v.ok()) {
-          return Status::BadMessage("name call: " + v.message());
-        }
+      c.data = r.Bin("data", kMaxNameCallDataBytes);
+      if (st.ok() && c.op != NameCallOp::kWrite) {
+        Status v = c.op == NameCallOp::kConsistentRead     ? ValidateRegistryName(c.data)
+                   : c.op == NameCallOp::kConsistentRecord ? ValidateRecordKey(c.data)
+                                                           : ValidateRecordKeyPrefix(c.data);
+        if (!v.ok()) return Status::BadMessage("name call: " + v.message());
       }
       return Finish<PeerMessage>(st, std::move(c));
     }
@@ -1270,6 +1348,7 @@ Result<PeerMessage> DecodePeerMessage(std::string_view frame) {
         if (!a.holder) return Status::BadMessage("name answer has a malformed holder");
       }
       a.metadata = r.Bin("metadata", kMaxNameMetadataBytes);
+      if (r.has_more()) a.records = ReadRecords(r);  // older peers end before
       return Finish<PeerMessage>(st, std::move(a));
     }
     default:

@@ -34,6 +34,12 @@
 //   [34 MonitorNames, req, prefix]               body 10 with a ref; then NameEvents
 //   [35 Leader,      req]                        body 11
 //   [36 SendName,    req, name]                  + payload; answered by `delivered`
+//   [37 PutRecord,   req, key, value (bin), mode]   mode 0 put (create or replace), 1 create
+//                                                   if absent: answered ok or `exists`
+//   [38 DeleteRecord, req, key]                  answered ok or not_found
+//   [39 Records,     req, prefix, consistent, exact]  body 12; consistent: answered by the
+//                    leader after it confirmed its leadership; exact: only the record whose
+//                    key is `prefix` (then a valid key; not_found when there is none)
 // "+ payload": a second frame, the opaque payload, forwarded as it is.
 // Broker -> client:
 //   [100 Reply, req, code, message, body_tag, body...]    body by tag:
@@ -51,6 +57,7 @@
 //        10 names           ref, [[name, holder, metadata]...]
 //        11 leader          node, leader, role, term, commit, applied, problem,
 //                           [[node, voter, alive, match, replication, active]...]
+//        12 records         [[key, value (bin)]...]   sorted by key
 //   [101 Event, ref, kind (1 join, 2 leave), scope, group, [member_id...]]
 //   [102 Gap,   lost]    deliveries lost for this client since the last one it got
 //   [103 Message, kind, from, topic, scope, group, reply_to]  + payload
@@ -83,8 +90,12 @@
 //                      [snapshot_index, snapshot_term, snapshot_data]]]
 //        the registry's consensus (topics/raft_types.h); data are msgpack bin
 //   [241 NameCall,   from, id, op, data]   to the registry's leader: op 1 a write (data: a
-//        registry command, broker/registry.h), 2 a linearizable whereis (data: the name)
-//   [242 NameAnswer, from, id, code, message, holder ("" none), metadata (bin)]
+//        registry command, broker/registry.h), 2 a linearizable whereis (data: the name),
+//        3 a linearizable records listing (data: the key prefix), 4 a linearizable get of
+//        one record (data: the key)
+//   [242 NameAnswer, from, id, code, message, holder ("" none), metadata (bin),
+//                    [[key, value (bin)]...]]   the records of op 3 and 4 answers ([] else;
+//                    absent from older peers)
 //   [243 RegistryStatusRequest, from, id]     to the leader: its view of replication
 //   [244 RegistryStatus, from, id, [[node, voter, alive, match, replication, active]...]]
 //   snapshot = [seq, [[scope, group, session, count]...]]
@@ -158,6 +169,9 @@ enum class Type : uint16_t {
   kMonitorNames = 34,
   kLeader = 35,
   kSendName = 36,
+  kPutRecord = 37,
+  kDeleteRecord = 38,
+  kRecords = 39,
   kReply = 100,
   kEvent = 101,
   kGap = 102,
@@ -305,11 +319,30 @@ struct SendName {
   uint64_t req = 0;
   std::string name;
 };
+// Registry records: key/value entries no member owns (broker/registry.h).
+enum class RecordMode : uint8_t { kPut = 0, kCreate = 1 };
+struct PutRecord {
+  uint64_t req = 0;
+  std::string key;
+  std::string value;
+  RecordMode mode = RecordMode::kPut;
+};
+struct DeleteRecord {
+  uint64_t req = 0;
+  std::string key;
+};
+struct ListRecords {
+  uint64_t req = 0;
+  std::string prefix;  // "" = every record, unless exact
+  bool consistent = false;
+  bool exact = false;  // only the record whose key is `prefix`
+};
 
-using ClientRequest = std::variant<Hello, Bye, SessionHeartbeat, Join, Leave, Members, WhichGroups,
-                                   Monitor, Demonitor, Nodes, Stats, JoinMany, Subscribe, Publish,
-                                   Broadcast, Dispatch, Request, Respond, Send, Credit, Register,
-                                   Unregister, Whereis, ListNames, MonitorNames, Leader, SendName>;
+using ClientRequest =
+    std::variant<Hello, Bye, SessionHeartbeat, Join, Leave, Members, WhichGroups, Monitor,
+                 Demonitor, Nodes, Stats, JoinMany, Subscribe, Publish, Broadcast, Dispatch,
+                 Request, Respond, Send, Credit, Register, Unregister, Whereis, ListNames,
+                 MonitorNames, Leader, SendName, PutRecord, DeleteRecord, ListRecords>;
 // True for the requests that are followed by a payload frame.
 bool CarriesPayload(const ClientRequest& m);
 // The request's `req`; 0 for the messages that have none (heartbeat, credit).
@@ -398,9 +431,19 @@ struct LeaderBody {
   std::string problem;  // why this broker takes no part, if it does not
   std::vector<RaftMemberInfo> members;
 };
+// A registry record.
+struct Record {
+  std::string key;
+  std::string value;
+  friend bool operator==(const Record&, const Record&) = default;
+};
+struct RecordsBody {
+  std::vector<Record> records;  // sorted by key
+};
+// The variant's index is the body tag on the wire.
 using ReplyBody =
     std::variant<Empty, WelcomeBody, MembersBody, GroupsBody, MonitorBody, NodesBody, StatsBody,
-                 DeliveredBody, ResponseBody, NameInfo, NamesBody, LeaderBody>;
+                 DeliveredBody, ResponseBody, NameInfo, NamesBody, LeaderBody, RecordsBody>;
 
 struct Reply {
   uint64_t req = 0;
@@ -581,12 +624,23 @@ inline constexpr size_t kMaxVoters = 15;
 
 // A registry call forwarded to the leader by the broker whose client made it
 // (or by a broker releasing its members' names).
-enum class NameCallOp : uint8_t { kWrite = 1, kConsistentRead = 2 };
+enum class NameCallOp : uint8_t {
+  kWrite = 1,
+  kConsistentRead = 2,
+  kConsistentRecords = 3,
+  kConsistentRecord = 4,
+};
+// A write's data: a command is at most a record (key and value) or a name, a
+// member and metadata, with a few bytes of framing.
+inline constexpr size_t kMaxNameCallDataBytes =
+    kMaxRecordValueBytes + 2 * (kMaxRegistryNameBytes + kMaxNameMetadataBytes);
 struct PeerNameCall {
   PeerId from;
   uint64_t id = 0;  // the caller's: echoed by the answer
   NameCallOp op = NameCallOp::kWrite;
-  std::string data;  // kWrite: an encoded registry command; kConsistentRead: the name
+  // kWrite: an encoded registry command; kConsistentRead: the name;
+  // kConsistentRecords: the key prefix; kConsistentRecord: the key.
+  std::string data;
 };
 struct PeerNameAnswer {
   PeerId from;
@@ -594,6 +648,7 @@ struct PeerNameAnswer {
   Status status;
   std::optional<MemberId> holder;  // whereis: the holder; taken, not_holder: who holds it
   std::string metadata;
+  std::vector<Record> records;  // kConsistentRecords and kConsistentRecord
 };
 
 // `meshbus leader` on a follower: the leader's replication progress.
