@@ -38,6 +38,8 @@ std::string_view CodeName(Code code) {
       return "not_holder";
     case Code::kExists:
       return "exists";
+    case Code::kNoEmitters:
+      return "no_emitters";
   }
   return "unknown";
 }

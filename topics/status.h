@@ -33,8 +33,9 @@ enum class Code : uint8_t {
   kNoLeader = 14,        // the registry has no reachable leader (e.g. a minority partition)
   kNotHolder = 15,       // unregister of a name another member holds
   kExists = 16,          // create of a registry record whose key is there already
+  kNoEmitters = 17,      // an event-store broadcast to a subscription with no emitters
 };
-inline constexpr Code kLastCode = Code::kExists;
+inline constexpr Code kLastCode = Code::kNoEmitters;
 
 std::string_view CodeName(Code code);
 
@@ -60,6 +61,7 @@ class Status {
   static Status NoLeader(std::string m) { return {Code::kNoLeader, std::move(m)}; }
   static Status NotHolder(std::string m) { return {Code::kNotHolder, std::move(m)}; }
   static Status Exists(std::string m) { return {Code::kExists, std::move(m)}; }
+  static Status NoEmitters(std::string m) { return {Code::kNoEmitters, std::move(m)}; }
 
   bool ok() const { return code_ == Code::kOk; }
   Code code() const { return code_; }
