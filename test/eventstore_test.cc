@@ -28,6 +28,8 @@ TEST(EventStoreNamesTest, TopicsEmitterNamesAndKeys) {
       {LeaderName("orders"), "$es/leader/orders"},
       {SubscriptionKey("orders", "$all"), "$es/subscriptions/orders/$all"},
       {EmittersKey("orders", "sub1"), "$es/emitters/orders/sub1"},
+      {StoreName("orders", "n1"), "$es/stores/orders/n1"},
+      {StoreNamePrefix(), "$es/stores/"},
   };
   for (const Case& c : cases) EXPECT_EQ(c.got, c.want);
   EXPECT_EQ(EmitterNames("s", "x", 3),
@@ -126,6 +128,11 @@ TEST(EventStoreRecordsTest, RoundTrips) {
   ASSERT_TRUE(dc.ok()) << dc.status().ToString();
   EXPECT_EQ(*dc, c);
 
+  StoreAnnouncement a{1700000000123456, c};
+  Result<StoreAnnouncement> da = DecodeStoreAnnouncement(EncodeStoreAnnouncement(a));
+  ASSERT_TRUE(da.ok()) << da.status().ToString();
+  EXPECT_EQ(*da, a);
+
   for (Subscription s : {SampleSubscription(), DefaultSubscription()}) {
     Result<Subscription> ds = DecodeSubscription(EncodeSubscription(s));
     ASSERT_TRUE(ds.ok()) << ds.status().ToString();
@@ -166,6 +173,8 @@ TEST(EventStoreRecordsTest, TruncatedAndMutatedRecordsAreRefusedOrExact) {
   const Case cases[] = {
       {"event", EncodeEvent(SampleEvent()), via(DecodeEvent, EncodeEvent)},
       {"config", EncodeStoreConfig(c), via(DecodeStoreConfig, EncodeStoreConfig)},
+      {"announcement", EncodeStoreAnnouncement({42, c}),
+       via(DecodeStoreAnnouncement, EncodeStoreAnnouncement)},
       {"subscription", EncodeSubscription(SampleSubscription()),
        via(DecodeSubscription, EncodeSubscription)},
       {"notice", EncodeTrackerNotice({TrackerKind::kCreated, "streams", "x"}),
@@ -181,7 +190,9 @@ TEST(EventStoreRecordsTest, TruncatedAndMutatedRecordsAreRefusedOrExact) {
         std::string m = k.bytes;
         m[i] = static_cast<char>(m[i] + delta);
         Result<std::string> r = k.reencode(m);
-        if (r.ok()) EXPECT_EQ(*r, m) << k.what << " byte " << i;
+        if (r.ok()) {
+          EXPECT_EQ(*r, m) << k.what << " byte " << i;
+        }
       }
     }
   }
@@ -213,6 +224,12 @@ TEST(EventStoreRecordsTest, InvalidRecordsAreRefused) {
       {"subscription id with ':'", DecodeSubscription(EncodeSubscription(bad_id)).status()},
       {"no selector", DecodeSubscription(EncodeSubscription(no_selector)).status()},
       {"empty store id", DecodeStoreConfig(EncodeStoreConfig(bad_store)).status()},
+      {"announcement of an empty store id",
+       DecodeStoreAnnouncement(EncodeStoreAnnouncement({1, bad_store})).status()},
+      {"announcement without a config", DecodeStoreAnnouncement(encode_raw([](MsgpackPacker& pk) {
+                                          pk.pack_array(1);
+                                          pk.pack_int64(1);
+                                        })).status()},
       {"event without type", DecodeEvent(EncodeEvent(no_type)).status()},
       {"empty bytes", DecodeEvent("").status()},
       {"not an array",

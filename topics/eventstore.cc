@@ -165,6 +165,13 @@ std::string EmittersKey(std::string_view store_id, std::string_view subscription
   return "$es/emitters/" + std::string(store_id) + "/" + std::string(subscription_id);
 }
 
+std::string StoreNamePrefix() {
+  return "$es/stores/";
+}
+std::string StoreName(std::string_view store_id, std::string_view node) {
+  return StoreNamePrefix() + std::string(store_id) + "/" + std::string(node);
+}
+
 // ---- events --------------------------------------------------------------------
 
 namespace {
@@ -253,9 +260,9 @@ Status ValidateStoreConfig(const StoreConfig& c) {
   return ValidateOptions(c.options);
 }
 
-std::string EncodeStoreConfig(const StoreConfig& c) {
-  msgpack::sbuffer buf;
-  Packer pk(buf);
+namespace {
+
+void PackStoreConfig(Packer& pk, const StoreConfig& c) {
   pk.pack_array(8);
   PackStr(pk, c.store_id);
   PackStr(pk, c.data_dir);
@@ -265,32 +272,62 @@ std::string EncodeStoreConfig(const StoreConfig& c) {
   pk.pack_uint32(c.reader_pool);
   pk.pack_uint32(c.gateway_pool);
   PackOptions(pk, c.options);
+}
+
+StoreConfig ReadStoreConfig(Reader& r) {
+  StoreConfig c;
+  c.store_id = r.Str("store_id", kMaxIdBytes);
+  c.data_dir = r.Str("data_dir", kMaxTextBytes);
+  std::string mode = r.Str("mode", 16);
+  if (r.ok()) {
+    if (std::optional<StoreMode> m = ParseStoreMode(mode)) {
+      c.mode = *m;
+    } else {
+      r.Fail("field 'mode' is neither single nor cluster");
+    }
+  }
+  c.timeout_ms = r.U64("timeout_ms");
+  c.writer_pool = r.U32("writer_pool");
+  c.reader_pool = r.U32("reader_pool");
+  c.gateway_pool = r.U32("gateway_pool");
+  c.options = ReadOptions(r);
+  return c;
+}
+
+}  // namespace
+
+std::string EncodeStoreConfig(const StoreConfig& c) {
+  msgpack::sbuffer buf;
+  Packer pk(buf);
+  PackStoreConfig(pk, c);
   return Finish(buf);
 }
 
 Result<StoreConfig> DecodeStoreConfig(std::string_view bytes) {
-  return DecodeRecord<StoreConfig>(
-      bytes, "store config",
+  return DecodeRecord<StoreConfig>(bytes, "store config", ReadStoreConfig, ValidateStoreConfig);
+}
+
+std::string EncodeStoreAnnouncement(const StoreAnnouncement& a) {
+  msgpack::sbuffer buf;
+  Packer pk(buf);
+  pk.pack_array(2);
+  pk.pack_int64(a.registered_at_us);
+  PackStoreConfig(pk, a.config);
+  return Finish(buf);
+}
+
+Result<StoreAnnouncement> DecodeStoreAnnouncement(std::string_view bytes) {
+  return DecodeRecord<StoreAnnouncement>(
+      bytes, "store announcement",
       [](Reader& r) {
-        StoreConfig c;
-        c.store_id = r.Str("store_id", kMaxIdBytes);
-        c.data_dir = r.Str("data_dir", kMaxTextBytes);
-        std::string mode = r.Str("mode", 16);
-        if (r.ok()) {
-          if (std::optional<StoreMode> m = ParseStoreMode(mode)) {
-            c.mode = *m;
-          } else {
-            r.Fail("field 'mode' is neither single nor cluster");
-          }
-        }
-        c.timeout_ms = r.U64("timeout_ms");
-        c.writer_pool = r.U32("writer_pool");
-        c.reader_pool = r.U32("reader_pool");
-        c.gateway_pool = r.U32("gateway_pool");
-        c.options = ReadOptions(r);
-        return c;
+        StoreAnnouncement a;
+        a.registered_at_us = r.I64("registered_at_us");
+        Reader c = r.Array("config");
+        a.config = ReadStoreConfig(c);
+        c.End();
+        return a;
       },
-      ValidateStoreConfig);
+      [](const StoreAnnouncement& a) { return ValidateStoreConfig(a.config); });
 }
 
 // ---- subscriptions ---------------------------------------------------------------

@@ -18,6 +18,7 @@
 //                 [[key, value]...]]
 //   TrackerNotice [kind ("created"|"deleted"|"updated"), feature, data (bin)]
 //   EmitterNames [name...]
+//   StoreAnnouncement [registered_at_us (int), StoreConfig]
 #pragma once
 
 #include <cstddef>
@@ -72,6 +73,10 @@ std::string LeaderName(std::string_view store_id);
 std::string SubscriptionKeyPrefix(std::string_view store_id);
 std::string SubscriptionKey(std::string_view store_id, std::string_view subscription_id);
 std::string EmittersKey(std::string_view store_id, std::string_view subscription_id);
+// The registry name of a store's announcement on a node:
+// "$es/stores/<store>/<node>"; StoreNamePrefix() is "$es/stores/".
+std::string StoreNamePrefix();
+std::string StoreName(std::string_view store_id, std::string_view node);
 
 // ---- records -------------------------------------------------------------------
 
@@ -143,6 +148,15 @@ struct TrackerNotice {
 };
 std::string EncodeTrackerNotice(const TrackerNotice& notice);
 Result<TrackerNotice> DecodeTrackerNotice(std::string_view bytes);
+
+// What a store announcement keeps as its name's metadata.
+struct StoreAnnouncement {
+  int64_t registered_at_us = 0;
+  StoreConfig config;
+  friend bool operator==(const StoreAnnouncement&, const StoreAnnouncement&) = default;
+};
+std::string EncodeStoreAnnouncement(const StoreAnnouncement& announcement);
+Result<StoreAnnouncement> DecodeStoreAnnouncement(std::string_view bytes);
 
 std::string EncodeEmitterNames(const std::vector<std::string>& names);
 Result<std::vector<std::string>> DecodeEmitterNames(std::string_view bytes);
