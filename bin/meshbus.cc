@@ -4,7 +4,8 @@
 // (`join`) and wait for a mesh to form (`wait`), which the scripts use, and
 // take part in messaging: publish and subscribe (`pub`, `sub`), requests and
 // a responder (`req`, `serve`), `broadcast`, `dispatch` and `send`; and use
-// the name registry (`register`, `unregister`, `whereis`, `names`, `leader`).
+// the name registry (`register`, `unregister`, `whereis`, `names`, `leader`);
+// and the event store's coordination layer (cli_eventstore.cc).
 //
 // Exit codes: 0 success, 1 an error (printed as "meshbus: <status>"),
 // 2 a usage error, 3 a timeout (`req`; `sub --count` with `--timeout-ms`;
@@ -32,202 +33,14 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "bin/cli.h"
 #include "sdk/client.h"
 
 namespace {
 
-using meshbus::Client;
-using meshbus::MemberId;
-using meshbus::Result;
-using meshbus::Status;
-using Json = nlohmann::json;
-using OrderedJson = nlohmann::ordered_json;
-using Clock = std::chrono::steady_clock;
-using std::chrono::milliseconds;
-
-// How long one Receive() waits before the stop flag and deadlines are checked
-// again: the CLI reacts to a signal within this time.
-constexpr milliseconds kReceiveSlice{100};
-// How often a long-running command (join, monitor) checks that its broker
-// still has its session: deliveries alone cannot tell a quiet broker from a
-// dead or restarted one.
-constexpr milliseconds kSessionCheckEvery{1000};
+using namespace meshbus::cli;
 // How often `wait` asks the broker for its nodes.
 constexpr milliseconds kWaitPollInterval{50};
-
-// ---- plumbing ----------------------------------------------------------------
-
-// Options that every command shares.
-struct Global {
-  std::string broker = meshbus::DefaultBrokerEndpoint();
-  int timeout_ms = 3000;  // per call, and for connecting
-};
-
-int Fail(const Status& status) {
-  std::cerr << "meshbus: " << status.ToString() << "\n";
-  return 1;
-}
-
-constexpr int kExitTimeout = 3;
-constexpr int kExitNobody = 4;
-constexpr int kExitRefused = 5;
-constexpr int kExitNoLeader = 6;
-
-// Like Fail, with the exit code that tells a script why a message went
-// nowhere, or why the registry did not do what was asked.
-int FailWithCode(const Status& status) {
-  Fail(status);
-  switch (status.code()) {
-    case meshbus::Code::kTimeout:
-      return kExitTimeout;
-    case meshbus::Code::kNoResponders:
-    case meshbus::Code::kNoMembers:
-      return kExitNobody;
-    case meshbus::Code::kTaken:
-    case meshbus::Code::kNotRegistered:
-    case meshbus::Code::kNotHolder:
-    case meshbus::Code::kExists:
-      return kExitRefused;
-    case meshbus::Code::kNoLeader:
-      return kExitNoLeader;
-    default:
-      return 1;
-  }
-}
-
-// Set by SIGINT/SIGTERM in the commands that run until stopped.
-volatile std::sig_atomic_t g_stop_requested = 0;
-
-extern "C" void OnStopSignal(int) {
-  g_stop_requested = 1;
-}
-
-bool StopRequested() {
-  return g_stop_requested != 0;
-}
-
-void InstallStopHandlers() {
-  struct sigaction action {};
-  action.sa_handler = OnStopSignal;
-  sigemptyset(&action.sa_mask);
-  action.sa_flags = 0;  // no SA_RESTART: a blocked wait returns early
-  sigaction(SIGINT, &action, nullptr);
-  sigaction(SIGTERM, &action, nullptr);
-}
-
-void SetStopSignalsBlocked(bool blocked) {
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  pthread_sigmask(blocked ? SIG_BLOCK : SIG_UNBLOCK, &set, nullptr);
-}
-
-// Connects to the broker. Stop signals are blocked while the SDK (and
-// libzmq) start their threads, so those threads inherit the mask and every
-// signal reaches the main thread; one that came meanwhile is delivered when
-// they are unblocked.
-Result<Client> Connect(const Global& global, milliseconds connect_timeout) {
-  meshbus::ClientOptions options;
-  options.endpoint = global.broker;
-  options.name = "meshbus-cli";
-  options.call_timeout = milliseconds(global.timeout_ms);
-  options.connect_timeout = connect_timeout;
-  SetStopSignalsBlocked(true);
-  Result<Client> client = Client::Connect(std::move(options));
-  SetStopSignalsBlocked(false);
-  if (client.ok()) return client;
-  const Status& status = client.status();
-  if (status.message().find(global.broker) != std::string::npos) return status;
-  return Status(status.code(), "broker " + global.broker + ": " + status.message());
-}
-
-Result<Client> Connect(const Global& global) {
-  return Connect(global, milliseconds(global.timeout_ms));
-}
-
-// Validates a number given on the command line: at least `min`. CLI11's own
-// range validators print the limits of double.
-CLI::Validator AtLeast(double min) {
-  std::ostringstream text;
-  text << min;
-  const std::string min_text = text.str();
-  return CLI::Validator(
-      [min, min_text](std::string& input) -> std::string {
-        double value = 0;
-        if (!CLI::detail::lexical_cast(input, value)) return "'" + input + "' is not a number";
-        if (value < min) return "must be at least " + min_text + ", not " + input;
-        return "";
-      },
-      ">=" + min_text);
-}
-
-milliseconds Seconds(double seconds) {
-  return milliseconds(static_cast<int64_t>(std::min(seconds, 1e9) * 1000.0));  // 1e9 s: forever
-}
-
-// A deadline that many seconds from now; none (never) when not given.
-Clock::time_point DeadlineAfter(std::optional<double> seconds) {
-  return seconds ? Clock::now() + Seconds(*seconds) : Clock::time_point::max();
-}
-
-milliseconds TimeLeft(Clock::time_point deadline) {
-  return std::max(milliseconds(0),
-                  std::chrono::duration_cast<milliseconds>(deadline - Clock::now()));
-}
-
-std::string JoinIds(const std::vector<MemberId>& members) {
-  if (members.empty()) return "-";
-  std::string out;
-  for (const MemberId& m : members) {
-    if (!out.empty()) out += ' ';
-    out += m.ToString();
-  }
-  return out;
-}
-
-Json IdsJson(const std::vector<MemberId>& members) {
-  Json ids = Json::array();
-  for (const MemberId& m : members) ids.push_back(m.ToString());
-  return ids;
-}
-
-// One JSON document on one line. Scopes and groups are validated UTF-8, but
-// a bad byte must not abort the CLI: replace it.
-void PrintJson(const Json& doc) {
-  std::cout << doc.dump(-1, ' ', false, Json::error_handler_t::replace) << std::endl;
-}
-// The same, with the keys in the order given (messages: topic, from, payload).
-void PrintOrderedJson(const OrderedJson& doc) {
-  std::cout << doc.dump(-1, ' ', false, Json::error_handler_t::replace) << std::endl;
-}
-
-// A table printed with aligned columns; the last column is not padded.
-class Table {
- public:
-  explicit Table(std::vector<std::string> header) : rows_{std::move(header)} {}
-  void Add(std::vector<std::string> row) { rows_.push_back(std::move(row)); }
-
-  void Print(std::ostream& out) const {
-    std::vector<size_t> widths;
-    for (const auto& row : rows_) {
-      widths.resize(std::max(widths.size(), row.size()), 0);
-      for (size_t i = 0; i < row.size(); ++i) widths[i] = std::max(widths[i], row[i].size());
-    }
-    for (const auto& row : rows_) {
-      std::string line;
-      for (size_t i = 0; i < row.size(); ++i) {
-        line += row[i];
-        if (i + 1 < row.size()) line += std::string(widths[i] - row[i].size() + 2, ' ');
-      }
-      out << line << "\n";
-    }
-    out.flush();
-  }
-
- private:
-  std::vector<std::vector<std::string>> rows_;
-};
 
 // ---- nodes -------------------------------------------------------------------
 
@@ -328,27 +141,6 @@ int RunMembers(const Global& global, const MembersArgs& args) {
 struct JoinArgs {
   std::string scope, group;
   std::optional<double> hold_seconds;  // none: until SIGINT/SIGTERM
-};
-
-// Asks the broker something cheap, once per kSessionCheckEvery; an error
-// means the broker is gone, or restarted and no longer knows this session.
-class SessionCheck {
- public:
-  Status Due(Client& client) {
-    if (Clock::now() < next_) return Status::Ok();
-    next_ = Clock::now() + kSessionCheckEvery;
-    Result<std::vector<meshbus::NodeInfo>> nodes = client.Nodes();
-    if (nodes.ok()) return Status::Ok();
-    if (nodes.status().code() == meshbus::Code::kUnavailable) {
-      return Status(
-          nodes.status().code(),
-          "the broker no longer has this session (did it restart?): " + nodes.status().message());
-    }
-    return nodes.status();
-  }
-
- private:
-  Clock::time_point next_ = Clock::now() + kSessionCheckEvery;
 };
 
 int RunJoin(const Global& global, const JoinArgs& args) {
@@ -596,31 +388,6 @@ int CloseAfterSending(Client& client) {
 void PrintGap(const meshbus::GapNotice& gap, bool json) {
   std::cerr << "gap: " << gap.lost << " messages lost" << std::endl;
   if (json) PrintOrderedJson(OrderedJson{{"gap", gap.lost}});
-}
-
-// How a receiving loop ended, when not with an error.
-enum class LoopEnd { kDone, kStopped, kDeadline };
-
-// Hands each delivery to `handle` until `done()`, a stop signal, or the
-// deadline; checks meanwhile that the broker still has the session.
-Result<LoopEnd> ReceiveUntil(Client& client, Clock::time_point deadline,
-                             const std::function<Status(const meshbus::Delivery&)>& handle,
-                             const std::function<bool()>& done) {
-  SessionCheck check;
-  while (true) {
-    if (done()) return LoopEnd::kDone;
-    if (StopRequested()) return LoopEnd::kStopped;
-    const milliseconds left = TimeLeft(deadline);
-    if (left <= milliseconds(0)) return LoopEnd::kDeadline;
-    Result<meshbus::Delivery> delivery = client.Receive(std::min(left, kReceiveSlice));
-    if (delivery.ok()) {
-      if (Status s = handle(*delivery); !s.ok()) return s;
-    } else if (delivery.status().code() != meshbus::Code::kTimeout) {
-      if (StopRequested()) return LoopEnd::kStopped;  // the signal interrupted the wait
-      return delivery.status();
-    }
-    if (Status s = check.Due(client); !s.ok() && !StopRequested()) return s;
-  }
 }
 
 // ---- pub ---------------------------------------------------------------------
@@ -1116,21 +883,6 @@ int RunLeader(const Global& global, const LeaderArgs& args) {
   return 0;
 }
 
-// ---- command registration ----------------------------------------------------
-
-// A subcommand and what runs it once the command line is parsed. The
-// arguments live in the shared_ptr the `run` closure holds.
-struct Command {
-  CLI::App* app;
-  std::function<int()> run;
-};
-
-template <typename Args>
-Command Bind(CLI::App* app, std::shared_ptr<Args> args, const Global& global,
-             int (*run)(const Global&, const Args&)) {
-  return {app, [args, &global, run] { return run(global, *args); }};
-}
-
 Command AddNodes(CLI::App& app, const Global& global) {
   auto args = std::make_shared<NodesArgs>();
   CLI::App* cmd = app.add_subcommand("nodes", "The nodes this broker knows, and their state");
@@ -1360,7 +1112,7 @@ int main(int argc, char** argv) {
       ->check(AtLeast(1));
   app.require_subcommand(1);
 
-  const std::vector<Command> commands = {
+  std::vector<Command> commands = {
       AddNodes(app, global),      AddGroups(app, global),  AddMembers(app, global),
       AddJoin(app, global),       AddMonitor(app, global), AddWait(app, global),
       AddStats(app, global),      AddPub(app, global),     AddSub(app, global),
@@ -1369,6 +1121,7 @@ int main(int argc, char** argv) {
       AddUnregister(app, global), AddWhereis(app, global), AddNames(app, global),
       AddLeader(app, global),
   };
+  for (Command& c : AddEventStoreCommands(app, global)) commands.push_back(std::move(c));
 
   try {
     app.parse(argc, argv);
