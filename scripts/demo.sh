@@ -6,8 +6,10 @@
 # its monitor reports them as left. Then the name registry, with n1 and n3
 # (two of the three voters) left: a name registered on n1 with metadata,
 # looked up from n3, refused to a second holder, and released when its
-# holder stops. Exits non-zero if any of that does not happen. Stops
-# everything it started, whatever happens.
+# holder stops. Then the event store's coordination layer, with
+# meshbus-eventstore-demo (stores, a store leader, trackers, events through
+# random emitters, and the leader's node killed). Exits non-zero if any of
+# that does not happen. Stops everything it started, whatever happens.
 set -euo pipefail
 
 usage() {
@@ -237,5 +239,8 @@ echo "released on n3 after about $(($(date +%s%3N) - start_ms)) ms:"
 on n3 whereis "$NAME" || true
 echo "names on n3 now:"
 on n3 names
+
+heading "the event store's coordination layer: meshbus-eventstore-demo (a 3-node mesh of its own)"
+"$MESH_BIN_DIR/meshbus-eventstore-demo" || fail "meshbus-eventstore-demo failed"
 
 heading "demo: ok (stopping everything)"
