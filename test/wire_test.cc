@@ -1404,7 +1404,8 @@ TEST(WireBadInputTest, OutOfRangeValues) {
   const std::vector<BadCase> kCases = {
       {"hello version over 32 bits", Dec::kRequest, A({U(1), U(7), U(1ull << 32), S("c")}),
        "version"},
-      {"reply code 17", Dec::kInbound, ReplyV(17, S(""), 0, {}), "code"},
+      {"reply code past the last", Dec::kInbound,
+       ReplyV(static_cast<uint64_t>(kLastCode) + 1, S(""), 0, {}), "code"},
       {"reply code 255", Dec::kInbound, ReplyV(255, S(""), 0, {}), "code"},
       {"reply body tag 200", Dec::kInbound, ReplyV(0, S(""), 200, {}), "body tag"},
       {"reply body tag huge", Dec::kInbound, ReplyV(0, S(""), UINT64_MAX, {}), "body tag"},
