@@ -10,6 +10,9 @@
 //              whereis_consistent latency, and the time from kill -9 of the
 //              leader to the first ok registration, on 3 voters with their
 //              data directories on disk (bench_registry.cc)
+//   eventstore: events per second through random emitters to a subscriber on
+//              another node, end-to-end latency, and store leader failover
+//              (bench_eventstore.cc)
 // Every run is bounded in count and time, and every process it starts is
 // stopped by its pid.
 #include <signal.h>
@@ -20,6 +23,7 @@
 #include <cstdio>
 #include <thread>
 
+#include "bin/bench_eventstore.h"
 #include "bin/bench_messaging.h"
 #include "bin/bench_registry.h"
 #include "test/process_mesh.h"
@@ -167,13 +171,14 @@ constexpr const char* kUsage =
     "  failure    members purged after kill -9 and SIGSTOP of their node\n"
     "  messaging  pubsub, broadcast, dispatch and request below, each beside raw libzmq\n"
     "  pubsub | broadcast | dispatch | request   one part of messaging\n"
-    "  registry   registrations/s, whereis latency, failover after kill -9 of the leader\n";
+    "  registry   registrations/s, whereis latency, failover after kill -9 of the leader\n"
+    "  eventstore events/s through random emitters, end-to-end latency, store leader failover\n";
 
 }  // namespace
 
 int main(int argc, char** argv) {
   signal(SIGPIPE, SIG_IGN);
-  bool groups = argc == 1, failure = argc == 1, registry = argc == 1;
+  bool groups = argc == 1, failure = argc == 1, registry = argc == 1, eventstore = argc == 1;
   std::vector<MessagingPart> messaging;
   auto add = [&](MessagingPart p) {
     if (std::find(messaging.begin(), messaging.end(), p) == messaging.end()) messaging.push_back(p);
@@ -205,6 +210,8 @@ int main(int argc, char** argv) {
       add(MessagingPart::kRequest);
     } else if (a == "registry") {
       registry = true;
+    } else if (a == "eventstore") {
+      eventstore = true;
     } else {
       std::fprintf(a == "-h" || a == "--help" ? stdout : stderr, "%s", kUsage);
       return a == "-h" || a == "--help" ? 0 : 2;
@@ -227,6 +234,10 @@ int main(int argc, char** argv) {
   if (registry) {
     if (groups || failure || !messaging.empty()) std::printf("\n");
     RegistryBenchmarks(5);
+  }
+  if (eventstore) {
+    if (groups || failure || !messaging.empty() || registry) std::printf("\n");
+    EventStoreBenchmarks(5);
   }
   return 0;
 }
