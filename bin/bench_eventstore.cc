@@ -130,6 +130,8 @@ std::string TimeText(double us) {
 // time; prints the rate at which the subscriber on n3 got them.
 void Throughput(const ProcessMesh& mesh, Subscriber& subscriber, int writers, int total,
                 size_t already_seen) {
+  static int run = 0;  // event ids differ between runs: the subscriber counts distinct ones
+  ++run;
   std::atomic<int> failed{0};
   std::string first_error;
   std::mutex error_mu;
@@ -139,7 +141,7 @@ void Throughput(const ProcessMesh& mesh, Subscriber& subscriber, int writers, in
   for (int w = 0; w < writers; ++w) {
     threads.emplace_back([&, w] {
       Client c = MustConnect(mesh, 1, "writer");
-      const std::string name = "w" + std::to_string(writers) + "." + std::to_string(w);
+      const std::string name = "r" + std::to_string(run) + ".w" + std::to_string(w);
       Clock::time_point limit = Clock::now() + kRunLimit;
       for (int i = 0; i < each && Clock::now() < limit; ++i) {
         Result<MemberId> r = BroadcastEvent(c, kStore, kSubscription, MakeEvent(name, i));

@@ -107,8 +107,10 @@ Status ForwardToSubscribers(Client& emitter, const Message& message,
                             const EmitterDelivery& delivery) {
   Status published =
       emitter.Publish(SubscriptionTopic(delivery.store, delivery.subscription), message.payload);
-  // An empty answer is success; otherwise the writer learns why.
-  Status replied = emitter.Reply(message, published.ok() ? "" : published.ToString());
+  // An empty answer is success; otherwise the writer learns why. Not waited
+  // for: a refusal (the writer gave up already) comes later as an Outcome
+  // with ticket 0, and nothing could be done about it here.
+  Status replied = emitter.ReplyAsync(message, published.ok() ? "" : published.ToString());
   return published.ok() ? replied : published;
 }
 

@@ -54,7 +54,8 @@ struct EmitterDelivery {
 // not an event for an emitter group; kBadMessage: it is, but does not decode.
 Result<EmitterDelivery> AsEmitterDelivery(const Client& emitter, const Message& message);
 // Publishes the delivery's event on its subscription's topic, then answers
-// the writer. The emitter's whole job, for one event.
+// the writer (without waiting for the broker to confirm the answer). The
+// emitter's whole job, for one event.
 Status ForwardToSubscribers(Client& emitter, const Message& message,
                             const EmitterDelivery& delivery);
 
