@@ -487,6 +487,10 @@ uint64_t Client::max_message_bytes() const {
   return impl_->max_message_bytes;
 }
 
+bool Client::session_lost() const {
+  return impl_->session_lost || impl_->closed;
+}
+
 Status Client::Subscribe(const std::string& prefix) {
   if (Status s = ValidateTopicPrefix(prefix); !s.ok()) return s;
   return impl_->Call(wire::Subscribe{0, prefix, false}, impl_->options.call_timeout).status();

@@ -193,6 +193,11 @@ class Client {
   Result<uint64_t> SendAsync(const MemberId& member, std::string_view payload);
   // The largest payload the broker accepts.
   uint64_t max_message_bytes() const;
+  // True once the broker has said this session is gone (it restarted, or
+  // timed the session out) or the Client was closed: every call fails from
+  // then on, and a new Client is needed. A broker that is down says nothing:
+  // calls then fail with kTimeout or kUnreachable.
+  bool session_lost() const;
 
   // ---- the name registry ----
   // Names are unique in the mesh: 1..255 bytes without control characters.

@@ -56,7 +56,14 @@ Result<MemberId> BroadcastEvent(Client& client, const std::string& store,
     return answer.status();
   }
   if (!answer->payload.empty()) {
-    return Status(Code::kUnavailable, "the emitter could not forward it: " + answer->payload);
+    // The emitter could not publish it (its broker is stopping: another
+    // emitter may), or refused it (not selected, undecodable: sending it
+    // again would not help).
+    if (answer->payload.rfind(CodeName(Code::kUnavailable), 0) == 0) {
+      return Status::Unavailable("emitter " + answer->from.ToString() + ": " + answer->payload);
+    }
+    return Status::InvalidArgument("emitter " + answer->from.ToString() +
+                                   " refused it: " + answer->payload);
   }
   return answer->from;
 }
@@ -70,7 +77,8 @@ Result<MemberId> DeliverEvent(Client& client, const std::string& store,
   // enough not to spin on the broker.
   constexpr std::chrono::milliseconds kRetryPause(20);
   constexpr std::chrono::milliseconds kMinAttempt(50);
-  Status last;
+  Status last = Status::Timeout("no attempt: the timeout is under " +
+                                std::to_string(kMinAttempt.count()) + " ms");
   for (;;) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
     if (left < kMinAttempt) break;
@@ -79,6 +87,7 @@ Result<MemberId> DeliverEvent(Client& client, const std::string& store,
     last = r.status();
     Code c = last.code();
     if (c != Code::kNoEmitters && c != Code::kUnavailable && c != Code::kTimeout) return last;
+    if (client.session_lost()) return last;  // this writer's own session is gone
     if (c != Code::kTimeout) std::this_thread::sleep_for(kRetryPause);
   }
   return Status::Timeout("no emitter of " + SubscriptionTopic(store, subscription) +
@@ -94,6 +103,10 @@ Result<EmitterDelivery> AsEmitterDelivery(const Client& emitter, const Message& 
   if (message.kind != MessageKind::kRequest || message.scope != kEmitterScope ||
       !SplitGroup(message.group, &d.store, &d.subscription)) {
     return Status::NotFound("not an event for an emitter group");
+  }
+  if (!ValidateStoreId(d.store).ok() || !ValidateSubscriptionId(d.subscription).ok()) {
+    return Status::BadMessage("emitter group '" + message.group +
+                              "' is not <store>:<subscription>");
   }
   Result<Event> e = DecodeEvent(message.payload);
   if (!e.ok()) return e.status();
@@ -257,6 +270,9 @@ Result<TrackerDelivery> AsTrackerDelivery(const Message& message) {
   if (message.kind != MessageKind::kBroadcast || message.scope != kTrackerScope ||
       !SplitGroup(message.group, &d.store, &feature)) {
     return Status::NotFound("not a tracker notice");
+  }
+  if (!ValidateStoreId(d.store).ok() || !ValidateFeature(feature).ok()) {
+    return Status::BadMessage("tracker group '" + message.group + "' is not <store>:<feature>");
   }
   Result<TrackerNotice> n = DecodeTrackerNotice(message.payload);
   if (!n.ok()) return n.status();

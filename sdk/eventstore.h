@@ -4,12 +4,15 @@
 // Client it is given (one thread at a time per Client).
 //
 // Emitter groups: the emitters of a (store, subscription) are the members of
-// a process group. BroadcastEvent hands an event to one emitter chosen
-// uniformly at random in the whole mesh (a local one without a network hop),
-// which forwards it to the subscription's topic "<store>:<subscription>",
-// where subscribers get it. The emitter answers only once it has published,
-// so an emitter that dies holding the event is seen (kUnavailable) and the
-// writer can send it again; with no emitters the answer is kNoEmitters.
+// a process group (an Emitter, sdk/emitter.h, is one). BroadcastEvent hands
+// an event to one emitter chosen uniformly at random in the whole mesh (a
+// local one without a network hop), which publishes it on the
+// subscription's topic "<store>:<subscription>", where subscribers get it,
+// and then answers. So an emitter that dies holding the event is seen
+// (kUnavailable) and the writer can send it again (DeliverEvent does); with
+// no emitters the answer is kNoEmitters. The writer chooses the
+// subscriptions an event goes to (Selects); an emitter refuses an event its
+// subscription does not select.
 //
 // Tracker groups: the trackers of a (store, feature) are the members of a
 // process group; Notify* delivers the kind, the feature and the data to
@@ -34,8 +37,10 @@ Result<std::vector<MemberId>> EmitterMembers(Client& client, const std::string& 
                                              const std::string& subscription);
 
 // To one random emitter of the subscription; returns the emitter once it has
-// published the event. kNoEmitters when the group is empty; kUnavailable or
-// kTimeout when the emitter died or did not answer (it may have published).
+// handed the event to its broker for the subscribers. kNoEmitters when the
+// group is empty; kInvalidArgument when the event is invalid or the emitter
+// refused it (its subscription does not select it); kUnavailable or kTimeout
+// when the emitter died or did not answer (it may have published).
 Result<MemberId> BroadcastEvent(
     Client& client, const std::string& store, const std::string& subscription, const Event& event,
     std::chrono::milliseconds timeout = std::chrono::milliseconds(3000));
@@ -77,7 +82,8 @@ Result<std::optional<std::vector<std::string>>> RetrieveEmitters(Client& client,
 
 // BroadcastEvent again until an emitter has published the event or `timeout`
 // passes: through no_emitters (a leader starting its pools), and through an
-// emitter that died holding it (kUnavailable, kTimeout). At least once: an
+// emitter that died holding it (kUnavailable, kTimeout); not when this
+// client's own session is gone, nor after a refusal. At least once: an
 // emitter that published and died before it answered publishes it again
 // through another, so subscribers that must see each event once drop
 // repeats by event id.
@@ -94,7 +100,8 @@ Result<MemberId> DeliverEvent(Client& client, const std::string& store,
 // kExists: a subscription with this id is there already (nothing changed).
 Status CreateSubscription(Client& client, const std::string& store,
                           const Subscription& subscription);
-// Replaces it; kNotFound when there is none with this id.
+// Replaces it; kNotFound when there is none with this id. (A read, then a
+// write: a delete between the two is undone by the update.)
 Status UpdateSubscription(Client& client, const std::string& store,
                           const Subscription& subscription);
 // kNotFound when there is none.

@@ -6,6 +6,7 @@
 #include <thread>
 #include <vector>
 
+#include "sdk/emitter.h"
 #include "sdk/eventstore.h"
 
 namespace meshbus::eventstore {
@@ -17,90 +18,31 @@ using Clock = std::chrono::steady_clock;
 // The leader name's metadata: what `meshbus store-leader` shows.
 constexpr std::string_view kStarting = "starting";
 constexpr std::string_view kActive = "active";
-// How long a loop waits for a delivery before it looks at its stop flag.
+// How long the loop waits for a delivery before it looks at its timers.
 constexpr milliseconds kPollInterval(50);
+// After a check that got no clear answer (a timeout), the next one comes this
+// soon; this many in a row and the leader steps down.
+constexpr milliseconds kRecheckInterval(100);
+constexpr int kMaxUnclearChecks = 2;
 
 void Warn(const std::string& store, const std::string& what) {
   std::fprintf(stderr, "meshbus store leader %s: %s\n", store.c_str(), what.c_str());
 }
 
-// One emitter: its own session, on its own thread, forwarding what the
-// emitter group sends it to the subscription's topic.
-class Emitter {
- public:
-  static Result<std::unique_ptr<Emitter>> Start(const ClientOptions& base, const std::string& store,
-                                                const std::string& subscription,
-                                                const std::string& name) {
-    ClientOptions o = base;
-    o.name = name;
-    Result<Client> c = Client::Connect(o);
-    if (!c.ok()) return c.status();
-    if (Status s = JoinEmitters(*c, store, subscription); !s.ok()) return s;
-    return std::unique_ptr<Emitter>(new Emitter(std::move(c.value()), store, subscription));
-  }
-  // Asks the thread to stop; Join() waits for it.
-  void RequestStop() { stop_ = true; }
-  void Join() {
-    if (thread_.joinable()) thread_.join();
-  }
-  ~Emitter() {
-    RequestStop();
-    Join();
-  }
-
- private:
-  Emitter(Client client, std::string store, std::string subscription)
-      : client_(std::move(client)),
-        store_(std::move(store)),
-        subscription_(std::move(subscription)) {
-    thread_ = std::thread([this] { Run(); });
-  }
-
-  void Handle(const Delivery& d) {
-    const Message* m = std::get_if<Message>(&d);
-    if (m == nullptr) return;
-    Result<EmitterDelivery> e = AsEmitterDelivery(client_, *m);
-    if (!e.ok()) {
-      // A request that is ours but does not decode: the writer learns why.
-      if (e.status().code() != Code::kNotFound && m->kind == MessageKind::kRequest) {
-        client_.ReplyAsync(*m, e.status().ToString());
-      }
-      return;
-    }
-    ForwardToSubscribers(client_, *m, *e);
-  }
-
-  void Run() {
-    while (!stop_) {
-      Result<Delivery> d = client_.Receive(kPollInterval);
-      if (d.ok()) {
-        Handle(*d);
-      } else if (d.status().code() != Code::kTimeout) {
-        std::this_thread::sleep_for(kPollInterval);  // the broker is gone: do not spin
-      }
-    }
-    // Leave first, so no new event is sent here, then forward what came
-    // before the leave: an event handed to this emitter is never dropped.
-    LeaveEmitters(client_, store_, subscription_);
-    for (;;) {
-      Result<Delivery> d = client_.Receive(milliseconds(0));
-      if (!d.ok()) break;
-      Handle(*d);
-    }
-    client_.Close();
-  }
-
-  Client client_;
-  std::string store_, subscription_;
-  std::atomic<bool> stop_{false};
-  std::thread thread_;
-};
-
 struct Pool {
   Subscription subscription;
   std::vector<std::unique_ptr<Emitter>> emitters;
+
+  bool whole() const {
+    if (emitters.size() != subscription.pool_size) return false;
+    for (const auto& e : emitters) {
+      if (!e->healthy()) return false;
+    }
+    return true;
+  }
 };
 
+// Stops every emitter at once, then waits for them all.
 void StopPools(std::vector<Pool>& pools) {
   for (Pool& p : pools) {
     for (auto& e : p.emitters) e->RequestStop();
@@ -115,43 +57,86 @@ void StopPools(std::vector<Pool>& pools) {
 
 struct StoreLeader::Impl {
   StoreLeaderOptions options;
-  Client control;  // the candidate's session: holds the leader name, follows the trackers
+  // The candidate's session: holds the leader name, follows the trackers.
+  // Only the loop thread uses it (and replaces it when its session is gone).
+  std::optional<Client> control;
+  MemberId self;  // control's id, for other threads; guarded by mu
   std::atomic<bool> stop{false};
   std::atomic<bool> active{false};
   std::atomic<uint64_t> activations{0};
-  mutable std::mutex mu;              // guards pools for Pools()
-  std::map<std::string, Pool> pools;  // subscription id -> its pool; the loop thread's
+  mutable std::mutex mu;              // guards pools' map (for Pools()) and self
+  std::map<std::string, Pool> pools;  // subscription id -> its pool; changed by the loop only
   std::thread thread;
+  std::once_flag joined;
 
-  bool holder = false;  // this session holds the leader name
+  bool holder = false;     // this session holds the leader name (as far as it knows)
+  bool name_free = true;   // a release was seen, or nothing is known: try at once
+  int unclear_checks = 0;  // checks in a row that got no clear answer
   Clock::time_point next_check{};
-  bool name_free = true;  // a release was seen (or nothing known): try at once
 
-  Impl(StoreLeaderOptions o, Client c) : options(std::move(o)), control(std::move(c)) {}
+  explicit Impl(StoreLeaderOptions o) : options(std::move(o)) {}
 
   const std::string& store() const { return options.store; }
   std::string leader_name() const { return LeaderName(options.store); }
+  Client& c() { return *control; }
+
+  // A new control session: joins the trackers and watches the leader name,
+  // so that no release is missed from here on.
+  Status Connect() {
+    ClientOptions o = options.client;
+    o.name = "store-leader-" + store();
+    Result<Client> client = Client::Connect(o);
+    if (!client.ok()) return client.status();
+    control.emplace(std::move(client.value()));
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      self = control->self();
+    }
+    if (Status s = JoinTrackers(c(), store(), std::string(kSubscriptionsFeature)); !s.ok()) {
+      return s;
+    }
+    if (Result<NamesMonitorStart> w = c().MonitorNames(leader_name()); !w.ok()) return w.status();
+    holder = false;
+    name_free = true;
+    unclear_checks = 0;
+    return Status::Ok();
+  }
 
   void Run() {
-    if (Status s = JoinTrackers(control, store(), std::string(kSubscriptionsFeature)); !s.ok()) {
-      Warn(store(), "cannot follow the subscriptions: " + s.ToString());
-    }
-    Result<NamesMonitorStart> watch = control.MonitorNames(leader_name());
-    if (!watch.ok()) Warn(store(), "cannot watch the leader name: " + watch.status().ToString());
     while (!stop) {
+      if (!control || control->session_lost()) {
+        // The broker restarted or timed this session out: its name and
+        // memberships are gone with it. Start again on a new one.
+        Deactivate();
+        control.reset();
+        if (Status s = Connect(); !s.ok()) {
+          Warn(store(), "cannot connect: " + s.ToString());
+          control.reset();
+          Pause(options.reconcile_interval);
+          continue;
+        }
+      }
       Clock::time_point now = Clock::now();
       if (!holder && (name_free || now >= next_check)) TryAcquire();
       if (holder && now >= next_check) Check();
-      Result<Delivery> d = control.Receive(kPollInterval);
+      if (stop) break;
+      Result<Delivery> d = c().Receive(kPollInterval);
       if (d.ok()) {
         Handle(*d);
       } else if (d.status().code() != Code::kTimeout) {
-        std::this_thread::sleep_for(kPollInterval);  // the broker is gone: do not spin
+        Pause(kPollInterval);  // the broker is not answering: do not spin
       }
     }
     Deactivate();
-    if (holder) control.Unregister(leader_name());
-    control.Close();
+    // Ending the session releases the name (no Unregister first: with a
+    // broker that is down, that call would only wait out its deadline).
+    if (control) control->Close();
+  }
+
+  // Waits up to `d`, in steps, returning early on Stop().
+  void Pause(milliseconds d) {
+    Clock::time_point until = Clock::now() + d;
+    while (!stop && Clock::now() < until) std::this_thread::sleep_for(kPollInterval);
   }
 
   void Handle(const Delivery& d) {
@@ -159,25 +144,28 @@ struct StoreLeader::Impl {
       if (e->entry.name != leader_name()) return;
       if (e->kind == NameEventKind::kUnregistered) {
         name_free = true;
-        if (e->entry.holder == control.self()) LostName();
-      } else if (e->entry.holder != control.self() && holder) {
-        LostName();  // released while we could not hear, and taken by another
+        if (e->entry.holder == c().self()) LostName();
+      } else if (e->entry.holder != c().self() && holder) {
+        // Maybe stale (queued before our own registration): ask the leader.
+        next_check = Clock::now();
       }
       return;
     }
     if (const Message* m = std::get_if<Message>(&d)) {
       Result<TrackerDelivery> t = AsTrackerDelivery(*m);
       if (!t.ok() || t->store != store() || t->notice.feature != kSubscriptionsFeature) return;
-      if (active) OnSubscriptionNotice(t->notice);
+      // The records are the truth (a notice may be stale): read them all.
+      if (active) Reconcile();
     }
   }
 
   void TryAcquire() {
     name_free = false;
     next_check = Clock::now() + options.reconcile_interval;
-    Status s = control.Register(leader_name(), kStarting);
+    Status s = c().Register(leader_name(), kStarting);
     if (s.ok()) {
       holder = true;
+      unclear_checks = 0;
       Activate();
     } else if (s.code() != Code::kTaken) {
       Warn(store(), "cannot contend for the leadership: " + s.ToString());
@@ -187,47 +175,52 @@ struct StoreLeader::Impl {
   void Activate() {
     // Once per store: a second activation finds it and saves nothing.
     Subscription all = DefaultSubscription();
-    Status saved = control.CreateRecord(SubscriptionKey(store(), all.id), EncodeSubscription(all));
+    Status saved = c().CreateRecord(SubscriptionKey(store(), all.id), EncodeSubscription(all));
     if (saved.ok()) {
-      Notify(control, store(), TrackerKind::kCreated, std::string(kSubscriptionsFeature),
+      Notify(c(), store(), TrackerKind::kCreated, std::string(kSubscriptionsFeature),
              EncodeSubscription(all));
     } else if (saved.code() != Code::kExists) {
       Warn(store(), "cannot save the default subscription: " + saved.ToString());
       return;  // Check() tries again
     }
-    if (!Reconcile(/*consistent=*/true)) return;
-    if (Status s = control.Register(leader_name(), kActive); !s.ok()) {
-      Warn(store(), "cannot mark the leadership active: " + s.ToString());
+    if (!Reconcile()) return;
+    Status marked = c().Register(leader_name(), kActive);
+    if (marked.code() == Code::kTaken) {
+      LostName();
+      return;
     }
+    if (!marked.ok()) Warn(store(), "cannot mark the leadership active: " + marked.ToString());
     active = true;
     ++activations;
   }
 
-  // Makes the pools exactly the store's subscriptions; false when they
-  // could not be read.
-  bool Reconcile(bool consistent) {
-    Result<std::vector<Subscription>> subs = ListSubscriptions(control, store(), consistent);
+  // Makes the pools exactly the store's subscriptions (as the registry's
+  // leader has them), each whole; false when they could not be read.
+  bool Reconcile() {
+    Result<std::vector<Subscription>> subs = ListSubscriptions(c(), store(), /*consistent=*/true);
     if (!subs.ok()) {
       Warn(store(), "cannot read the subscriptions: " + subs.status().ToString());
       return false;
     }
     std::map<std::string, Subscription> want;
     for (Subscription& s : *subs) want.emplace(s.id, std::move(s));
-    std::vector<std::string> gone;
+    std::vector<std::string> stale;
     for (const auto& [id, pool] : pools) {
       auto w = want.find(id);
-      if (w == want.end() || !(w->second == pool.subscription)) gone.push_back(id);
+      if (w == want.end() || !(w->second == pool.subscription) || !pool.whole()) {
+        stale.push_back(id);
+      }
     }
-    for (const std::string& id : gone) StopPool(id);
+    for (const std::string& id : stale) StopPool(id);
     for (const auto& [id, sub] : want) {
+      if (stop) break;
       if (pools.count(id) == 0) StartPool(sub);
     }
     return true;
   }
 
   void StartPool(const Subscription& sub) {
-    Result<std::vector<std::string>> names =
-        PersistEmitters(control, store(), sub.id, sub.pool_size);
+    Result<std::vector<std::string>> names = PersistEmitters(c(), store(), sub.id, sub.pool_size);
     if (!names.ok()) {
       Warn(store(),
            "cannot keep the emitter names of " + sub.id + ": " + names.status().ToString());
@@ -235,8 +228,10 @@ struct StoreLeader::Impl {
     }
     Pool pool{sub, {}};
     for (const std::string& name : *names) {
-      Result<std::unique_ptr<Emitter>> e = Emitter::Start(options.client, store(), sub.id, name);
+      if (stop) break;
+      Result<std::unique_ptr<Emitter>> e = Emitter::Start(options.client, store(), sub, name);
       if (!e.ok()) {
+        // The pool stays short; the next check starts it again.
         Warn(store(), "cannot start emitter " + name + ": " + e.status().ToString());
         continue;
       }
@@ -258,39 +253,38 @@ struct StoreLeader::Impl {
     StopPools(stopping);
   }
 
-  void OnSubscriptionNotice(const TrackerNotice& notice) {
-    Result<Subscription> sub = DecodeSubscription(notice.data);
-    switch (notice.kind) {
-      case TrackerKind::kCreated:
-      case TrackerKind::kUpdated:
-        // The record is the truth (a notice may be stale): read them all.
-        Reconcile(/*consistent=*/true);
-        break;
-      case TrackerKind::kDeleted:
-        if (sub.ok()) StopPool(sub->id);
-        Reconcile(/*consistent=*/true);
-        break;
-    }
-  }
-
-  // An active leader confirms it still holds the name (linearizably, so a
-  // leader cut off from the registry stops), and re-reads the subscriptions.
+  // Confirms, linearizably, that this session still holds the name (a leader
+  // cut off from the registry's majority cannot, and steps down), then
+  // activates if it has not yet, or repairs the pools.
   void Check() {
     next_check = Clock::now() + options.reconcile_interval;
-    Result<NameInfo> who = control.WhereisConsistent(leader_name());
-    if (!who.ok() || who->holder != control.self()) {
-      LostName();
+    if (stop) return;
+    Result<NameInfo> who = c().WhereisConsistent(leader_name());
+    if (who.ok() && who->holder == c().self()) {
+      unclear_checks = 0;
+      if (!active) {
+        Activate();
+      } else {
+        Reconcile();
+      }
       return;
     }
-    if (!active) {
-      Activate();
-    } else {
-      Reconcile(/*consistent=*/false);
+    Code code = who.ok() ? Code::kTaken : who.status().code();
+    bool clear = code == Code::kTaken || code == Code::kNotRegistered || code == Code::kNoLeader;
+    if (!clear && ++unclear_checks < kMaxUnclearChecks) {
+      next_check = Clock::now() + kRecheckInterval;
+      return;
     }
+    LostName();
   }
 
   void LostName() {
     holder = false;
+    unclear_checks = 0;
+    // Registering again is idempotent: if the name is still ours, the next
+    // TryAcquire gets it back at once.
+    name_free = true;
+    next_check = Clock::now() + options.reconcile_interval;
     Deactivate();
   }
 
@@ -308,11 +302,8 @@ struct StoreLeader::Impl {
 
 Result<std::unique_ptr<StoreLeader>> StoreLeader::Start(StoreLeaderOptions options) {
   if (Status s = ValidateStoreId(options.store); !s.ok()) return s;
-  ClientOptions o = options.client;
-  o.name = "store-leader-" + options.store;
-  Result<Client> c = Client::Connect(o);
-  if (!c.ok()) return c.status();
-  auto impl = std::make_unique<Impl>(std::move(options), std::move(c.value()));
+  auto impl = std::make_unique<Impl>(std::move(options));
+  if (Status s = impl->Connect(); !s.ok()) return s;
   Impl* raw = impl.get();
   raw->thread = std::thread([raw] { raw->Run(); });
   return std::unique_ptr<StoreLeader>(new StoreLeader(std::move(impl)));
@@ -325,7 +316,7 @@ StoreLeader::~StoreLeader() {
 
 void StoreLeader::Stop() {
   impl_->stop = true;
-  if (impl_->thread.joinable()) impl_->thread.join();
+  std::call_once(impl_->joined, [this] { impl_->thread.join(); });
 }
 
 bool StoreLeader::IsActive() const {
@@ -346,7 +337,8 @@ uint64_t StoreLeader::activations() const {
 }
 
 MemberId StoreLeader::self() const {
-  return impl_->control.self();
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->self;
 }
 
 Result<StoreLeaderInfo> StoreLeaderOf(Client& client, const std::string& store) {

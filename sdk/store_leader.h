@@ -11,13 +11,20 @@
 //
 // When the leader's session ends (its process or node died, or Stop()), the
 // registry releases the name and a waiting candidate, which watches it, takes
-// over. A leader that can no longer confirm it holds the name stops its pools
-// and becomes a candidate again, so two leaders do not run pools for long.
+// over. An active leader confirms linearizably, every reconcile_interval,
+// that it still holds the name; when it cannot (a minority partition, the
+// name taken, two checks in a row without an answer) it stops its pools and
+// contends again. So two leaders can run pools at once for at most about a
+// reconcile_interval plus a call timeout, while the old one is cut off from
+// the registry's majority; an emitter pool is idempotent to run twice (each
+// event still goes to one emitter), so this costs nothing but emitters. Pools
+// are checked at the same time: an emitter whose session was lost is
+// replaced. A candidate whose own session is lost (its broker restarted)
+// connects again and contends again.
 //
-// Each emitter is a session of its own (a Client) on its own thread: it joins
-// the subscription's emitter group and publishes what it receives on the
-// subscription's topic. Thread-safe: every method may be called from any
-// thread. Owns its threads and sessions; move-only through unique_ptr.
+// Each emitter is an Emitter (sdk/emitter.h): a session and a thread of its
+// own. Thread-safe: every method may be called from any thread. Owns its
+// threads and sessions.
 #pragma once
 
 #include <chrono>

@@ -17,6 +17,7 @@
 #include <set>
 #include <thread>
 
+#include "sdk/emitter.h"
 #include "sdk/eventstore.h"
 #include "sdk/store_leader.h"
 #include "sdk/store_registry.h"
@@ -112,6 +113,44 @@ class EventStoreMeshTest : public ::testing::Test {
       }
     }
     return std::nullopt;
+  }
+
+  // A real emitter of (store, subscription) on broker i.
+  std::unique_ptr<Emitter> StartEmitter(int i, const std::string& name,
+                                        const Subscription& sub = DefaultSubscription(),
+                                        const std::string& store = "orders") {
+    Result<std::unique_ptr<Emitter>> e = Emitter::Start(OptionsFor(i, name), store, sub, name);
+    if (!e.ok()) throw std::runtime_error("emitter " + name + ": " + e.status().ToString());
+    return std::move(e.value());
+  }
+  // How many emitters `c` sees for the subscription; -1 on an error.
+  static int EmitterCount(Client& c, const std::string& sub, const std::string& store = "orders") {
+    Result<std::vector<MemberId>> m = EmitterMembers(c, store, sub);
+    return m.ok() ? static_cast<int>(m->size()) : -1;
+  }
+  // Takes from `subscriber` what arrives within `timeout`: the events of
+  // orders:<sub>, and how many messages were not (other topics).
+  static std::vector<Event> EventsOf(Client& subscriber, const std::string& sub, size_t want,
+                                     int* others = nullptr,
+                                     milliseconds timeout = milliseconds(5000)) {
+    std::vector<Event> got;
+    WaitFor(
+        [&] {
+          Result<Delivery> d = subscriber.Receive(milliseconds(100));
+          if (d.ok()) {
+            if (const Message* m = std::get_if<Message>(&*d)) {
+              Result<Event> e = AsSubscriptionEvent(*m, "orders", sub);
+              if (e.ok()) {
+                got.push_back(*e);
+              } else if (others != nullptr) {
+                ++*others;
+              }
+            }
+          }
+          return got.size() >= want;
+        },
+        timeout);
+    return got;
   }
 
   static Subscription Sub(const std::string& id, SubscriptionType type, const std::string& selector,
@@ -278,56 +317,6 @@ TEST_F(EventStoreMeshTest, AnEndedSessionsStoresAreRetired) {
 
 // ---- emitter groups -----------------------------------------------------------
 
-// An emitter on its own thread and session: forwards what it gets, and
-// counts it by tag.
-class TestEmitter {
- public:
-  TestEmitter(Client client, std::string store, std::string sub)
-      : client_(std::move(client)), store_(std::move(store)), sub_(std::move(sub)) {
-    Status s = JoinEmitters(client_, store_, sub_);
-    if (!s.ok()) throw std::runtime_error("join emitters: " + s.ToString());
-    thread_ = std::thread([this] {
-      while (!stop_) {
-        Result<Delivery> d = client_.Receive(milliseconds(50));
-        if (!d.ok()) continue;
-        const Message* m = std::get_if<Message>(&*d);
-        if (m == nullptr) continue;
-        Result<EmitterDelivery> e = AsEmitterDelivery(client_, *m);
-        if (!e.ok()) continue;
-        {
-          std::lock_guard<std::mutex> lock(mu_);
-          ++tags_[e->tag];
-          last_ = e->event;
-        }
-        ForwardToSubscribers(client_, *m, *e);
-      }
-    });
-  }
-  ~TestEmitter() {
-    stop_ = true;
-    thread_.join();
-  }
-  MemberId self() const { return client_.self(); }
-  uint64_t count(EmitterTag tag) {
-    std::lock_guard<std::mutex> lock(mu_);
-    return tags_[tag];
-  }
-  uint64_t total() { return count(EmitterTag::kForwardToLocal) + count(EmitterTag::kBroadcast); }
-  Event last() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return last_;
-  }
-
- private:
-  Client client_;
-  std::string store_, sub_;
-  std::atomic<bool> stop_{false};
-  std::mutex mu_;
-  std::map<EmitterTag, uint64_t> tags_;
-  Event last_;
-  std::thread thread_;
-};
-
 TEST_F(EventStoreMeshTest, EmitterJoinLeaveMembersAndNoEmitters) {
   Client writer = Connect(0, "writer");
   EXPECT_EQ(BroadcastEvent(writer, "orders", "$all", MakeEvent(1)).status().code(),
@@ -362,47 +351,53 @@ TEST_F(EventStoreMeshTest, EmitterJoinLeaveMembersAndNoEmitters) {
 TEST_F(EventStoreMeshTest, EventsReachSubscribersTaggedByHowTheyCame) {
   Client subscriber = Connect(2, "subscriber");
   ASSERT_TRUE(subscriber.Subscribe(SubscriptionTopic("orders", "$all")).ok());
-  // A topic prefix of another store's topic: its events are not ours.
-  ASSERT_TRUE(subscriber.Subscribe(SubscriptionTopic("orders", "$all2")).ok());
 
-  TestEmitter local(Connect(0, "local-emitter"), "orders", "$all");
+  std::unique_ptr<Emitter> local = StartEmitter(0, "local-emitter");
   Client writer = Connect(0, "writer");
-  ASSERT_TRUE(WaitFor([&] { return EmitterMembers(writer, "orders", "$all")->size() == 1; }));
+  ASSERT_TRUE(WaitFor([&] { return EmitterCount(writer, "$all") == 1; }));
+  // A topic the subscription's is a prefix of: its messages are not ours.
+  ASSERT_TRUE(writer.Publish(SubscriptionTopic("orders", "$all2"), EncodeEvent(MakeEvent(0))).ok());
   Result<MemberId> by = BroadcastEvent(writer, "orders", "$all", MakeEvent(1));
   ASSERT_TRUE(by.ok()) << by.status().ToString();
-  EXPECT_EQ(*by, local.self());
-  EXPECT_EQ(local.count(EmitterTag::kForwardToLocal), 1u);
-  EXPECT_EQ(local.last(), MakeEvent(1));
+  EXPECT_EQ(*by, local->self());
+  EXPECT_EQ(local->forwarded(EmitterTag::kForwardToLocal), 1u);
+  EXPECT_EQ(local->forwarded(EmitterTag::kBroadcast), 0u);
 
   Client remote_writer = Connect(1, "remote-writer");
-  ASSERT_TRUE(
-      WaitFor([&] { return EmitterMembers(remote_writer, "orders", "$all")->size() == 1; }));
+  ASSERT_TRUE(WaitFor([&] { return EmitterCount(remote_writer, "$all") == 1; }));
   ASSERT_TRUE(BroadcastEvent(remote_writer, "orders", "$all", MakeEvent(2)).ok());
-  EXPECT_EQ(local.count(EmitterTag::kBroadcast), 1u);
+  EXPECT_EQ(local->forwarded(EmitterTag::kBroadcast), 1u);
 
-  std::vector<Event> got;
-  ASSERT_TRUE(WaitFor([&] {
-    Result<Delivery> d = subscriber.Receive(milliseconds(100));
-    if (d.ok()) {
-      if (const Message* m = std::get_if<Message>(&*d)) {
-        EXPECT_EQ(AsSubscriptionEvent(*m, "orders", "$all2").status().code(), Code::kNotFound);
-        if (Result<Event> e = AsSubscriptionEvent(*m, "orders", "$all"); e.ok()) got.push_back(*e);
-      }
-    }
-    return got.size() == 2;
-  }));
+  int others = 0;
+  std::vector<Event> got = EventsOf(subscriber, "$all", 2, &others);
   EXPECT_EQ(got, (std::vector<Event>{MakeEvent(1), MakeEvent(2)}));
+  EXPECT_EQ(others, 1);  // the orders:$all2 message, told apart
+}
+
+TEST_F(EventStoreMeshTest, AnEmitterRefusesWhatItsSubscriptionDoesNotSelect) {
+  std::unique_ptr<Emitter> paid =
+      StartEmitter(1, "paid-emitter", Sub("paid", SubscriptionType::kEventType, "order_paid", 1));
+  Client writer = Connect(0, "writer");
+  ASSERT_TRUE(WaitFor([&] { return EmitterCount(writer, "paid") == 1; }));
+  Result<MemberId> r = BroadcastEvent(writer, "orders", "paid", MakeEvent(1));  // order_placed
+  EXPECT_EQ(r.status().code(), Code::kInvalidArgument) << r.status().ToString();
+  EXPECT_NE(r.status().message().find("does not select"), std::string::npos)
+      << r.status().message();
+  EXPECT_EQ(paid->refused(), 1u);
+  Event e = MakeEvent(2);
+  e.event_type = "order_paid";
+  EXPECT_TRUE(BroadcastEvent(writer, "orders", "paid", e).ok());
+  // DeliverEvent does not retry a refusal.
+  EXPECT_EQ(DeliverEvent(writer, "orders", "paid", MakeEvent(3)).status().code(),
+            Code::kInvalidArgument);
 }
 
 TEST_F(EventStoreMeshTest, TheEmitterIsChosenUniformlyAcrossTheMesh) {
-  std::vector<std::unique_ptr<TestEmitter>> emitters;
-  for (int i = 0; i < 3; ++i) {
-    emitters.push_back(
-        std::make_unique<TestEmitter>(Connect(i, "emitter" + std::to_string(i)), "orders", "$all"));
-  }
-  emitters.push_back(std::make_unique<TestEmitter>(Connect(1, "emitter3"), "orders", "$all"));
+  std::vector<std::unique_ptr<Emitter>> emitters;
+  for (int i = 0; i < 3; ++i) emitters.push_back(StartEmitter(i, "emitter" + std::to_string(i)));
+  emitters.push_back(StartEmitter(1, "emitter3"));
   Client writer = Connect(0, "writer");
-  ASSERT_TRUE(WaitFor([&] { return EmitterMembers(writer, "orders", "$all")->size() == 4; }));
+  ASSERT_TRUE(WaitFor([&] { return EmitterCount(writer, "$all") == 4; }));
   constexpr int kEvents = 800;
   std::map<MemberId, int> chosen;
   for (int i = 0; i < kEvents; ++i) {
@@ -416,14 +411,48 @@ TEST_F(EventStoreMeshTest, TheEmitterIsChosenUniformlyAcrossTheMesh) {
   for (auto& e : emitters) {
     double o = chosen[e->self()];
     chi2 += (o - expected) * (o - expected) / expected;
-    EXPECT_EQ(e->total(), static_cast<uint64_t>(o));
+    EXPECT_EQ(e->forwarded(EmitterTag::kForwardToLocal) + e->forwarded(EmitterTag::kBroadcast),
+              static_cast<uint64_t>(o));
   }
   EXPECT_LT(chi2, 16.27) << "choices: " << chosen[emitters[0]->self()] << " "
                          << chosen[emitters[1]->self()] << " " << chosen[emitters[2]->self()] << " "
                          << chosen[emitters[3]->self()];
   // The local emitter got its share without a hop, the others as broadcasts.
-  EXPECT_EQ(emitters[0]->count(EmitterTag::kBroadcast), 0u);
-  EXPECT_EQ(emitters[1]->count(EmitterTag::kForwardToLocal), 0u);
+  EXPECT_EQ(emitters[0]->forwarded(EmitterTag::kBroadcast), 0u);
+  EXPECT_EQ(emitters[1]->forwarded(EmitterTag::kForwardToLocal), 0u);
+}
+
+TEST_F(EventStoreMeshTest, AnEmitterStoppedMidStreamLosesNothing) {
+  Client subscriber = Connect(2, "subscriber");
+  ASSERT_TRUE(subscriber.Subscribe(SubscriptionTopic("orders", "$all")).ok());
+  std::unique_ptr<Emitter> stopping = StartEmitter(1, "stopping");
+  std::unique_ptr<Emitter> staying = StartEmitter(2, "staying");
+  Client writer = Connect(0, "writer");
+  ASSERT_TRUE(WaitFor([&] { return EmitterCount(writer, "$all") == 2; }));
+  constexpr int kEvents = 200;
+  std::atomic<int> written{0};
+  std::string error;
+  {
+    std::jthread w([&] {
+      for (int i = 0; i < kEvents; ++i) {
+        Result<MemberId> r = DeliverEvent(writer, "orders", "$all", MakeEvent(i));
+        if (!r.ok()) {
+          error = r.status().ToString();
+          return;
+        }
+        written = i + 1;
+      }
+    });
+    ASSERT_TRUE(WaitFor([&] { return written >= kEvents / 4 || !error.empty(); }));
+    stopping->RequestStop();
+    stopping->Join();
+  }
+  ASSERT_TRUE(error.empty()) << error;
+  EXPECT_GT(stopping->forwarded(EmitterTag::kBroadcast), 0u);
+  std::vector<Event> got = EventsOf(subscriber, "$all", kEvents);
+  std::set<std::string> ids;
+  for (const Event& e : got) ids.insert(e.event_id);
+  EXPECT_EQ(ids.size(), static_cast<size_t>(kEvents));
 }
 
 TEST_F(EventStoreMeshTest, PersistedEmitterNamesAreKeptAndSeenEverywhere) {
@@ -500,7 +529,9 @@ TEST_F(EventStoreMeshTest, SubscriptionsAreKeptAndDuplicatesRefused) {
   Client tracker = Connect(2, "tracker");
   ASSERT_TRUE(JoinTrackers(tracker, "orders", std::string(kSubscriptionsFeature)).ok());
   ASSERT_TRUE(WaitFor([&] {
-    return TrackerMembers(a, "orders", std::string(kSubscriptionsFeature))->size() == 1;
+    Result<std::vector<MemberId>> m =
+        TrackerMembers(a, "orders", std::string(kSubscriptionsFeature));
+    return m.ok() && m->size() == 1;
   }));
   Subscription by_stream = Sub("one-order", SubscriptionType::kStream, "orders-1", 2);
   Subscription by_pattern = Sub("all-orders", SubscriptionType::kEventPattern, "orders-*", 1);
@@ -574,13 +605,18 @@ class StoreLeaderMeshTest : public EventStoreMeshTest {
     }
     return active;
   }
-  int Members(Client& c, const std::string& sub) {
-    Result<std::vector<MemberId>> m = EmitterMembers(c, "orders", sub);
-    return m.ok() ? static_cast<int>(m->size()) : -1;
-  }
+  int Members(Client& c, const std::string& sub) { return EmitterCount(c, sub); }
 };
 
 TEST_F(StoreLeaderMeshTest, OneCandidateLeadsAndSavesTheDefaultSubscriptionOnce) {
+  // A tracker of the subscriptions hears every save of "$all".
+  Client tracker = Connect(1, "tracker");
+  ASSERT_TRUE(JoinTrackers(tracker, "orders", std::string(kSubscriptionsFeature)).ok());
+  ASSERT_TRUE(WaitFor([&] {
+    Result<std::vector<MemberId>> m =
+        TrackerMembers(*admin[0], "orders", std::string(kSubscriptionsFeature));
+    return m.ok() && m->size() == 1;
+  }));
   std::vector<std::unique_ptr<StoreLeader>> candidates;
   for (int i = 0; i < 3; ++i) candidates.push_back(Candidate(i));
   Client& view = *admin[0];
@@ -616,9 +652,22 @@ TEST_F(StoreLeaderMeshTest, OneCandidateLeadsAndSavesTheDefaultSubscriptionOnce)
   Result<std::vector<Subscription>> subs = ListSubscriptions(view, "orders", true);
   ASSERT_TRUE(subs.ok());
   EXPECT_EQ(*subs, std::vector<Subscription>{DefaultSubscription()});
-  Result<std::vector<Record>> records = view.Records(SubscriptionKeyPrefix("orders"), true);
-  ASSERT_TRUE(records.ok());
-  EXPECT_EQ(records->size(), 1u);
+  // Saved once: one "created $all" notice over the three activations.
+  int created = 0;
+  while (true) {
+    Result<Delivery> d = tracker.Receive(milliseconds(300));
+    if (!d.ok()) break;
+    const Message* m = std::get_if<Message>(&*d);
+    if (m == nullptr) continue;
+    Result<TrackerDelivery> n = AsTrackerDelivery(*m);
+    ASSERT_TRUE(n.ok()) << n.status().ToString();
+    Result<Subscription> sub = DecodeSubscription(n->notice.data);
+    ASSERT_TRUE(sub.ok());
+    EXPECT_EQ(n->notice.kind, TrackerKind::kCreated);
+    EXPECT_EQ(sub->id, "$all");
+    ++created;
+  }
+  EXPECT_EQ(created, 1);
 }
 
 TEST_F(StoreLeaderMeshTest, PoolsFollowTheSubscriptions) {
@@ -684,9 +733,10 @@ TEST_F(StoreLeaderMeshTest, WhenTheLeadersNodeDiesAnotherTakesOverAndEveryEventI
   std::atomic<int> written{0};
   std::atomic<bool> writer_failed{false};
   std::string writer_error;
-  std::thread writer_thread([&] {
-    Client writer = Connect(0, "writer");
-    for (int i = 0; i < kEvents; ++i) {
+  Client writer = Connect(0, "writer");
+  // Stopped and joined when it goes out of scope, whichever way the test leaves.
+  std::jthread writer_thread([&](std::stop_token stop) {
+    for (int i = 0; i < kEvents && !stop.stop_requested(); ++i) {
       Result<MemberId> r = DeliverEvent(writer, "orders", "$all", MakeEvent(i), milliseconds(8000));
       if (!r.ok()) {
         writer_error = "event " + std::to_string(i) + ": " + r.status().ToString();
