@@ -116,16 +116,6 @@ class Subscriber {
   std::thread thread_;
 };
 
-std::string TimeText(double us) {
-  char buf[64];
-  if (us < 1000) {
-    std::snprintf(buf, sizeof buf, "%.0f us", us);
-  } else {
-    std::snprintf(buf, sizeof buf, "%.2f ms", us / 1000);
-  }
-  return buf;
-}
-
 // `writers` threads on n2, each appending `total / writers` events one at a
 // time; prints the rate at which the subscriber on n3 got them.
 void Throughput(const ProcessMesh& mesh, Subscriber& subscriber, int writers, int total,

@@ -27,6 +27,17 @@ inline double Percentile(std::vector<double> v, double p) {
   return v[i];
 }
 
+// "812 us", or "3.65 ms" from a millisecond up.
+inline std::string TimeText(double us) {
+  char buf[64];
+  if (us < 1000) {
+    std::snprintf(buf, sizeof buf, "%.0f us", us);
+  } else {
+    std::snprintf(buf, sizeof buf, "%.2f ms", us / 1000);
+  }
+  return buf;
+}
+
 [[noreturn]] inline void Die(const std::string& what, const Status& s) {
   std::fprintf(stderr, "meshbus-bench: %s: %s\n", what.c_str(), s.ToString().c_str());
   std::exit(1);

@@ -45,16 +45,6 @@ double Seconds(Clock::duration d) {
   return std::chrono::duration<double>(d).count();
 }
 
-std::string TimeText(double us) {
-  char buf[64];
-  if (us < 1000) {
-    std::snprintf(buf, sizeof buf, "%.0f us", us);
-  } else {
-    std::snprintf(buf, sizeof buf, "%.2f ms", us / 1000);
-  }
-  return buf;
-}
-
 // Failed calls by status code, with the first one's message.
 class Errors {
  public:

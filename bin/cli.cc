@@ -167,4 +167,28 @@ Result<LoopEnd> ReceiveUntil(Client& client, Clock::time_point deadline,
   }
 }
 
+Status HoldName(Client& client, const std::string& name, const std::string& what,
+                Clock::time_point deadline,
+                const std::function<void(const meshbus::Delivery&)>& on_delivery) {
+  const MemberId self = client.self();
+  bool lost = false;
+  auto handle = [&](const meshbus::Delivery& delivery) {
+    if (on_delivery) on_delivery(delivery);
+    const auto* event = std::get_if<meshbus::NameEvent>(&delivery);
+    if (event != nullptr && event->kind == meshbus::NameEventKind::kUnregistered &&
+        event->entry.name == name && event->entry.holder == self) {
+      lost = true;
+    }
+    return Status::Ok();
+  };
+  Result<LoopEnd> end = ReceiveUntil(client, deadline, handle, [&] { return lost; });
+  if (!end.ok()) return end.status();
+  if (lost) {
+    return Status::Unavailable("the registry released " + what +
+                               " while this session held it (was this node cut off, or "
+                               "declared dead?)");
+  }
+  return Status::Ok();
+}
+
 }  // namespace meshbus::cli

@@ -136,6 +136,15 @@ Result<LoopEnd> ReceiveUntil(Client& client, Clock::time_point deadline,
                              const std::function<Status(const meshbus::Delivery&)>& handle,
                              const std::function<bool()>& done);
 
+// Keeps this session (and so `name`, a registry name it holds, watched by a
+// MonitorNames since before it was registered) until the deadline or a stop
+// signal, handing every delivery to `on_delivery`. kUnavailable when the
+// registry releases the name meanwhile (this node cut off, or declared
+// dead); `what` names it in that message.
+Status HoldName(Client& client, const std::string& name, const std::string& what,
+                Clock::time_point deadline,
+                const std::function<void(const meshbus::Delivery&)>& on_delivery = {});
+
 // A subcommand and what runs it once the command line is parsed. The
 // arguments live in the shared_ptr the `run` closure holds.
 struct Command {

@@ -103,23 +103,9 @@ int RunAnnounce(const Global& global, const AnnounceArgs& args) {
   if (Status s = es::AnnounceStore(*client, config); !s.ok()) return FailWithCode(s);
   std::cout << "announced " << config.store_id << " on " << client->node() << " as "
             << client->self().ToString() << std::endl;
-  bool retired = false;
-  const MemberId self = client->self();
-  auto handle = [&](const meshbus::Delivery& d) {
-    const auto* e = std::get_if<meshbus::NameEvent>(&d);
-    if (e != nullptr && e->kind == meshbus::NameEventKind::kUnregistered && e->entry.name == name &&
-        e->entry.holder == self) {
-      retired = true;
-    }
-    return Status::Ok();
-  };
-  Result<LoopEnd> end =
-      ReceiveUntil(*client, DeadlineAfter(args.hold_seconds), handle, [&] { return retired; });
-  if (!end.ok()) return Fail(end.status());
-  if (retired) {
-    return Fail(Status::Unavailable("the registry retired " + config.store_id +
-                                    " while this session held it (was this node declared dead?)"));
-  }
+  Status held = HoldName(*client, name, "the announcement of " + config.store_id,
+                         DeadlineAfter(args.hold_seconds));
+  if (!held.ok()) return Fail(held);
   if (Status s = client->Close(); !s.ok()) return Fail(s);
   return 0;
 }

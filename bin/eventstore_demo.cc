@@ -229,35 +229,42 @@ int Run() {
   const int writer_node = (leader + 1) % kNodes;
   const int subscriber_node = (leader + 2) % kNodes;
   Heading("a writer on n" + std::to_string(writer_node + 1) + " appends " +
-          std::to_string(kEvents) + " events to $all; a subscriber on n" +
-          std::to_string(subscriber_node + 1) + " receives them");
+          std::to_string(kEvents) +
+          " events to $all, and those big-orders selects to it too; a "
+          "subscriber on n" +
+          std::to_string(subscriber_node + 1) + " receives both");
   std::mutex seen_mu;
-  std::set<std::string> seen;
+  std::set<std::string> seen, seen_big;
   uint64_t repeats = 0;
   Client sub_client = connect(subscriber_node, "subscriber");
-  if (Status s = sub_client.Subscribe(SubscriptionTopic(kStore, "$all")); !s.ok()) {
-    return Fail(s.ToString());
+  for (const std::string& sub : {std::string("$all"), big.id}) {
+    if (Status s = sub_client.Subscribe(SubscriptionTopic(kStore, sub)); !s.ok()) {
+      return Fail(s.ToString());
+    }
   }
   Reader subscriber(std::move(sub_client), [&](Client&, const Delivery& d) {
     const Message* m = std::get_if<Message>(&d);
     if (m == nullptr) return;
-    Result<Event> e = AsSubscriptionEvent(*m, kStore, "$all");
-    if (!e.ok()) return;
     std::lock_guard<std::mutex> lock(seen_mu);
-    if (!seen.insert(e->event_id).second) ++repeats;
+    if (Result<Event> e = AsSubscriptionEvent(*m, kStore, "$all"); e.ok()) {
+      if (!seen.insert(e->event_id).second) ++repeats;
+    } else if (Result<Event> b = AsSubscriptionEvent(*m, kStore, big.id); b.ok()) {
+      if (!seen_big.insert(b->event_id).second) ++repeats;
+    }
   });
   auto seen_count = [&] {
     std::lock_guard<std::mutex> lock(seen_mu);
     return seen.size();
   };
 
-  std::atomic<int> written{0};
+  std::atomic<int> written{0}, written_big{0};
   std::atomic<bool> writer_failed{false};
   std::map<std::string, int> by_emitter_node;
   std::mutex emitter_mu;
-  std::thread writer([&] {
-    Client w = connect(writer_node, "writer");
-    for (int i = 0; i < kEvents && !g_stop; ++i) {
+  Client w = connect(writer_node, "writer");
+  // Stopped and joined when it goes out of scope, whichever way Run leaves.
+  std::jthread writer([&](std::stop_token stop) {
+    for (int i = 0; i < kEvents && !g_stop && !stop.stop_requested(); ++i) {
       Event e;
       e.event_id = "evt-" + std::to_string(i);
       e.event_type = i % 3 == 0 ? "order_placed" : "order_paid";
@@ -277,6 +284,15 @@ int Run() {
       {
         std::lock_guard<std::mutex> lock(emitter_mu);
         ++by_emitter_node[by->node];
+      }
+      if (Selects(big, e)) {
+        Result<MemberId> b = DeliverEvent(w, kStore, big.id, e, milliseconds(10000));
+        if (!b.ok()) {
+          Say("  writer: event " + e.event_id + " to " + big.id + ": " + b.status().ToString());
+          writer_failed = true;
+          return;
+        }
+        ++written_big;
       }
       written = i + 1;
       std::this_thread::sleep_for(kWriteInterval);  // the writer's pace, not a wait
@@ -345,7 +361,21 @@ int Run() {
   Say("  " + std::to_string(seen_count()) + " of " + std::to_string(kEvents) +
       " events received on n" + std::to_string(subscriber_node + 1) + " (" +
       std::to_string(repeats) + " repeats, dropped by event id)");
+  size_t big_seen = 0;
+  WaitUntil(
+      [&] {
+        std::lock_guard<std::mutex> lock(seen_mu);
+        big_seen = seen_big.size();
+        return big_seen == static_cast<size_t>(written_big.load());
+      },
+      kStepTimeout);
+  Say("  " + std::to_string(big_seen) + " of " + std::to_string(written_big.load()) +
+      " order_placed events received on n" + std::to_string(subscriber_node + 1) +
+      " through big-orders");
   if (seen_count() != static_cast<size_t>(kEvents)) return Fail("events were lost");
+  if (big_seen != static_cast<size_t>(written_big.load())) {
+    return Fail("big-orders events were lost");
+  }
 
   Heading("stopping: candidates, trackers, then every broker by its pid");
   candidates[leader].reset();  // its broker is gone: its calls time out

@@ -725,27 +725,14 @@ int RunRegister(const Global& global, const RegisterArgs& args) {
   std::cout << "registered " << args.name << " as " << self.ToString() << std::endl;
 
   // The session holds the name; its end (Close, or this process's death)
-  // releases it. The registry may release it before (this node declared
-  // dead by the others): then say so.
-  bool lost = false;
-  auto handle = [&](const meshbus::Delivery& delivery) {
-    // A name is an address (`send --name`): show what comes to it.
-    if (const auto* m = std::get_if<meshbus::Message>(&delivery)) PrintReceived(*m, false);
-    const auto* event = std::get_if<meshbus::NameEvent>(&delivery);
-    if (event != nullptr && event->kind == meshbus::NameEventKind::kUnregistered &&
-        event->entry.name == args.name && event->entry.holder == self) {
-      lost = true;
-    }
-    return Status::Ok();
-  };
-  Result<LoopEnd> end =
-      ReceiveUntil(*client, DeadlineAfter(args.hold_seconds), handle, [&] { return lost; });
-  if (!end.ok()) return Fail(end.status());
-  if (lost) {
-    return Fail(Status::Unavailable("the registry released '" + args.name +
-                                    "' while this session held it (was this node cut off, "
-                                    "or declared dead?)"));
-  }
+  // releases it. A name is an address (`send --name`): show what comes to it.
+  Status held = HoldName(*client, args.name, "'" + args.name + "'",
+                         DeadlineAfter(args.hold_seconds), [](const meshbus::Delivery& d) {
+                           if (const auto* m = std::get_if<meshbus::Message>(&d)) {
+                             PrintReceived(*m, false);
+                           }
+                         });
+  if (!held.ok()) return Fail(held);
   if (Status s = client->Close(); !s.ok()) return Fail(s);
   return 0;
 }

@@ -36,28 +36,8 @@ constexpr int kExitTimeout = 3;
 constexpr int kExitNobody = 4;
 
 // One mesh for the whole suite: each test uses topics and groups of its own.
-class CliMessagingTest : public ::testing::Test {
+class CliMessagingTest : public CliMeshTest {
  protected:
-  static void SetUpTestSuite() {
-    auto m = ProcessMesh::Up(3);
-    if (m.ok()) {
-      mesh = std::move(m.value());
-    } else {
-      mesh_error = m.status().ToString();
-    }
-  }
-  static void TearDownTestSuite() {
-    mesh.reset();  // mesh-down.sh: every broker stopped by its pid
-    mesh_error.clear();
-  }
-  void SetUp() override { ASSERT_NE(mesh, nullptr) << mesh_error; }
-
-  // `meshbus -b <broker of node i> ARGS...`
-  std::vector<std::string> On(int node, std::vector<std::string> args) const {
-    args.insert(args.begin(), {"-b", mesh->client_endpoint(node)});
-    return args;
-  }
-
   // Runs a command to completion, bounded in time.
   CliResult Run(int node, std::vector<std::string> args,
                 milliseconds timeout = milliseconds(5000)) {
@@ -78,9 +58,6 @@ class CliMessagingTest : public ::testing::Test {
     EXPECT_TRUE(c.ok()) << c.status().ToString();
     return std::move(c.value());
   }
-
-  static inline std::unique_ptr<ProcessMesh> mesh;
-  static inline std::string mesh_error;  // why there is no mesh
 };
 
 // Makes sure that publishes on topics under `prefix` made on node `from` reach

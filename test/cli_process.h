@@ -18,6 +18,8 @@
 #include <string>
 #include <vector>
 
+#include <gtest/gtest.h>
+
 #include "test/process_mesh.h"
 #include "test/test_mesh.h"
 
@@ -191,5 +193,34 @@ inline std::vector<std::string> Lines(const std::string& text) {
   for (std::string line; std::getline(in, line);) lines.push_back(line);
   return lines;
 }
+
+// A suite of CLI tests sharing one 3-node mesh of meshbusd processes, started
+// before its first test and stopped (by pid) after its last; each test uses
+// names of its own.
+class CliMeshTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    auto m = ProcessMesh::Up(3);
+    if (m.ok()) {
+      mesh = std::move(m.value());
+    } else {
+      mesh_error = m.status().ToString();
+    }
+  }
+  static void TearDownTestSuite() {
+    mesh.reset();  // mesh-down.sh: every broker stopped by its pid
+    mesh_error.clear();
+  }
+  void SetUp() override { ASSERT_NE(mesh, nullptr) << mesh_error; }
+
+  // `meshbus -b <broker of node i> ARGS...`
+  std::vector<std::string> On(int node, std::vector<std::string> args) const {
+    args.insert(args.begin(), {"-b", mesh->client_endpoint(node)});
+    return args;
+  }
+
+  static inline std::unique_ptr<ProcessMesh> mesh;
+  static inline std::string mesh_error;  // why there is no mesh
+};
 
 }  // namespace meshbus::testing

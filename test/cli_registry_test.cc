@@ -66,28 +66,8 @@ CliResult RunCli(const std::string& endpoint, std::vector<std::string> args,
 }
 
 // One mesh for the whole suite: each test uses names of its own.
-class CliRegistryTest : public ::testing::Test {
+class CliRegistryTest : public CliMeshTest {
  protected:
-  static void SetUpTestSuite() {
-    auto m = ProcessMesh::Up(3);
-    if (m.ok()) {
-      mesh = std::move(m.value());
-    } else {
-      mesh_error = m.status().ToString();
-    }
-  }
-  static void TearDownTestSuite() {
-    mesh.reset();  // mesh-down.sh: every broker stopped by its pid
-    mesh_error.clear();
-  }
-  void SetUp() override { ASSERT_NE(mesh, nullptr) << mesh_error; }
-
-  // `meshbus -b <broker of node i> ARGS...`
-  std::vector<std::string> On(int node, std::vector<std::string> args) const {
-    args.insert(args.begin(), {"-b", mesh->client_endpoint(node)});
-    return args;
-  }
-
   CliResult Run(int node, std::vector<std::string> args) {
     return RunCli(mesh->client_endpoint(node), std::move(args));
   }
@@ -133,9 +113,6 @@ class CliRegistryTest : public ::testing::Test {
     }
     return true;
   }
-
-  static inline std::unique_ptr<ProcessMesh> mesh;
-  static inline std::string mesh_error;  // why there is no mesh
 };
 
 TEST_F(CliRegistryTest, RegisteredNameIsSeenFromEveryNodeAndTakenForOthers) {
