@@ -39,9 +39,9 @@ class Emitter {
   void Join();
 
   const MemberId& self() const { return self_; }
-  // False once its session is gone (its broker restarted, timed it out, or
-  // is down): it takes no more events, and should be replaced.
-  bool healthy() const { return !failed_; }
+  // False once it was asked to stop, or its session is gone (its broker
+  // restarted or timed it out): it takes no more events, and should be replaced.
+  bool healthy() const { return !failed_ && !stop_; }
   // Events forwarded to subscribers, by how they came; and refused (not
   // selected by the subscription, or undecodable), each answered with why.
   uint64_t forwarded(EmitterTag tag) const;

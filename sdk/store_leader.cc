@@ -20,8 +20,8 @@ constexpr std::string_view kStarting = "starting";
 constexpr std::string_view kActive = "active";
 // How long the loop waits for a delivery before it looks at its timers.
 constexpr milliseconds kPollInterval(50);
-// After a check that got no clear answer (a timeout), the next one comes this
-// soon; this many in a row and the leader steps down.
+// After a confirmation that got no clear answer (a timeout), the next one
+// comes this soon; this many in a row and the leader steps down.
 constexpr milliseconds kRecheckInterval(100);
 constexpr int kMaxUnclearChecks = 2;
 
@@ -69,10 +69,18 @@ struct StoreLeader::Impl {
   std::thread thread;
   std::once_flag joined;
 
-  bool holder = false;     // this session holds the leader name (as far as it knows)
-  bool name_free = true;   // a release was seen, or nothing is known: try at once
-  int unclear_checks = 0;  // checks in a row that got no clear answer
-  Clock::time_point next_check{};
+  // When this session last confirmed it holds the name (steady clock, ns);
+  // the lease watchdog fences the pools when that is over options.lease ago.
+  std::atomic<int64_t> confirmed_at{0};
+  std::atomic<bool> fenced{false};
+  std::thread watchdog;
+
+  bool holder = false;                 // this session holds the leader name (as far as it knows)
+  bool activated = false;              // Activate() completed for this holding
+  bool name_free = true;               // a release was seen, or nothing is known: try at once
+  int unclear_checks = 0;              // checks in a row that got no clear answer
+  Clock::time_point next_check{};      // the next confirmation (or acquisition attempt)
+  Clock::time_point next_reconcile{};  // the next re-read of the subscriptions
 
   explicit Impl(StoreLeaderOptions o) : options(std::move(o)) {}
 
@@ -119,6 +127,10 @@ struct StoreLeader::Impl {
       Clock::time_point now = Clock::now();
       if (!holder && (name_free || now >= next_check)) TryAcquire();
       if (holder && now >= next_check) Check();
+      if (active && Clock::now() >= next_reconcile) {
+        next_reconcile = Clock::now() + options.reconcile_interval;
+        Reconcile();
+      }
       if (stop) break;
       Result<Delivery> d = c().Receive(kPollInterval);
       if (d.ok()) {
@@ -159,13 +171,19 @@ struct StoreLeader::Impl {
     }
   }
 
+  // The name was ours when a call sent at `asked` was answered: the lease
+  // runs from the asking, not the answer.
+  void Confirmed(Clock::time_point asked) { confirmed_at = asked.time_since_epoch().count(); }
+
   void TryAcquire() {
     name_free = false;
     next_check = Clock::now() + options.reconcile_interval;
+    Clock::time_point asked = Clock::now();
     Status s = c().Register(leader_name(), kStarting);
     if (s.ok()) {
       holder = true;
       unclear_checks = 0;
+      Confirmed(asked);
       Activate();
     } else if (s.code() != Code::kTaken) {
       Warn(store(), "cannot contend for the leadership: " + s.ToString());
@@ -184,14 +202,44 @@ struct StoreLeader::Impl {
       return;  // Check() tries again
     }
     if (!Reconcile()) return;
+    Clock::time_point asked = Clock::now();
     Status marked = c().Register(leader_name(), kActive);
     if (marked.code() == Code::kTaken) {
       LostName();
       return;
     }
-    if (!marked.ok()) Warn(store(), "cannot mark the leadership active: " + marked.ToString());
+    if (marked.ok()) {
+      Confirmed(asked);  // a write only the holder could make
+    } else {
+      Warn(store(), "cannot mark the leadership active: " + marked.ToString());
+    }
+    activated = true;
+    fenced = false;
     active = true;
+    next_reconcile = Clock::now() + options.reconcile_interval;
+    next_check = Clock::now() + ConfirmInterval();
     ++activations;
+  }
+
+  // Confirmations come three times per lease, so that one slow answer does
+  // not let it lapse.
+  milliseconds ConfirmInterval() const { return std::max(milliseconds(10), options.lease / 3); }
+
+  // The lease watchdog: an active leader whose last confirmation is older
+  // than the lease stops its emitters at once, even while the loop thread
+  // is blocked in a call to a registry it cannot reach.
+  void Watch() {
+    while (!stop) {
+      std::this_thread::sleep_for(milliseconds(10));  // the watchdog's tick
+      int64_t age_ns = Clock::now().time_since_epoch().count() - confirmed_at.load();
+      if (!active || age_ns <= std::chrono::nanoseconds(options.lease).count()) continue;
+      std::lock_guard<std::mutex> lock(mu);
+      fenced = true;
+      active = false;
+      for (auto& [id, pool] : pools) {
+        for (auto& e : pool.emitters) e->RequestStop();
+      }
+    }
   }
 
   // Makes the pools exactly the store's subscriptions (as the registry's
@@ -257,15 +305,20 @@ struct StoreLeader::Impl {
   // cut off from the registry's majority cannot, and steps down), then
   // activates if it has not yet, or repairs the pools.
   void Check() {
-    next_check = Clock::now() + options.reconcile_interval;
+    next_check = Clock::now() + (activated ? ConfirmInterval() : options.reconcile_interval);
     if (stop) return;
+    Clock::time_point asked = Clock::now();
     Result<NameInfo> who = c().WhereisConsistent(leader_name());
     if (who.ok() && who->holder == c().self()) {
+      Confirmed(asked);
       unclear_checks = 0;
-      if (!active) {
+      if (!activated) {
         Activate();
-      } else {
+      } else if (fenced) {
+        // The lease lapsed and is back: the fenced emitters are replaced.
         Reconcile();
+        fenced = false;
+        active = true;
       }
       return;
     }
@@ -280,6 +333,7 @@ struct StoreLeader::Impl {
 
   void LostName() {
     holder = false;
+    activated = false;
     unclear_checks = 0;
     // Registering again is idempotent: if the name is still ours, the next
     // TryAcquire gets it back at once.
@@ -306,6 +360,7 @@ Result<std::unique_ptr<StoreLeader>> StoreLeader::Start(StoreLeaderOptions optio
   if (Status s = impl->Connect(); !s.ok()) return s;
   Impl* raw = impl.get();
   raw->thread = std::thread([raw] { raw->Run(); });
+  raw->watchdog = std::thread([raw] { raw->Watch(); });
   return std::unique_ptr<StoreLeader>(new StoreLeader(std::move(impl)));
 }
 
@@ -316,7 +371,10 @@ StoreLeader::~StoreLeader() {
 
 void StoreLeader::Stop() {
   impl_->stop = true;
-  std::call_once(impl_->joined, [this] { impl_->thread.join(); });
+  std::call_once(impl_->joined, [this] {
+    impl_->thread.join();
+    impl_->watchdog.join();
+  });
 }
 
 bool StoreLeader::IsActive() const {

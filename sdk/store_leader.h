@@ -11,16 +11,16 @@
 //
 // When the leader's session ends (its process or node died, or Stop()), the
 // registry releases the name and a waiting candidate, which watches it, takes
-// over. An active leader confirms linearizably, every reconcile_interval,
-// that it still holds the name; when it cannot (a minority partition, the
-// name taken, two checks in a row without an answer) it stops its pools and
-// contends again. So two leaders can run pools at once for at most about a
-// reconcile_interval plus a call timeout, while the old one is cut off from
-// the registry's majority; an emitter pool is idempotent to run twice (each
-// event still goes to one emitter), so this costs nothing but emitters. Pools
-// are checked at the same time: an emitter whose session was lost is
-// replaced. A candidate whose own session is lost (its broker restarted)
-// connects again and contends again.
+// over. An active leader confirms linearizably, three times per lease, that
+// it still holds the name. When its last confirmation is older than the lease
+// (a minority partition, a registry it cannot reach), a watchdog stops its
+// emitters at once; when it learns the name is lost (taken, released,
+// no_leader, or two confirmations in a row without an answer) it stops its
+// pools and contends again. With the lease below the mesh's failure detection
+// time, an old leader has fenced itself before the registry can give the name
+// to another. Pools are checked at every re-read: an emitter whose session
+// was lost is replaced. A candidate whose own session is lost (its broker
+// restarted) connects again and contends again.
 //
 // Each emitter is an Emitter (sdk/emitter.h): a session and a thread of its
 // own. Thread-safe: every method may be called from any thread. Owns its
@@ -42,10 +42,15 @@ namespace meshbus::eventstore {
 struct StoreLeaderOptions {
   ClientOptions client;  // the broker to use; each session names itself after its role
   std::string store;
-  // How often an active leader confirms its name and re-reads the
-  // subscriptions, and how often a candidate tries again when it could not
-  // reach the registry.
+  // How often an active leader re-reads the subscriptions, and how often a
+  // candidate tries again when it could not reach the registry.
   std::chrono::milliseconds reconcile_interval{1000};
+  // An active leader confirms it holds the name three times per lease; when
+  // its last confirmation is older than this, it stops its emitters and
+  // IsActive() turns false until it confirms again. Below the mesh's failure
+  // detection time (0.9 s by default), an old leader cut off from the
+  // registry has stopped before the registry can give the name to another.
+  std::chrono::milliseconds lease{600};
 };
 
 class StoreLeader {

@@ -591,6 +591,7 @@ class StoreLeaderMeshTest : public EventStoreMeshTest {
     o.client.call_timeout = milliseconds(1000);
     o.store = store;
     o.reconcile_interval = milliseconds(300);
+    o.lease = milliseconds(400);  // below these tests' failure detection (0.5 s)
     Result<std::unique_ptr<StoreLeader>> l = StoreLeader::Start(o);
     if (!l.ok()) throw std::runtime_error("candidate: " + l.status().ToString());
     return std::move(l.value());
@@ -797,6 +798,56 @@ TEST_F(StoreLeaderMeshTest, WhenTheLeadersNodeDiesAnotherTakesOverAndEveryEventI
   }));
   EXPECT_EQ(seen.size(), static_cast<size_t>(kEvents));
   candidates[leader].reset();  // its broker is gone; its calls time out
+}
+
+TEST_F(StoreLeaderMeshTest, ALeaderCutOffInAMinorityStepsDownAndAnotherLeads) {
+  std::vector<std::unique_ptr<StoreLeader>> candidates;
+  for (int i = 0; i < 3; ++i) candidates.push_back(Candidate(i));
+  int leader = -1;
+  ASSERT_TRUE(WaitFor([&] {
+    leader = ActiveOne(candidates);
+    return leader >= 0 && !candidates[leader]->Pools().empty();
+  }));
+  std::vector<int> rest;
+  for (int i = 0; i < 3; ++i) {
+    if (i != leader) rest.push_back(i);
+  }
+  Clock::time_point cut = Clock::now();
+  mesh.Partition({leader}, rest);
+
+  // The majority side declares the cut-off node dead, the registry releases
+  // its names, and a candidate there leads. The cut-off leader cannot
+  // confirm its name through a minority: its lease lapses and it stops its
+  // emitters first, before the registry can give the name to another.
+  int next = -1;
+  long next_ms = -1, down_ms = -1;
+  auto since_cut = [&] {
+    return static_cast<long>(std::chrono::duration_cast<milliseconds>(Clock::now() - cut).count());
+  };
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        if (down_ms < 0 && !candidates[leader]->IsActive()) down_ms = since_cut();
+        for (int i : rest) {
+          if (next_ms < 0 && candidates[i]->IsActive() && !candidates[i]->Pools().empty()) {
+            next = i;
+            next_ms = since_cut();
+          }
+        }
+        return next_ms >= 0 && down_ms >= 0;
+      },
+      milliseconds(15000)))
+      << "stepped down after " << down_ms << " ms, next leader after " << next_ms << " ms";
+  std::printf("store leader cut off: n%d fenced after %ld ms, n%d leads after %ld ms\n", leader + 1,
+              down_ms, next + 1, next_ms);
+  EXPECT_LT(next_ms, 2000);
+  EXPECT_LE(down_ms, next_ms) << "two leaders ran emitters at once";
+
+  // Healed: still exactly one leader, the one the majority chose.
+  mesh.Heal();
+  ASSERT_TRUE(WaitFor([&] { return mesh.AllConverged(); }, milliseconds(10000)));
+  EXPECT_TRUE(WaitFor([&] { return ActiveOne(candidates) == next; }, milliseconds(5000)));
+  Client view = Connect(next, "view");
+  EXPECT_TRUE(WaitFor([&] { return Members(view, "$all") == 1; }, milliseconds(5000)));
 }
 
 }  // namespace
