@@ -95,6 +95,20 @@ std::string Finish(const msgpack::sbuffer& buf) {
   return std::string(buf.data(), buf.size());
 }
 
+// Reads string field `field` as an enum value: `parse` maps a name to it (or
+// nullopt); a name it does not know fails the read with `expected`.
+template <typename E, typename Parse>
+E ReadEnum(Reader& r, const char* field, Parse parse, const char* expected) {
+  std::string name = r.Str(field, 32);
+  if (!r.ok()) return E{};
+  std::optional<E> value = parse(name);
+  if (!value) {
+    r.Fail(std::string("field '") + field + "' is not " + expected);
+    return E{};
+  }
+  return *value;
+}
+
 // Decodes `bytes` as one record: `read` fills it from a Reader; the
 // record's own validation runs last, so a decoded record is always valid.
 template <typename T, typename Read, typename Validate>
@@ -278,14 +292,7 @@ StoreConfig ReadStoreConfig(Reader& r) {
   StoreConfig c;
   c.store_id = r.Str("store_id", kMaxIdBytes);
   c.data_dir = r.Str("data_dir", kMaxTextBytes);
-  std::string mode = r.Str("mode", 16);
-  if (r.ok()) {
-    if (std::optional<StoreMode> m = ParseStoreMode(mode)) {
-      c.mode = *m;
-    } else {
-      r.Fail("field 'mode' is neither single nor cluster");
-    }
-  }
+  c.mode = ReadEnum<StoreMode>(r, "mode", ParseStoreMode, "single or cluster");
   c.timeout_ms = r.U64("timeout_ms");
   c.writer_pool = r.U32("writer_pool");
   c.reader_pool = r.U32("reader_pool");
@@ -398,14 +405,8 @@ Result<Subscription> DecodeSubscription(std::string_view bytes) {
       [](Reader& r) {
         Subscription s;
         s.id = r.Str("id", kMaxIdBytes);
-        std::string type = r.Str("type", 32);
-        if (r.ok()) {
-          if (std::optional<SubscriptionType> t = ParseSubscriptionType(type)) {
-            s.type = *t;
-          } else {
-            r.Fail("field 'type' is not stream, event_type, event_pattern or tags");
-          }
-        }
+        s.type = ReadEnum<SubscriptionType>(r, "type", ParseSubscriptionType,
+                                            "stream, event_type, event_pattern or tags");
         s.selector = r.Str("selector", kMaxTextBytes);
         s.name = r.Str("name", kMaxTextBytes);
         s.pool_size = r.U32("pool_size");
@@ -482,6 +483,13 @@ std::string_view TrackerKindName(TrackerKind kind) {
   return "created";
 }
 
+std::optional<TrackerKind> ParseTrackerKind(std::string_view name) {
+  for (TrackerKind k : {TrackerKind::kCreated, TrackerKind::kDeleted, TrackerKind::kUpdated}) {
+    if (name == TrackerKindName(k)) return k;
+  }
+  return std::nullopt;
+}
+
 std::string EncodeTrackerNotice(const TrackerNotice& n) {
   msgpack::sbuffer buf;
   Packer pk(buf);
@@ -497,16 +505,7 @@ Result<TrackerNotice> DecodeTrackerNotice(std::string_view bytes) {
       bytes, "tracker notice",
       [](Reader& r) {
         TrackerNotice n;
-        std::string kind = r.Str("kind", 16);
-        if (kind == "created") {
-          n.kind = TrackerKind::kCreated;
-        } else if (kind == "deleted") {
-          n.kind = TrackerKind::kDeleted;
-        } else if (kind == "updated") {
-          n.kind = TrackerKind::kUpdated;
-        } else if (r.ok()) {
-          r.Fail("field 'kind' is not created, deleted or updated");
-        }
+        n.kind = ReadEnum<TrackerKind>(r, "kind", ParseTrackerKind, "created, deleted or updated");
         n.feature = r.Str("feature", kMaxIdBytes);
         n.data = r.Bin("data", kMaxPayloadBytes);
         return n;

@@ -140,6 +140,7 @@ bool GlobMatch(std::string_view pattern, std::string_view text);
 
 enum class TrackerKind { kCreated, kDeleted, kUpdated };
 std::string_view TrackerKindName(TrackerKind kind);  // "created", "deleted", "updated"
+std::optional<TrackerKind> ParseTrackerKind(std::string_view name);
 struct TrackerNotice {
   TrackerKind kind = TrackerKind::kCreated;
   std::string feature;
