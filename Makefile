@@ -3,7 +3,7 @@
 BUILD ?= build
 JOBS ?= $(shell nproc)
 
-.PHONY: all build deps test demo bench format clean
+.PHONY: all build deps test demo bench compare format clean
 
 all: build
 
@@ -24,6 +24,9 @@ demo: build
 
 bench: build
 	$(BUILD)/bin/meshbus-bench
+
+compare: build
+	scripts/compare.sh
 
 format:
 	clang-format -i $$(git ls-files '*.cc' '*.h')

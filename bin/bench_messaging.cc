@@ -194,6 +194,12 @@ class Table {
   }
   void Note(std::string line) { notes_.push_back(std::move(line)); }
 
+  std::vector<MessagingFigure> Figures() const {
+    std::vector<MessagingFigure> out;
+    for (const Row& r : rows_) out.push_back({r.metric, r.rate, r.mesh.value, r.raw.value});
+    return out;
+  }
+
   void Print() const {
     std::printf("\n%-64s %-24s %-24s %s\n", "metric", "meshbus", "raw libzmq", "overhead");
     std::printf("%s\n", std::string(122, '-').c_str());
@@ -1257,7 +1263,7 @@ bool Has(const std::vector<MessagingPart>& parts, MessagingPart p) {
 
 }  // namespace
 
-void MessagingBenchmarks(const std::vector<MessagingPart>& parts) {
+std::vector<MessagingFigure> MessagingBenchmarks(const std::vector<MessagingPart>& parts) {
   Table table;
   std::printf(
       "messaging: a 3-node mesh of meshbusd, clients on threads of their own in this process "
@@ -1286,6 +1292,7 @@ void MessagingBenchmarks(const std::vector<MessagingPart>& parts) {
       "\nreferences given for this machine: NATS 3-server cluster, publish A -> C, 64 B: 1.67 M "
       "msgs/s;\nNATS cluster request/reply p50 155 us; raw libzmq PUB/SUB tcp, 64 B: 4.6 M "
       "msgs/s;\n3-hop DEALER/ROUTER round trip p50 199 us.\n");
+  return table.Figures();
 }
 
 }  // namespace meshbus::bench

@@ -59,8 +59,17 @@ inline std::unique_ptr<testing::ProcessMesh> MustUp(int n) {
 // and, the same way, with raw libzmq sockets.
 enum class MessagingPart { kPubSub, kBroadcast, kDispatch, kRequest };
 
+// One row of the messaging table: a metric, meshbus's figure and raw
+// libzmq's (-1 when not measured or failed). `rate`: higher is better; else
+// a latency in µs or a CPU cost.
+struct MessagingFigure {
+  std::string metric;
+  bool rate = true;
+  double meshbus = -1, raw = -1;
+};
+
 // Runs the given parts on one 3-node mesh, each part's raw baseline just
-// before it, and prints their table.
-void MessagingBenchmarks(const std::vector<MessagingPart>& parts);
+// before it, prints their table and returns its rows.
+std::vector<MessagingFigure> MessagingBenchmarks(const std::vector<MessagingPart>& parts);
 
 }  // namespace meshbus::bench

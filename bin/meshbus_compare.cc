@@ -1,0 +1,194 @@
+// meshbus-compare: what `make compare` runs (issue #6). meshbus and its peers
+// on the same shapes of work, in one run, on this machine: raw libzmq (the
+// transport's limit) and a 3-server NATS cluster (bin/compare_nats.cc); each
+// part RUNS times (3 by default), and every row gives the median with the
+// spread, the peer's figure, the ratio and which is better. The rows also go
+// to a CSV file (argv[1], default compare.csv) for scripts/compare.sh's chart.
+// Erlang/OTP pg is not measured yet. Every process it starts is stopped by its
+// pid, and every run is bounded in count and time.
+#include <signal.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "bin/bench_messaging.h"
+#include "bin/compare_nats.h"
+
+namespace {
+
+using meshbus::bench::MessagingFigure;
+using meshbus::bench::MessagingPart;
+
+constexpr int kRuns = 3;
+
+struct Spread {
+  std::vector<double> values;
+  void Add(double v) {
+    if (v >= 0) values.push_back(v);
+  }
+  double Median() const {
+    if (values.empty()) return -1;
+    std::vector<double> v = values;
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+  }
+  double Min() const {
+    return values.empty() ? -1 : *std::min_element(values.begin(), values.end());
+  }
+  double Max() const {
+    return values.empty() ? -1 : *std::max_element(values.begin(), values.end());
+  }
+};
+
+struct Row {
+  std::string shape, peer, unit, label;  // label: the chart's, short
+  bool higher_is_better = true;
+  Spread meshbus, other;
+};
+
+std::string Num(double v, const std::string& unit) {
+  char buf[64];
+  if (v < 0) return "-";
+  if (unit == "msgs/s") {
+    if (v >= 1e6) {
+      std::snprintf(buf, sizeof buf, "%.2f M", v / 1e6);
+    } else if (v >= 1e3) {
+      std::snprintf(buf, sizeof buf, "%.1f k", v / 1e3);
+    } else {
+      std::snprintf(buf, sizeof buf, "%.0f", v);
+    }
+  } else {
+    std::snprintf(buf, sizeof buf, "%.0f", v);
+  }
+  return buf;
+}
+
+std::string WithSpread(const Spread& s, const std::string& unit) {
+  if (s.values.empty()) return "-";
+  return Num(s.Median(), unit) + " (" + Num(s.Min(), unit) + "-" + Num(s.Max(), unit) + ")";
+}
+
+// meshbus's figure over the peer's, so that > 1 means meshbus is better.
+double Advantage(const Row& r) {
+  double m = r.meshbus.Median(), o = r.other.Median();
+  if (m <= 0 || o <= 0) return -1;
+  return r.higher_is_better ? m / o : o / m;
+}
+
+double Figure(const std::vector<MessagingFigure>& figures, const std::string& metric, bool raw) {
+  for (const MessagingFigure& f : figures) {
+    if (f.metric == metric) return raw ? f.raw : f.meshbus;
+  }
+  return -1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  signal(SIGPIPE, SIG_IGN);
+  const std::string csv_path = argc > 1 ? argv[1] : "compare.csv";
+  std::vector<Row> rows = {
+      {"publish n1 -> subscriber on n3, 64 B, msgs/s", "raw libzmq PUB/SUB", "msgs/s",
+       "pub 64 B / zmq"},
+      {"publish n1 -> subscriber on n3, 64 B, msgs/s", "NATS cluster A -> C", "msgs/s",
+       "pub 64 B / NATS"},
+      {"publish n1 -> subscriber on n3, 1 KiB, msgs/s", "raw libzmq PUB/SUB", "msgs/s",
+       "pub 1 KiB / zmq"},
+      {"publish n1 -> subscriber on n3, 1 KiB, msgs/s", "NATS cluster A -> C", "msgs/s",
+       "pub 1 KiB / NATS"},
+      {"dispatch to a group of 3, msgs/s", "raw libzmq DEALER/ROUTER", "msgs/s", "dispatch / zmq"},
+      {"dispatch to a group of 3, msgs/s", "NATS queue group of 3 on C", "msgs/s",
+       "dispatch / NATS queue"},
+      {"request/reply across two brokers, p50 us", "raw libzmq 3-hop chain", "us", "req p50 / zmq",
+       false},
+      {"request/reply across two brokers, p50 us", "NATS A -> responder on C", "us",
+       "req p50 / NATS", false},
+      {"request/reply across two brokers, p99 us", "raw libzmq 3-hop chain", "us", "req p99 / zmq",
+       false},
+      {"request/reply across two brokers, p99 us", "NATS A -> responder on C", "us",
+       "req p99 / NATS", false},
+  };
+  std::vector<std::string> notes;
+  for (int run = 0; run < kRuns; ++run) {
+    std::printf("\n==== run %d of %d: meshbus and raw libzmq ====\n", run + 1, kRuns);
+    std::fflush(stdout);
+    std::vector<MessagingFigure> m = meshbus::bench::MessagingBenchmarks(
+        {MessagingPart::kPubSub, MessagingPart::kDispatch, MessagingPart::kRequest});
+    std::printf("\n==== run %d of %d: NATS ====\n", run + 1, kRuns);
+    std::fflush(stdout);
+    std::string error;
+    std::optional<meshbus::compare::NatsFigures> n = meshbus::compare::MeasureNats(&error);
+    if (!n) notes.push_back("run " + std::to_string(run + 1) + ": NATS not measured: " + error);
+    auto mesh = [&](const std::string& metric) { return Figure(m, metric, false); };
+    auto raw = [&](const std::string& metric) { return Figure(m, metric, true); };
+    const std::string p64 = "publish n1 -> n3, 64 B, no loss",
+                      p1k = "publish n1 -> n3, 1 KiB, no loss",
+                      dispatch = "dispatch n1 -> 3 members (n2, n3), 100 in flight",
+                      req = "request/reply n1 -> n3, sequential";
+    double mine[] = {mesh(p64),           mesh(p64),           mesh(p1k),
+                     mesh(p1k),           mesh(dispatch),      mesh(dispatch),
+                     mesh(req + ", p50"), mesh(req + ", p50"), mesh(req + ", p99"),
+                     mesh(req + ", p99")};
+    double theirs[] = {raw(p64),           n ? n->pub_64 : -1,
+                       raw(p1k),           n ? n->pub_1k : -1,
+                       raw(dispatch),      n ? n->queue : -1,
+                       raw(req + ", p50"), n ? n->request_p50_us : -1,
+                       raw(req + ", p99"), n ? n->request_p99_us : -1};
+    for (size_t i = 0; i < rows.size(); ++i) {
+      rows[i].meshbus.Add(mine[i]);
+      rows[i].other.Add(theirs[i]);
+    }
+    if (n) {
+      std::printf(
+          "NATS: publish 64 B %.0f/s (%llu of 200000 lost), 1 KiB %.0f/s (%llu lost), "
+          "queue group %.0f/s (%llu lost), request p50 %.0f us p99 %.0f us\n",
+          n->pub_64, static_cast<unsigned long long>(n->pub_64_lost), n->pub_1k,
+          static_cast<unsigned long long>(n->pub_1k_lost), n->queue,
+          static_cast<unsigned long long>(n->queue_lost), n->request_p50_us, n->request_p99_us);
+      if (n->pub_64_lost + n->pub_1k_lost + n->queue_lost > 0) {
+        notes.push_back("run " + std::to_string(run + 1) +
+                        ": NATS lost messages at full speed (core NATS drops for slow "
+                        "consumers, silently to the publisher); its rates count what arrived");
+      }
+    }
+  }
+
+  std::printf("\n%-46s %-28s %-22s %-22s %-8s %s\n", "shape", "peer", "meshbus (median, range)",
+              "peer (median, range)", "ratio", "better");
+  std::printf("%s\n", std::string(140, '-').c_str());
+  std::ofstream csv(csv_path);
+  csv << "label,shape,peer,unit,meshbus_median,meshbus_min,meshbus_max,peer_median,peer_min,peer_"
+         "max,"
+         "meshbus_advantage\n";
+  for (const Row& r : rows) {
+    double adv = Advantage(r);
+    char ratio[32] = "-";
+    if (adv > 0) std::snprintf(ratio, sizeof ratio, "%.2fx", adv);
+    std::printf("%-46s %-28s %-22s %-22s %-8s %s\n", r.shape.c_str(), r.peer.c_str(),
+                WithSpread(r.meshbus, r.unit).c_str(), WithSpread(r.other, r.unit).c_str(), ratio,
+                adv < 0    ? "-"
+                : adv >= 1 ? "meshbus"
+                           : "peer");
+    csv << '"' << r.label << "\",\"" << r.shape << "\",\"" << r.peer << "\"," << r.unit << ','
+        << r.meshbus.Median() << ',' << r.meshbus.Min() << ',' << r.meshbus.Max() << ','
+        << r.other.Median() << ',' << r.other.Min() << ',' << r.other.Max() << ',' << adv << '\n';
+  }
+  std::printf(
+      "ratio: meshbus's advantage (its rate over the peer's, or the peer's latency over "
+      "its own); under 1 the peer is better\n");
+  notes.push_back(
+      "shapes: meshbus publish is the highest paced rate with nothing lost (every loss would be "
+      "reported by a gap notice), NATS's is full speed, counting what arrived; meshbus "
+      "dispatch is acknowledged (the member has it) with 100 in flight, a NATS queue group "
+      "is fire-and-forget; request/reply is sequential, 64 B, through two brokers (meshbus) "
+      "or two servers (NATS)");
+  notes.push_back("not measured yet: Erlang/OTP pg, PUB -> forwarder -> SUB, 1- and 2-hop chains");
+  for (const std::string& n : notes) std::printf("note: %s\n", n.c_str());
+  std::printf("csv: %s\n", csv_path.c_str());
+  return 0;
+}
