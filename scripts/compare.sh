@@ -12,7 +12,7 @@ repo="$(dirname "$here")"
 out="$repo/build/compare"
 bin="${MESHBUS_BIN_DIR:-$repo/build/bin}"
 
-packages=(nats-server gnuplot-nox)
+packages=(nats-server gnuplot-nox erlang-nox)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
