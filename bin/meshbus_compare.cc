@@ -21,6 +21,7 @@
 #include "bin/bench_messaging.h"
 #include "bin/compare_nats.h"
 #include "bin/compare_pg.h"
+#include "bin/compare_zmq.h"
 #include "test/process_mesh.h"
 
 namespace {
@@ -110,14 +111,22 @@ int main(int argc, char** argv) {
       {"dispatch to a group of 3, msgs/s", "raw libzmq DEALER/ROUTER", "msgs/s", "dispatch / zmq"},
       {"dispatch to a group of 3, msgs/s", "NATS queue group of 3 on C", "msgs/s",
        "dispatch / NATS queue"},
-      {"request/reply across two brokers, p50 us", "raw libzmq 3-hop chain", "us", "req p50 / zmq",
-       false},
+      {"request/reply across two brokers, p50 us", "raw libzmq 3 hops, broker-like loops", "us",
+       "req p50 / zmq", false},
       {"request/reply across two brokers, p50 us", "NATS A -> responder on C", "us",
        "req p50 / NATS", false},
-      {"request/reply across two brokers, p99 us", "raw libzmq 3-hop chain", "us", "req p99 / zmq",
-       false},
+      {"request/reply across two brokers, p99 us", "raw libzmq 3 hops, broker-like loops", "us",
+       "req p99 / zmq", false},
       {"request/reply across two brokers, p99 us", "NATS A -> responder on C", "us",
        "req p99 / NATS", false},
+      {"request/reply across two brokers, p50 us", "raw libzmq 1-hop DEALER/ROUTER", "us",
+       "req p50 / zmq 1 hop", false},
+      {"request/reply across two brokers, p50 us", "raw libzmq 2-hop chain (1 proxy)", "us",
+       "req p50 / zmq 2 hops", false},
+      {"request/reply across two brokers, p50 us", "raw libzmq 3-hop chain (2 proxies)", "us",
+       "req p50 / zmq 3 hops", false},
+      {"publish n1 -> subscriber on n3, 64 B, msgs/s", "raw libzmq PUB -> forwarder -> SUB",
+       "msgs/s", "pub 64 B / zmq forwarder"},
       {"join on n1 visible on n2, p50 us", "Erlang pg, 3 nodes", "us", "join p50 / pg", false},
       {"joins/s visible on n2, one join per call", "Erlang pg, 3 nodes", "msgs/s", "joins/s / pg"},
       {"joins/s visible on n2, JoinMany of 100", "Erlang pg (one join per call)", "msgs/s",
@@ -163,6 +172,16 @@ int main(int argc, char** argv) {
           pg->join_p50_us, pg->join_p99_us, pg->joins_per_s, pg->broadcast_per_s, pg->kill_ms,
           pg->stop_ms);
     }
+    std::printf("\n==== run %d of %d: raw libzmq chains and forwarder ====\n", run + 1, kRuns);
+    meshbus::compare::ChainFigures chains[3] = {meshbus::compare::MeasureChain(1),
+                                                meshbus::compare::MeasureChain(2),
+                                                meshbus::compare::MeasureChain(3)};
+    unsigned long long forwarder_lost = 0;
+    double forwarder = meshbus::compare::MeasureForwarder(&forwarder_lost);
+    std::printf(
+        "raw libzmq: round trip p50 1 hop %.0f us, 2 hops %.0f us, 3 hops %.0f us; "
+        "PUB -> forwarder -> SUB 64 B %.0f msgs/s (%llu lost)\n",
+        chains[0].p50_us, chains[1].p50_us, chains[2].p50_us, forwarder, forwarder_lost);
     std::printf("\n==== run %d of %d: NATS ====\n", run + 1, kRuns);
     std::fflush(stdout);
     std::string error;
@@ -191,6 +210,10 @@ int main(int argc, char** argv) {
         {mesh(req + ", p50"), n ? n->request_p50_us : -1},
         {mesh(req + ", p99"), raw(req + ", p99")},
         {mesh(req + ", p99"), n ? n->request_p99_us : -1},
+        {mesh(req + ", p50"), chains[0].p50_us},
+        {mesh(req + ", p50"), chains[1].p50_us},
+        {mesh(req + ", p50"), chains[2].p50_us},
+        {mesh(p64), forwarder},
         {join.p50_us, pg ? pg->join_p50_us : -1},
         {joins, pg ? pg->joins_per_s : -1},
         {join_many, pg ? pg->joins_per_s : -1},
@@ -222,7 +245,7 @@ int main(int argc, char** argv) {
     }
   }
 
-  std::printf("\n%-46s %-28s %-22s %-22s %-8s %s\n", "shape", "peer", "meshbus (median, range)",
+  std::printf("\n%-46s %-36s %-24s %-24s %-8s %s\n", "shape", "peer", "meshbus (median, range)",
               "peer (median, range)", "ratio", "better");
   std::printf("%s\n", std::string(140, '-').c_str());
   std::ofstream csv(csv_path);
@@ -233,7 +256,7 @@ int main(int argc, char** argv) {
     double adv = Advantage(r);
     char ratio[32] = "-";
     if (adv > 0) std::snprintf(ratio, sizeof ratio, "%.2fx", adv);
-    std::printf("%-46s %-28s %-22s %-22s %-8s %s\n", r.shape.c_str(), r.peer.c_str(),
+    std::printf("%-46s %-36s %-24s %-24s %-8s %s\n", r.shape.c_str(), r.peer.c_str(),
                 WithSpread(r.meshbus, r.unit).c_str(), WithSpread(r.other, r.unit).c_str(), ratio,
                 adv < 0    ? "-"
                 : adv >= 1 ? "meshbus"
@@ -251,7 +274,10 @@ int main(int argc, char** argv) {
       "dispatch is acknowledged (the member has it) with 100 in flight, a NATS queue group "
       "is fire-and-forget; request/reply is sequential, 64 B, through two brokers (meshbus) "
       "or two servers (NATS)");
-  notes.push_back("not measured yet: PUB -> forwarder -> SUB, 1- and 2-hop chains");
+  notes.push_back(
+      "raw libzmq rows: the messaging bench's own (PUB/SUB pair; DEALER/ROUTER dispatch; its "
+      "3-hop chain is hand-written loops like a broker's), and zmq_proxy chains of 1-3 hops "
+      "and an XSUB/XPUB forwarder");
   for (const std::string& n : notes) std::printf("note: %s\n", n.c_str());
   std::printf("csv: %s\n", csv_path.c_str());
   return 0;
