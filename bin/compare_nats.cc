@@ -6,6 +6,9 @@
 //                     SUB <subject> [queue] <sid>  PING  PONG
 #include "bin/compare_nats.h"
 
+#include "bin/bench_messaging.h"
+#include "bin/compare_process.h"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -30,10 +33,10 @@
 #include <thread>
 #include <vector>
 
-extern char** environ;
-
 namespace meshbus::compare {
 namespace {
+
+using bench::Percentile;
 
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
@@ -45,52 +48,28 @@ constexpr size_t kFlushBytes = 64 * 1024;  // the publisher's batch
 
 // ---- the servers ------------------------------------------------------------
 
-// One nats-server process; stopped (SIGTERM, then SIGKILL) by its pid.
-class NatsServer {
- public:
-  NatsServer(int client_port, int cluster_port, const std::vector<int>& route_ports) {
-    std::vector<std::string> args = {"nats-server",
-                                     "-a",
-                                     "127.0.0.1",
-                                     "-p",
-                                     std::to_string(client_port),
-                                     "--cluster",
-                                     "nats://127.0.0.1:" + std::to_string(cluster_port),
-                                     "--cluster_name",
-                                     "meshbus-compare"};
-    std::string routes;
-    for (int p : route_ports) {
-      routes += (routes.empty() ? "" : ",") + std::string("nats://127.0.0.1:") + std::to_string(p);
-    }
-    if (!routes.empty()) {
-      args.push_back("--routes");
-      args.push_back(routes);
-    }
-    std::vector<char*> argv;
-    for (std::string& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
-    posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
-    if (posix_spawnp(&pid_, "nats-server", &actions, nullptr, argv.data(), environ) != 0) pid_ = 0;
-    posix_spawn_file_actions_destroy(&actions);
+// One nats-server process, routed to the others' cluster ports.
+std::unique_ptr<Child> StartServer(int client_port, int cluster_port,
+                                   const std::vector<int>& route_ports) {
+  std::vector<std::string> args = {"nats-server",
+                                   "-a",
+                                   "127.0.0.1",
+                                   "-p",
+                                   std::to_string(client_port),
+                                   "--cluster",
+                                   "nats://127.0.0.1:" + std::to_string(cluster_port),
+                                   "--cluster_name",
+                                   "meshbus-compare"};
+  std::string routes;
+  for (int p : route_ports) {
+    routes += (routes.empty() ? "" : ",") + std::string("nats://127.0.0.1:") + std::to_string(p);
   }
-  ~NatsServer() {
-    if (pid_ <= 0) return;
-    kill(pid_, SIGTERM);
-    for (int i = 0; i < 50; ++i) {  // up to 5 s, then SIGKILL
-      if (waitpid(pid_, nullptr, WNOHANG) == pid_) return;
-      std::this_thread::sleep_for(milliseconds(100));
-    }
-    kill(pid_, SIGKILL);
-    waitpid(pid_, nullptr, 0);
+  if (!routes.empty()) {
+    args.push_back("--routes");
+    args.push_back(routes);
   }
-  bool started() const { return pid_ > 0; }
-
- private:
-  pid_t pid_ = 0;
-};
+  return std::make_unique<Child>(args, std::vector<std::string>{}, /*pipes=*/false);
+}
 
 // ---- the client -------------------------------------------------------------
 
@@ -242,7 +221,7 @@ class NatsConn {
 };
 
 struct Cluster {
-  std::vector<std::unique_ptr<NatsServer>> servers;
+  std::vector<std::unique_ptr<Child>> servers;
   std::vector<int> ports;
 };
 
@@ -259,7 +238,7 @@ std::unique_ptr<Cluster> StartCluster() {
     for (int j = 0; j < 3; ++j) {
       if (j != i) routes.push_back(cluster_ports[j]);
     }
-    c->servers.push_back(std::make_unique<NatsServer>(c->ports[i], cluster_ports[i], routes));
+    c->servers.push_back(StartServer(c->ports[i], cluster_ports[i], routes));
     if (!c->servers.back()->started()) return nullptr;
   }
   return c;
@@ -344,12 +323,6 @@ double Stream(int pub_port, const std::vector<NatsConn*>& receivers, const std::
   std::lock_guard<std::mutex> lock(last_mu);
   double secs = std::chrono::duration<double>(last - start).count();
   return secs > 0 ? received / secs : 0;
-}
-
-double Percentile(std::vector<double> v, double p) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v[std::min(v.size() - 1, static_cast<size_t>(p * (v.size() - 1) + 0.5))];
 }
 
 }  // namespace

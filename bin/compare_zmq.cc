@@ -1,5 +1,7 @@
 #include "bin/compare_zmq.h"
 
+#include "bin/bench_messaging.h"
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -12,6 +14,8 @@
 
 namespace meshbus::compare {
 namespace {
+
+using bench::Percentile;
 
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
@@ -65,12 +69,6 @@ class Proxy {
   std::string front_ep_;
   std::thread thread_;
 };
-
-double Percentile(std::vector<double> v, double p) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v[std::min(v.size() - 1, static_cast<size_t>(p * (v.size() - 1) + 0.5))];
-}
 
 }  // namespace
 

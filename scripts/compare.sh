@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # What `make compare` runs (issue #6): installs the peers from Debian's
-# packages if missing (nats-server, gnuplot), then runs build/bin/meshbus-compare,
-# which measures meshbus, raw libzmq and a 3-server NATS cluster on the same
-# shapes of work, 3 runs each, on loopback only, and stops every process it
-# started by its pid. Writes build/compare/compare.txt (the table),
-# compare.csv and compare.png (the ratios as a chart).
+# packages if missing (nats-server, erlang-nox, gnuplot), then runs
+# build/bin/meshbus-compare, which measures meshbus, raw libzmq, a 3-server
+# NATS cluster and Erlang/OTP pg on 3 nodes on the same shapes of work, 3 runs
+# each, on loopback only, and stops every process it started by its pid.
+# Writes build/compare/compare.txt (the table), compare.csv and compare.png
+# (the ratios as a chart).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -12,21 +13,7 @@ repo="$(dirname "$here")"
 out="$repo/build/compare"
 bin="${MESHBUS_BIN_DIR:-$repo/build/bin}"
 
-packages=(nats-server gnuplot-nox erlang-nox)
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "compare: installing ${missing[*]}"
-  if [ "$(id -u)" -ne 0 ]; then
-    echo "compare: need root to apt-get install: ${missing[*]}" >&2
-    exit 1
-  fi
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+"$here/install-deps.sh" nats-server gnuplot-nox erlang-nox
 
 mkdir -p "$out"
 # Bounded: every part stops by itself; this is the outer bound.

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs meshbus's build and test dependencies from Debian's packages.
+# Installs meshbus's build and test dependencies from Debian's packages, or,
+# given package names, those instead (scripts/compare.sh: the peers).
 # Idempotent: quiet and quick when everything is already there.
 set -euo pipefail
 
@@ -14,6 +15,8 @@ packages=(
   iproute2           # network namespaces for scripts/netns-mesh.sh
   procps             # pgrep/ps for the scripts
 )
+
+if [ $# -gt 0 ]; then packages=("$@"); fi
 
 missing=()
 for p in "${packages[@]}"; do
