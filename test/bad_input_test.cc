@@ -326,10 +326,12 @@ TEST_F(BadInputTest, RegistryCallsFromAPeerAreChecked) {
   std::mutex mu;
   std::map<uint64_t, Status> answers;
   std::atomic<bool> stop{false};
+  std::atomic<bool> heard_from_broker{false};
   std::thread server([&, sock = std::move(calls)]() mutable {
     while (!stop) {
       std::vector<zmq::message_t> frames;
       if (!zmq::recv_multipart(sock, std::back_inserter(frames)) || frames.size() != 2) continue;
+      heard_from_broker = true;
       auto m = wire::DecodePeerMessage(frames[1].to_string_view());
       if (!m.ok()) continue;
       if (auto* p = std::get_if<wire::PeerProbe>(&m.value()); p && !p->is_reply) {
@@ -361,6 +363,9 @@ TEST_F(BadInputTest, RegistryCallsFromAPeerAreChecked) {
     ASSERT_TRUE(dealer.recv(welcome));
   };
   hello({"n1"});
+  // The broker answers over its own link to our calls socket, which queues
+  // nothing until it is connected: call once something has come through it.
+  ASSERT_TRUE(WaitFor([&] { return heard_from_broker.load(); }));
   // Sends a name call and waits for the broker's answer.
   auto call = [&](uint64_t id, wire::NameCallOp op, const std::string& data) -> Status {
     dealer.send(zmq::buffer(wire::Encode(wire::PeerMessage(wire::PeerNameCall{me, id, op, data}))),
