@@ -310,6 +310,7 @@ void BrokerLoop::PollOnce() {
     }
     if (readable(kFirstLink + 2 * i + 1)) OnLinkEvent(link, now);
   }
+  FlushData();
   FlushBacklogs();
   FlushDeltas();
   OnTimers(Clock::now());
@@ -450,8 +451,10 @@ std::map<std::string, uint64_t> BrokerLoop::CounterMap() const {
       {"messages_too_large", c.messages_too_large},
       {"slow_consumers", c.slow_consumers},
       {"data_messages_out", c.data_messages_out},
+      {"data_batches_out", c.data_batches_out},
       {"data_bytes_out", c.data_bytes_out},
       {"data_messages_in", c.data_messages_in},
+      {"data_batches_in", c.data_batches_in},
       {"data_bytes_in", c.data_bytes_in},
       {"data_marks_out", c.data_marks_out},
       {"data_gaps", c.data_gaps},

@@ -86,10 +86,12 @@ struct BrokerCounters {
   uint64_t sends_in = 0;
   uint64_t messages_delivered = 0;  // publishes, broadcasts, ... handed to a client
   uint64_t messages_too_large = 0;
-  uint64_t slow_consumers = 0;  // times a session began to lose deliveries
-  uint64_t data_messages_out = 0;
+  uint64_t slow_consumers = 0;     // times a session began to lose deliveries
+  uint64_t data_messages_out = 0;  // publishes and broadcasts sent to peers
+  uint64_t data_batches_out = 0;   // the ZeroMQ messages that carried them
   uint64_t data_bytes_out = 0;
   uint64_t data_messages_in = 0;
+  uint64_t data_batches_in = 0;
   uint64_t data_bytes_in = 0;
   uint64_t data_marks_out = 0;
   uint64_t data_gaps = 0;           // losses found in a peer's data streams
@@ -313,7 +315,10 @@ class BrokerLoop {
   // Hands a message to a local session; false when its queue is full.
   bool DeliverMessage(Session& session, const wire::Message& message,
                       const zmq::message_t& payload);
+  // Numbers a message for the peers that want it and adds it to the turn's
+  // batch (it takes the payload); FlushData sends the batch.
   void PublishData(const std::string& data_topic, uint64_t session, zmq::message_t& payload);
+  void FlushData();
   void OnDataMessage(std::vector<zmq::message_t>& frames, TimePoint now);
   // A peer's (un)subscription, as our data XPUB reports it.
   void OnDataSubscription(std::vector<zmq::message_t>& frames);
@@ -479,6 +484,18 @@ class BrokerLoop {
   std::vector<uint64_t> targets_;                          // reused per message
   std::vector<std::pair<std::string, uint64_t>> streams_;  // reused per message
   bool forget_streams_ = false;  // a subscription went: drop streams nobody wants
+  // Consecutive data messages of one data topic, sent as one when the topic
+  // changes, the batch is full, or the turn ends: a ZeroMQ message per
+  // publish cost more than the rest of the path (see the README).
+  struct DataBatch {
+    std::string data_topic;
+    std::vector<std::pair<std::string, uint64_t>> streams;  // the first message's numbers
+    std::vector<uint64_t> sessions;
+    std::vector<zmq::message_t> payloads;
+    size_t bytes = 0;
+  };
+  DataBatch data_batch_;
+  static constexpr size_t kMaxDataBatchBytes = 256 << 10;
   // Subscriptions waiting for their peers' confirmation, by ticket.
   struct SubscribeCheck {
     uint64_t session = 0;

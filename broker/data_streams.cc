@@ -85,13 +85,21 @@ uint64_t* InboundStreams::Last(const std::string& origin, uint64_t epoch, const 
 }
 
 InboundStreams::Verdict InboundStreams::OnData(const std::string& origin, uint64_t epoch,
-                                               const std::string& stream, uint64_t seq) {
-  uint64_t* last = Last(origin, epoch, stream, seq);
+                                               const std::string& stream, uint64_t first,
+                                               uint64_t count) {
+  // The origin never numbers past 2^64, so first + count - 1 does not wrap.
+  const uint64_t end = first + (count - 1);
+  uint64_t* last = Last(origin, epoch, stream, end);
   if (last == nullptr) return {};
-  if (seq <= *last) return {false, 0};
-  uint64_t lost = seq - *last - 1;
-  *last = seq;
-  return {true, lost};
+  if (end <= *last) return {count, 0};
+  if (first <= *last) {
+    uint64_t seen = *last - first + 1;
+    *last = end;
+    return {seen, 0};
+  }
+  uint64_t lost = first - *last - 1;
+  *last = end;
+  return {0, lost};
 }
 
 uint64_t InboundStreams::OnMark(const std::string& origin, uint64_t epoch,

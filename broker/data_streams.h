@@ -71,12 +71,13 @@ class InboundStreams {
   explicit InboundStreams(size_t max_topics_per_origin = 100'000)
       : max_topics_(max_topics_per_origin) {}
 
+  // The verdict on a batch of `count` messages numbered from `first`.
   struct Verdict {
-    bool deliver = true;  // false: a duplicate or an old message
-    uint64_t lost = 0;    // messages of this stream missing before this one
+    uint64_t seen = 0;  // the batch's first `seen` messages came before: not again
+    uint64_t lost = 0;  // messages of this stream missing before the batch
   };
   Verdict OnData(const std::string& origin, uint64_t epoch, const std::string& data_topic,
-                 uint64_t seq);
+                 uint64_t first, uint64_t count = 1);
   // A mark: `seq` was the last message sent on the topic. Returns how many
   // of those never came.
   uint64_t OnMark(const std::string& origin, uint64_t epoch, const std::string& data_topic,

@@ -193,31 +193,73 @@ void BrokerLoop::PublishData(const std::string& data_topic, uint64_t session,
   if (drop_next_data_ > 0) {
     --drop_next_data_;
     ++counters_.data_dropped_on_purpose;
+    FlushData();  // what follows the hole starts a batch of its own
     return;
   }
-  wire::PeerData header{self_, outbound_.epoch(), {}, session, false};
-  header.streams.reserve(streams_.size());
-  for (auto& [prefix, seq] : streams_) header.streams.push_back({std::move(prefix), seq});
+  DataBatch& b = data_batch_;
+  // A batch numbers its messages consecutively in the same streams: a new
+  // subscriber's stream, another topic or a full batch starts another.
+  auto continues = [&] {
+    if (b.sessions.empty()) return true;
+    if (b.data_topic != data_topic || b.streams.size() != streams_.size() ||
+        b.sessions.size() >= wire::kMaxDataBatch || b.bytes + payload.size() > kMaxDataBatchBytes) {
+      return false;
+    }
+    for (size_t i = 0; i < streams_.size(); ++i) {
+      if (b.streams[i].first != streams_[i].first ||
+          b.streams[i].second + b.sessions.size() != streams_[i].second) {
+        return false;
+      }
+    }
+    return true;
+  };
+  if (!continues()) FlushData();
+  if (b.sessions.empty()) {
+    b.data_topic = data_topic;
+    b.streams.swap(streams_);
+  }
+  b.sessions.push_back(session);
+  b.bytes += payload.size();
+  b.payloads.push_back(std::move(payload));
+}
+
+void BrokerLoop::FlushData() {
+  DataBatch& b = data_batch_;
+  if (b.sessions.empty()) return;
+  wire::PeerData header{self_, outbound_.epoch(), {}, std::move(b.sessions), false};
+  header.streams.reserve(b.streams.size());
+  for (auto& [prefix, seq] : b.streams) header.streams.push_back({std::move(prefix), seq});
+  const size_t count = b.payloads.size();
   std::string body = wire::Encode(wire::PeerMessage(std::move(header)));
-  size_t bytes = data_topic.size() + body.size() + payload.size();
+  size_t bytes = b.data_topic.size() + body.size() + b.bytes;
   try {
     // An XPUB socket never blocks: what a slow peer cannot take is dropped
-    // by ZeroMQ, and the peer finds the hole in the numbers.
-    data_pub_.send(zmq::buffer(data_topic), zmq::send_flags::sndmore | zmq::send_flags::dontwait);
+    // by ZeroMQ (a whole message, never part of one), and the peer finds
+    // the hole in the numbers.
+    data_pub_.send(zmq::buffer(b.data_topic), zmq::send_flags::sndmore | zmq::send_flags::dontwait);
     data_pub_.send(zmq::buffer(body), zmq::send_flags::sndmore | zmq::send_flags::dontwait);
-    data_pub_.send(payload, zmq::send_flags::dontwait);
-    ++counters_.data_messages_out;
+    for (size_t i = 0; i < count; ++i) {
+      auto more = i + 1 < count ? zmq::send_flags::sndmore : zmq::send_flags::none;
+      data_pub_.send(b.payloads[i], more | zmq::send_flags::dontwait);
+    }
+    counters_.data_messages_out += count;
+    ++counters_.data_batches_out;
     counters_.data_bytes_out += bytes;
   } catch (const zmq::error_t&) {
     ++counters_.peer_sends_failed;
   }
+  b.streams.clear();
+  b.sessions.clear();
+  b.payloads.clear();
+  b.bytes = 0;
 }
 
 void BrokerLoop::SendDataMarks() {
+  FlushData();  // a mark names the last number sent: what it covers goes first
   for (auto& [prefix, seq] : outbound_.TakeMarks(kMaxMarksPerRound)) {
     // Sent on the stream's own prefix, so exactly its subscribers get it.
     std::string body = wire::Encode(wire::PeerMessage(
-        wire::PeerData{self_, outbound_.epoch(), {{"", seq}}, 0, /*is_mark=*/true}));
+        wire::PeerData{self_, outbound_.epoch(), {{"", seq}}, {}, /*is_mark=*/true}));
     try {
       data_pub_.send(zmq::buffer(prefix), zmq::send_flags::sndmore | zmq::send_flags::dontwait);
       data_pub_.send(zmq::buffer(body), zmq::send_flags::dontwait);
@@ -296,15 +338,16 @@ void BrokerLoop::StreamTargets(const std::string& stream, std::vector<uint64_t>*
   DataTargets(stream, sessions);
 }
 
-// [data topic][Data header][payload], or [stream prefix][mark header].
+// [data topic][Data header][payload...], or [stream prefix][mark header].
 void BrokerLoop::OnDataMessage(std::vector<zmq::message_t>& frames, TimePoint now) {
-  ++counters_.data_messages_in;
+  ++counters_.data_batches_in;
+  counters_.data_messages_in += frames.size() > 2 ? frames.size() - 2 : 1;
   for (const zmq::message_t& f : frames) counters_.data_bytes_in += f.size();
   auto bad = [&](const std::string& why) {
     ++counters_.peer_bad_messages;
     log_.LogLimited(LogLevel::kWarn, "data-bad", "dropped a data message: " + why);
   };
-  if (frames.size() != 2 && frames.size() != 3) {
+  if (frames.size() < 2 || frames.size() > 2 + wire::kMaxDataBatch) {
     ++counters_.peer_messages_in;
     return bad(std::to_string(frames.size()) + " frames");
   }
@@ -312,7 +355,8 @@ void BrokerLoop::OnDataMessage(std::vector<zmq::message_t>& frames, TimePoint no
   if (!m) return;
   auto* d = std::get_if<wire::PeerData>(&*m);
   if (d == nullptr) return bad("not a data message");
-  if (wire::CarriesPayload(*m) != (frames.size() == 3)) return bad("payload frame mismatch");
+  const size_t count = d->sessions.size();  // 0 for a mark
+  if (frames.size() != 2 + count) return bad("payload frames do not match the sessions");
   std::string data_topic = frames[0].to_string();
   std::optional<DataTopic> topic;
   if (!d->is_mark) {
@@ -323,6 +367,7 @@ void BrokerLoop::OnDataMessage(std::vector<zmq::message_t>& frames, TimePoint no
     // A stream is the topic or a prefix of it: anything else is forged.
     if (data_topic.compare(0, s.stream.size(), s.stream) != 0)
       return bad("stream of another topic");
+    if (count > 0 && s.seq > UINT64_MAX - (count - 1)) return bad("numbers past 2^64");
   }
   if (!FromLivePeer(d->from, now)) {
     ++counters_.peer_unknown_messages;
@@ -332,7 +377,7 @@ void BrokerLoop::OnDataMessage(std::vector<zmq::message_t>& frames, TimePoint no
   // Losses in the streams we follow, for each session they concern (a
   // session in several of them lost the same messages: the most, not the sum).
   std::map<uint64_t, uint64_t> lost_by_session;
-  bool duplicate = false;
+  uint64_t seen = 0;  // the batch's first `seen` messages came before
   for (const wire::StreamSeq& s : d->streams) {
     const std::string& stream = s.stream.empty() ? data_topic : s.stream;
     if (!WantsStream(stream)) continue;
@@ -340,8 +385,8 @@ void BrokerLoop::OnDataMessage(std::vector<zmq::message_t>& frames, TimePoint no
     if (d->is_mark) {
       lost = inbound_.OnMark(d->from.node, d->epoch, stream, s.seq);
     } else {
-      InboundStreams::Verdict v = inbound_.OnData(d->from.node, d->epoch, stream, s.seq);
-      duplicate |= !v.deliver;
+      InboundStreams::Verdict v = inbound_.OnData(d->from.node, d->epoch, stream, s.seq, count);
+      seen = std::max(seen, v.seen);
       lost = v.lost;
     }
     if (lost == 0) continue;
@@ -362,17 +407,15 @@ void BrokerLoop::OnDataMessage(std::vector<zmq::message_t>& frames, TimePoint no
     for (auto [id, lost] : lost_by_session) SendOwedGap(sessions_.at(id));
     return;
   }
-  if (duplicate) {
-    ++counters_.data_duplicates;
-    return;
-  }
+  if (seen > 0) counters_.data_duplicates += seen;
+  if (seen == count) return;
   DataTargets(data_topic, &targets_);
   if (targets_.empty()) {
-    ++counters_.data_undeliverable;  // the last taker left while it was on its way
+    counters_.data_undeliverable += count - seen;  // the last taker left on the way
     return;
   }
   wire::Message msg;
-  msg.from = MemberId{d->from.node, d->from.incarnation, d->session};
+  msg.from = MemberId{d->from.node, d->from.incarnation, 0};
   if (topic->mark == kPublishTopicMark) {
     msg.kind = wire::MessageKind::kPublish;
     msg.topic = std::move(topic->topic);
@@ -381,7 +424,10 @@ void BrokerLoop::OnDataMessage(std::vector<zmq::message_t>& frames, TimePoint no
     msg.scope = std::move(topic->scope);
     msg.group = std::move(topic->group);
   }
-  for (uint64_t id : targets_) DeliverMessage(sessions_.at(id), msg, frames[2]);
+  for (size_t i = seen; i < count; ++i) {
+    msg.from.session = d->sessions[i];
+    for (uint64_t id : targets_) DeliverMessage(sessions_.at(id), msg, frames[2 + i]);
+  }
 }
 
 void BrokerLoop::AddLocalGroup(const std::string& scope, const std::string& group) {

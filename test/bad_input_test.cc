@@ -306,6 +306,77 @@ TEST_F(BadInputTest, GarbageFromAPeersPublisherIsCountedAndDropped) {
   ExpectStillServing("after-publisher-garbage");
 }
 
+// Data batches from a peer: one whose payload frames do not match its
+// sessions is counted and dropped; a good one is delivered message by
+// message, each from its own session, and what a later batch repeats is
+// delivered once.
+TEST_F(BadInputTest, DataBatchesFromAPeerAreCheckedAndDeliveredOnce) {
+  Client sub = mesh.Connect(0);
+  ASSERT_TRUE(sub.Subscribe("forged").ok());
+  zmq::socket_t control(ctx, zmq::socket_type::pub), data(ctx, zmq::socket_type::pub);
+  zmq::socket_t calls(ctx, zmq::socket_type::router);
+  for (zmq::socket_t* s : {&control, &data, &calls}) {
+    s->set(zmq::sockopt::linger, 0);
+    s->bind("tcp://127.0.0.1:*");
+  }
+  zmq::socket_t dealer = DialCalls(0);
+  wire::PeerHello hello;
+  hello.from = {"impostor", 1};
+  hello.endpoints = {calls.get(zmq::sockopt::last_endpoint),
+                     control.get(zmq::sockopt::last_endpoint),
+                     data.get(zmq::sockopt::last_endpoint)};
+  dealer.send(zmq::buffer(wire::Encode(wire::PeerMessage(hello))), zmq::send_flags::none);
+  zmq::message_t welcome;
+  ASSERT_TRUE(dealer.recv(welcome));
+
+  const std::string topic = PublishDataTopic("forged");
+  auto send = [&](uint64_t first, std::vector<uint64_t> sessions,
+                  std::vector<std::string> payloads) {
+    wire::PeerData d{hello.from, 1, {{"", first}}, std::move(sessions), false};
+    data.send(zmq::buffer(topic), zmq::send_flags::sndmore);
+    data.send(zmq::buffer(wire::Encode(wire::PeerMessage(d))),
+              payloads.empty() ? zmq::send_flags::none : zmq::send_flags::sndmore);
+    for (size_t i = 0; i < payloads.size(); ++i) {
+      data.send(zmq::buffer(payloads[i]),
+                i + 1 < payloads.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
+    }
+  };
+  auto bad = [&] { return mesh.broker(0).Stats()["peer_bad_messages"]; };
+  // The broker's subscription to us takes a moment (slow joiner).
+  uint64_t before = bad();
+  ASSERT_TRUE(WaitFor([&] {
+    send(1, {7, 8}, {"one payload for two sessions"});
+    return bad() > before;
+  }));
+  before = bad();
+  send(1, {7}, {"two payloads", "for one session"});
+  send(1, {7, 8}, {});
+  EXPECT_TRUE(WaitFor([&] { return bad() == before + 2; }));
+
+  send(1, {7, 8, 7}, {"m1", "m2", "m3"});
+  send(2, {8, 7, 9, 9}, {"m2", "m3", "m4", "m5"});  // repeats m2 and m3
+  std::vector<Message> got;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (got.size() < 6 && std::chrono::steady_clock::now() < deadline) {
+    // Past the fifth, a bounded wait for a repeat that must not come.
+    auto wait = std::chrono::milliseconds(got.size() < 5 ? 100 : 300);
+    Result<Delivery> d = sub.Receive(wait);
+    if (d.ok()) {
+      if (auto* m = std::get_if<Message>(&*d)) got.push_back(std::move(*m));
+    } else if (got.size() >= 5) {
+      break;
+    }
+  }
+  ASSERT_EQ(got.size(), 5u) << "each message once";
+  const uint64_t senders[] = {7, 8, 7, 9, 9};
+  for (size_t i = 0; i < 5; ++i) {
+    EXPECT_EQ(got[i].payload, "m" + std::to_string(i + 1));
+    EXPECT_EQ(got[i].from, (MemberId{"impostor", 1, senders[i]}));
+  }
+  EXPECT_EQ(mesh.broker(0).Stats()["data_duplicates"], 2u);
+  ExpectStillServing("after-forged-batches");
+}
+
 // A peer may write names only for its own members, and only well-formed
 // commands; registry messages from a broker with another voter set are
 // ignored. n1 (no seeds) is a one-node registry and its leader.

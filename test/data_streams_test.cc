@@ -92,24 +92,33 @@ TEST(OutboundStreamsTest, ForgetsUnsubscribedStreamsFirstThenMovesTheEpoch) {
 
 // A table of (data or mark, seq) fed to one stream, with the verdicts.
 TEST(InboundStreamsTest, VerdictsTable) {
+  // Data: a batch of `count` from `seq`, of which the first `seen` came
+  // before. A mark: `seq` was the last sent.
   struct Step {
     bool mark;
     uint64_t seq;
-    bool deliver;
+    uint64_t count;
+    uint64_t seen;
     uint64_t lost;
   };
   const struct {
     const char* label;
     std::vector<Step> steps;
   } kCases[] = {
-      {"in order", {{false, 1, true, 0}, {false, 2, true, 0}, {false, 3, true, 0}}},
-      {"joins mid-stream", {{false, 40, true, 0}, {false, 41, true, 0}}},
-      {"a hole", {{false, 1, true, 0}, {false, 4, true, 2}, {false, 5, true, 0}}},
-      {"a duplicate", {{false, 1, true, 0}, {false, 1, false, 0}, {false, 2, true, 0}}},
-      {"tail lost, found by a mark",
-       {{false, 1, true, 0}, {true, 3, false, 2}, {true, 3, false, 0}}},
-      {"mark of what we have", {{false, 7, true, 0}, {true, 7, false, 0}, {false, 8, true, 0}}},
-      {"mark first", {{true, 9, false, 0}, {false, 10, true, 0}, {false, 12, true, 1}}},
+      {"in order", {{false, 1, 1, 0, 0}, {false, 2, 1, 0, 0}, {false, 3, 1, 0, 0}}},
+      {"joins mid-stream", {{false, 40, 1, 0, 0}, {false, 41, 1, 0, 0}}},
+      {"a hole", {{false, 1, 1, 0, 0}, {false, 4, 1, 0, 2}, {false, 5, 1, 0, 0}}},
+      {"a duplicate", {{false, 1, 1, 0, 0}, {false, 1, 1, 1, 0}, {false, 2, 1, 0, 0}}},
+      {"tail lost, found by a mark", {{false, 1, 1, 0, 0}, {true, 3, 0, 0, 2}, {true, 3, 0, 0, 0}}},
+      {"mark of what we have", {{false, 7, 1, 0, 0}, {true, 7, 0, 0, 0}, {false, 8, 1, 0, 0}}},
+      {"mark first", {{true, 9, 0, 0, 0}, {false, 10, 1, 0, 0}, {false, 12, 1, 0, 1}}},
+      {"batches in order", {{false, 1, 3, 0, 0}, {false, 4, 5, 0, 0}, {false, 9, 1, 0, 0}}},
+      {"a batch joins mid-stream", {{false, 40, 3, 0, 0}, {false, 43, 2, 0, 0}}},
+      {"a hole before a batch", {{false, 1, 2, 0, 0}, {false, 6, 4, 0, 3}, {false, 10, 1, 0, 0}}},
+      {"a batch seen in part", {{false, 1, 3, 0, 0}, {false, 2, 4, 2, 0}, {false, 6, 1, 0, 0}}},
+      {"a batch seen whole", {{false, 1, 5, 0, 0}, {false, 2, 3, 3, 0}, {false, 6, 1, 0, 0}}},
+      {"a mark inside a batch we have", {{false, 1, 8, 0, 0}, {true, 8, 0, 0, 0}}},
+      {"tail of batches lost", {{false, 1, 4, 0, 0}, {true, 10, 0, 0, 6}}},
   };
   for (const auto& c : kCases) {
     InboundStreams in;
@@ -118,8 +127,8 @@ TEST(InboundStreamsTest, VerdictsTable) {
       if (s.mark) {
         EXPECT_EQ(in.OnMark("n1", 1, "Pt", s.seq), s.lost) << c.label << " step " << i;
       } else {
-        InboundStreams::Verdict v = in.OnData("n1", 1, "Pt", s.seq);
-        EXPECT_EQ(v.deliver, s.deliver) << c.label << " step " << i;
+        InboundStreams::Verdict v = in.OnData("n1", 1, "Pt", s.seq, s.count);
+        EXPECT_EQ(v.seen, s.seen) << c.label << " step " << i;
         EXPECT_EQ(v.lost, s.lost) << c.label << " step " << i;
       }
     }

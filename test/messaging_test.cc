@@ -582,6 +582,38 @@ TEST_F(MessagingTest, LostDataBetweenBrokersIsReportedToTheSubscriber) {
   EXPECT_EQ(Stat(1, "data_gaps"), 2u);
 }
 
+// Publishes that reach a broker in one turn go to each peer as one ZeroMQ
+// message per topic: two publishers interleaved on one topic and a third
+// topic between them, each message in order and from its own sender.
+TEST_F(MessagingTest, ABurstTravelsInBatchesAndArrivesWholeInOrderFromItsSenders) {
+  Client a = mesh.Connect(0), b = mesh.Connect(0), sub = mesh.Connect(2);
+  ASSERT_TRUE(sub.Subscribe("burst.").ok());
+  ASSERT_TRUE(AwaitSubscribed(a, sub, "burst.probe"));
+  ASSERT_TRUE(AwaitSubscribed(b, sub, "burst.probe"));
+  uint64_t messages = Stat(0, "data_messages_out"), batches = Stat(0, "data_batches_out");
+  constexpr int kCount = 2000;
+  for (int i = 0; i < kCount; ++i) {
+    ASSERT_TRUE(a.Publish("burst.x", "a" + std::to_string(i)).ok());
+    ASSERT_TRUE(b.Publish(i % 100 == 0 ? "burst.y" : "burst.x", "b" + std::to_string(i)).ok());
+  }
+  Inbox box;
+  Collect(sub, &box, [](const Inbox& b) { return b.messages.size() >= 2 * kCount; });
+  ASSERT_EQ(box.messages.size(), size_t(2 * kCount));
+  EXPECT_EQ(box.lost, 0u);
+  std::map<std::string, int> next;  // per sender, the number it sends next
+  for (const Message& m : box.messages) {
+    char sender = m.payload[0];
+    ASSERT_EQ(m.from, sender == 'a' ? a.self() : b.self()) << m.payload;
+    int n = std::stoi(m.payload.substr(1));
+    EXPECT_EQ(n, next[std::string(1, sender)]++) << "out of order: " << m.payload;
+    EXPECT_EQ(m.topic, sender == 'b' && n % 100 == 0 ? "burst.y" : "burst.x") << m.payload;
+  }
+  EXPECT_EQ(Stat(0, "data_messages_out") - messages, uint64_t(2 * kCount));
+  EXPECT_LT(Stat(0, "data_batches_out") - batches, uint64_t(2 * kCount))
+      << "every publish went as a ZeroMQ message of its own";
+  EXPECT_EQ(Stat(2, "data_messages_lost"), 0u);
+}
+
 // The first messages of a topic the subscriber has never seen, lost between
 // brokers: numbered in the stream of its subscription, so the loss shows.
 TEST_F(MessagingTest, LostFirstMessagesOfANewTopicAreReported) {

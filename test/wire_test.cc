@@ -435,7 +435,7 @@ std::string D(const PeerMessage& m) {
         } else if constexpr (std::is_same_v<T, PeerData>) {
           o << (v.is_mark ? "DataMark " : "Data ") << v.epoch;
           for (const StreamSeq& ss : v.streams) o << " (" << ss.stream << "," << ss.seq << ")";
-          o << " " << v.session;
+          for (uint64_t session : v.sessions) o << " " << session;
         } else if constexpr (std::is_same_v<T, PeerSubscriptionCheck>) {
           o << (v.is_reply ? "SubscriptionSeen " : "SubscriptionCheck ") << v.ticket;
         } else if constexpr (std::is_same_v<T, PeerRaft>) {
@@ -666,9 +666,10 @@ std::vector<PeerMessage> PeerMessageSamples() {
       PeerForwardAck{from, 2, Status::Unavailable("the queue of n2.1.5 is full")},
       PeerResponse{from, 3, Status::Ok(), kM1},
       PeerResponse{from, 4, Status::Unavailable("the responder ended"), kM2},
-      PeerData{from, 1, {{"", 1}}, 17, false},
-      PeerData{from, UINT64_MAX, {{"Porders", UINT64_MAX}, {"P", 3}}, UINT64_MAX, false},
-      PeerData{from, 2, {{"Pt", 40}}, 0, true},
+      PeerData{from, 1, {{"", 1}}, {17}, false},
+      PeerData{from, UINT64_MAX, {{"Porders", UINT64_MAX}, {"P", 3}}, {UINT64_MAX}, false},
+      PeerData{from, 5, {{"Pt", 9}}, std::vector<uint64_t>(kMaxDataBatch, 3), false},
+      PeerData{from, 2, {{"Pt", 40}}, {}, true},
       PeerRaft{from, RaftSample()},
       PeerSubscriptionCheck{from, "Zn1.7", false},
       PeerSubscriptionCheck{from, "Zn1.8", true},
@@ -1170,6 +1171,14 @@ TEST(WireBadInputTest, MissingFields) {
             Pack(A({U(210), A({S("n1"), U(1)}), U(1), A({S("tcp://a:1"), S("tcp://b:1")}), A({}),
                     A({U(0), A({})})})),
             "two endpoints", "missing field 'data'");
+  // A data batch carries 1 to kMaxDataBatch payloads.
+  const V data_streams = A({A({S(""), U(1)})});
+  ExpectBad(Dec::kPeer, Pack(A({U(230), A({S("n1"), U(1)}), U(1), data_streams, A({})})),
+            "data with no session", "sessions");
+  ExpectBad(Dec::kPeer,
+            Pack(A({U(230), A({S("n1"), U(1)}), U(1), data_streams,
+                    A(std::vector<V>(kMaxDataBatch + 1, U(1)))})),
+            "data with too many sessions", "sessions");
   ExpectBad(Dec::kInbound,
             Pack(A({U(100), U(1), U(0), S(""), U(5), A({A({S("n1"), U(1), S("alive")})})})),
             "node info cut", "missing field 'calls_endpoint'");

@@ -1043,7 +1043,10 @@ std::string Encode(const PeerMessage& m) {
             PackStr(pk, s.stream);
             pk.pack_uint64(s.seq);
           }
-          if (!v.is_mark) pk.pack_uint64(v.session);
+          if (!v.is_mark) {
+            pk.pack_array(static_cast<uint32_t>(v.sessions.size()));
+            for (uint64_t session : v.sessions) pk.pack_uint64(session);
+          }
         } else if constexpr (std::is_same_v<T, PeerSubscriptionCheck>) {
           pk.pack_array(3);
           pk.pack_uint16(
@@ -1258,7 +1261,13 @@ Result<PeerMessage> DecodePeerMessage(std::string_view frame) {
       if (d.is_mark && st.ok() && d.streams.size() != 1) {
         return Status::BadMessage("a data mark names one stream");
       }
-      if (!d.is_mark) d.session = r.U64("session");
+      if (!d.is_mark) {
+        Reader sessions = r.Array("sessions");
+        if (sessions.ok() && (sessions.size() == 0 || sessions.size() > kMaxDataBatch)) {
+          sessions.Fail("must name 1 to " + std::to_string(kMaxDataBatch) + " sessions");
+        }
+        while (sessions.has_more() && sessions.ok()) d.sessions.push_back(sessions.U64("session"));
+      }
       return Finish<PeerMessage>(st, std::move(d));
     }
     case Type::kPeerSubscriptionCheck:

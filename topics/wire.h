@@ -99,9 +99,12 @@
 //   [243 RegistryStatusRequest, from, id]     to the leader: its view of replication
 //   [244 RegistryStatus, from, id, [[node, voter, alive, match, replication, active]...]]
 //   snapshot = [seq, [[scope, group, session, count]...]]
-//   data PUB/SUB: [data topic][header] + payload, the data topic first so that
+//   data PUB/SUB: [data topic][header] + payloads, the data topic first so that
 //   ZeroMQ filters on it (see PublishDataTopic and BroadcastDataTopic):
-//   [230 Data,      from, epoch, [[stream, seq]...], session]  + payload
+//   [230 Data,      from, epoch, [[stream, seq]...], [session...]]  + one payload per session
+//        a batch: consecutive messages of one data topic, sent in one loop turn;
+//        seq numbers the first, payload i has seq + i in every stream; session i
+//        is the sending member's session of payload i
 //   [231 DataMark,  from, epoch, [[stream, seq]]]   seq: the last one sent in the stream
 //   A stream is one subscription (a data-topic prefix) that some peer holds;
 //   the origin learns them from its XPUB socket, and numbers every message
@@ -127,7 +130,7 @@
 
 namespace meshbus::wire {
 
-inline constexpr uint32_t kProtocolVersion = 1;
+inline constexpr uint32_t kProtocolVersion = 2;
 // Upper bounds on decoded collections: a peer or client cannot make us
 // allocate without limit by sending a large count.
 inline constexpr size_t kMaxListItems = 4'000'000;
@@ -601,15 +604,17 @@ struct StreamSeq {
   uint64_t seq = 0;
   friend bool operator==(const StreamSeq&, const StreamSeq&) = default;
 };
-struct PeerData {  // + payload, unless a mark
+struct PeerData {  // + one payload per session, unless a mark
   PeerId from;
   uint64_t epoch = 0;
-  std::vector<StreamSeq> streams;  // at least one
-  uint64_t session = 0;            // the sending member's session on `from`
+  std::vector<StreamSeq> streams;  // at least one; the first payload's numbers
+  std::vector<uint64_t> sessions;  // per payload: the sending member's session on `from`
   bool is_mark = false;            // no payload: "seq was the last in this stream"
 };
 // A data message names at most this many streams (subscriptions it matches).
 inline constexpr size_t kMaxStreamsPerData = 1024;
+// And carries at most this many payloads.
+inline constexpr size_t kMaxDataBatch = 256;
 
 // A message of the registry's consensus; message.from must be from.node
 // (the broker checks it).
