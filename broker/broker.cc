@@ -311,6 +311,7 @@ void BrokerLoop::PollOnce() {
     if (readable(kFirstLink + 2 * i + 1)) OnLinkEvent(link, now);
   }
   FlushData();
+  FlushAllDeliveries();
   FlushBacklogs();
   FlushDeltas();
   OnTimers(Clock::now());
@@ -409,6 +410,7 @@ std::map<std::string, uint64_t> BrokerLoop::CounterMap() const {
   std::map<std::string, uint64_t> m = {
       {"client_messages_in", c.client_messages_in},
       {"client_messages_out", c.client_messages_out},
+      {"client_batches_out", c.client_batches_out},
       {"client_bad_messages", c.client_bad_messages},
       {"client_deliveries_lost", c.client_deliveries_lost},
       {"client_replies_delayed", c.client_replies_delayed},

@@ -50,6 +50,7 @@ namespace meshbus {
 struct BrokerCounters {
   uint64_t client_messages_in = 0;
   uint64_t client_messages_out = 0;
+  uint64_t client_batches_out = 0;  // ZeroMQ messages that carried several of them
   uint64_t client_bad_messages = 0;
   uint64_t client_deliveries_lost = 0;  // client queue full or client gone
   uint64_t client_replies_delayed = 0;  // replies that waited in a backlog
@@ -171,8 +172,12 @@ class BrokerLoop {
     TimePoint last_heard;
     std::map<std::pair<std::string, std::string>, uint32_t> joins;
     std::set<uint64_t> monitors;
-    uint64_t lost = 0;               // deliveries lost since the last gap notice
-    std::deque<Frame> backlog;       // replies (and gap notices) not yet queued
+    uint64_t lost = 0;          // deliveries lost since the last gap notice
+    std::deque<Frame> backlog;  // replies (and gap notices) not yet queued
+    // Publishes and broadcasts for it this turn, handed to ZeroMQ as one
+    // message at the end of the turn, or before anything else for it.
+    std::vector<Frame> batch;
+    uint64_t batch_bytes = 0;
     uint64_t outstanding_bytes = 0;  // sent to the client and not yet consumed
     std::set<uint64_t> pending;      // its dispatches, requests and sends awaiting an outcome
     std::set<std::string> serving;   // reply_to of requests it was handed and has not answered
@@ -290,8 +295,17 @@ class BrokerLoop {
   // counted). `payload`, if given, is consumed.
   bool Deliver(Session& session, const wire::ClientInbound& message,
                zmq::message_t* payload = nullptr);
-  // Sends now if the client's queue has room (bytes and ZeroMQ's).
-  bool SendToClient(Session& session, const std::string& body, zmq::message_t* payload);
+  // The same with the message encoded: `batchable` for a publish or broadcast.
+  bool DeliverEncoded(Session& session, const std::string& body, bool is_reply, bool batchable,
+                      zmq::message_t* payload);
+  // Sends now if the client's queue has room (bytes and ZeroMQ's); a
+  // batchable message (a publish or broadcast) joins the session's batch.
+  bool SendToClient(Session& session, const std::string& body, zmq::message_t* payload,
+                    bool batchable = false);
+  // Hands a session's batch to ZeroMQ; if its queue is full, every message in
+  // it is lost, counted and owed to the client as a gap.
+  void FlushDeliveries(Session& session);
+  void FlushAllDeliveries();
   void Backlog(Session& session, std::string body, zmq::message_t* payload = nullptr);
   void FlushBacklogs();
   // A session that lost deliveries is told how many as soon as it has room.
@@ -457,7 +471,9 @@ class BrokerLoop {
   uint64_t next_session_ = 1;
   std::unordered_map<uint64_t, Session> sessions_;
   std::unordered_map<std::string, uint64_t> session_by_route_;
-  std::set<uint64_t> backlogged_;  // sessions with a non-empty backlog
+  std::set<uint64_t> backlogged_;   // sessions with a non-empty backlog
+  std::vector<uint64_t> batching_;  // sessions that may have a batch
+  static constexpr size_t kMaxClientBatchBytes = 256 << 10;
   static constexpr size_t kMaxBacklog = 10000;
   uint64_t next_monitor_ = 1;
   std::unordered_map<uint64_t, MonitorReg> monitors_;
@@ -481,7 +497,11 @@ class BrokerLoop {
   uint64_t next_pending_ = 1;
   std::map<std::string, Serving> serving_;  // by reply_to
   std::mt19937_64 rng_{std::random_device{}()};
-  std::vector<uint64_t> targets_;                          // reused per message
+  std::vector<uint64_t> targets_;  // reused per message
+  // The last message DeliverMessage encoded: a stream from one sender to
+  // many sessions, or in a batch, is encoded once.
+  wire::Message last_message_;
+  std::string last_message_body_;
   std::vector<std::pair<std::string, uint64_t>> streams_;  // reused per message
   bool forget_streams_ = false;  // a subscription went: drop streams nobody wants
   // Consecutive data messages of one data topic, sent as one when the topic

@@ -46,7 +46,18 @@ void BrokerLoop::Reply(const std::string& rid, uint64_t req, Status status, wire
 //    lost and counted, so none overtakes it).
 bool BrokerLoop::Deliver(Session& session, const wire::ClientInbound& message,
                          zmq::message_t* payload) {
-  const bool is_reply = std::holds_alternative<wire::Reply>(message);
+  const auto* m = std::get_if<wire::Message>(&message);
+  const bool batchable = m != nullptr && (m->kind == wire::MessageKind::kPublish ||
+                                          m->kind == wire::MessageKind::kBroadcast);
+  return DeliverEncoded(session, wire::Encode(message),
+                        std::holds_alternative<wire::Reply>(message), batchable, payload);
+}
+
+bool BrokerLoop::DeliverEncoded(Session& session, const std::string& body, bool is_reply,
+                                bool batchable, zmq::message_t* payload) {
+  // In order: what waits in the batch goes first (and if it is lost, the
+  // loss is counted before a gap notice is made).
+  if (!batchable || session.lost > 0 || !session.backlog.empty()) FlushDeliveries(session);
   auto lose = [&] {
     if (session.lost++ == 0) ++counters_.slow_consumers;
     ++counters_.client_deliveries_lost;
@@ -61,10 +72,9 @@ bool BrokerLoop::Deliver(Session& session, const wire::ClientInbound& message,
       Backlog(session, wire::Encode(wire::ClientInbound(wire::Gap{session.lost})));
       session.lost = 0;
     }
-    Backlog(session, wire::Encode(message), payload);
+    Backlog(session, body, payload);
     return true;
   }
-  std::string body = wire::Encode(message);
   if (session.lost > 0) {
     std::string gap = wire::Encode(wire::ClientInbound(wire::Gap{session.lost}));
     // A notice sent ahead of a delivery that then does not fit would leave
@@ -79,29 +89,92 @@ bool BrokerLoop::Deliver(Session& session, const wire::ClientInbound& message,
       if (!is_reply) return lose();
       Backlog(session, std::move(gap));
       session.lost = 0;
-      Backlog(session, std::move(body), payload);
+      Backlog(session, body, payload);
       return true;
     }
     session.lost = 0;
   }
-  if (SendToClient(session, body, payload)) return true;
+  if (SendToClient(session, body, payload, batchable)) return true;
   if (!is_reply) return lose();
-  Backlog(session, std::move(body), payload);
+  Backlog(session, body, payload);
   return true;
 }
 
-bool BrokerLoop::SendToClient(Session& session, const std::string& body, zmq::message_t* payload) {
+bool BrokerLoop::SendToClient(Session& session, const std::string& body, zmq::message_t* payload,
+                              bool batchable) {
   uint64_t bytes = body.size() + (payload ? payload->size() : 0);
   // A message larger than the whole budget still goes to an idle client.
-  if (session.outstanding_bytes > 0 &&
-      session.outstanding_bytes + bytes > options_.client_queue_bytes) {
-    return false;
+  uint64_t queued = session.outstanding_bytes + session.batch_bytes;
+  if (queued > 0 && queued + bytes > options_.client_queue_bytes) return false;
+  if (batchable && payload != nullptr) {
+    if (session.batch.empty()) batching_.push_back(session.id);
+    session.batch.push_back(Frame{body, std::move(*payload)});
+    session.batch_bytes += bytes;
+    if (session.batch.size() >= wire::kMaxMessageBatch ||
+        session.batch_bytes >= kMaxClientBatchBytes) {
+      FlushDeliveries(session);
+    }
+    return true;
   }
+  FlushDeliveries(session);
   if (!SendFrames(clients_, session.routing_id, body, payload)) return false;
   session.outstanding_bytes += bytes;
   ++counters_.client_messages_out;
   counters_.client_bytes_out += bytes;
   return true;
+}
+
+void BrokerLoop::FlushDeliveries(Session& session) {
+  std::vector<Frame>& batch = session.batch;
+  if (batch.empty()) return;
+  const size_t n = batch.size();
+  bool sent = false;
+  if (n == 1) {
+    sent = SendFrames(clients_, session.routing_id, batch[0].body, &*batch[0].payload);
+  } else {
+    // [routing id][Messages n] + n x ([Message][payload]); ROUTER_MANDATORY
+    // refuses the first frame when the client's queue is full, and then
+    // nothing of it is sent.
+    const auto more = zmq::send_flags::sndmore | zmq::send_flags::dontwait;
+    std::string head = wire::Encode(wire::ClientInbound(wire::MessageBatch{uint32_t(n)}));
+    try {
+      sent = clients_.send(zmq::buffer(session.routing_id), more).has_value();
+      if (sent) {
+        clients_.send(zmq::buffer(head), more);
+        for (size_t i = 0; i < n; ++i) {
+          clients_.send(zmq::buffer(batch[i].body), more);
+          clients_.send(*batch[i].payload, i + 1 < n ? more : zmq::send_flags::dontwait);
+        }
+        ++counters_.client_batches_out;
+      }
+    } catch (const zmq::error_t&) {
+      sent = false;  // EHOSTUNREACH: the client is gone
+    }
+  }
+  if (sent) {
+    session.outstanding_bytes += session.batch_bytes;
+    counters_.client_messages_out += n;
+    counters_.client_bytes_out += session.batch_bytes;
+  } else {
+    if (session.lost == 0) ++counters_.slow_consumers;
+    session.lost += n;
+    counters_.client_deliveries_lost += n;
+    counters_.messages_delivered -= std::min<uint64_t>(counters_.messages_delivered, n);
+    log_.LogLimited(LogLevel::kWarn, "client-full-" + std::to_string(session.id),
+                    "session " + std::to_string(session.id) + " (" + session.name +
+                        ") is not reading: " + std::to_string(n) +
+                        " deliveries were lost and will be reported to it");
+  }
+  batch.clear();
+  session.batch_bytes = 0;
+}
+
+void BrokerLoop::FlushAllDeliveries() {
+  for (uint64_t id : batching_) {
+    auto s = sessions_.find(id);
+    if (s != sessions_.end()) FlushDeliveries(s->second);
+  }
+  batching_.clear();
 }
 
 void BrokerLoop::Backlog(Session& session, std::string body, zmq::message_t* payload) {
@@ -113,6 +186,7 @@ void BrokerLoop::Backlog(Session& session, std::string body, zmq::message_t* pay
 }
 
 void BrokerLoop::SendOwedGap(Session& session) {
+  FlushDeliveries(session);
   if (session.lost == 0 || !session.backlog.empty()) return;
   if (SendToClient(session, wire::Encode(wire::ClientInbound(wire::Gap{session.lost})), nullptr)) {
     session.lost = 0;

@@ -178,8 +178,19 @@ void BrokerLoop::FinishSubscribe(const std::string& ticket, bool reply) {
 
 bool BrokerLoop::DeliverMessage(Session& session, const wire::Message& message,
                                 const zmq::message_t& payload) {
+  const wire::Message& last = last_message_;
+  if (last_message_body_.empty() || message.kind != last.kind || message.from != last.from ||
+      message.topic != last.topic || message.scope != last.scope || message.group != last.group ||
+      message.reply_to != last.reply_to) {
+    last_message_ = message;
+    last_message_body_ = wire::Encode(wire::ClientInbound(message));
+  }
+  const bool batchable =
+      message.kind == wire::MessageKind::kPublish || message.kind == wire::MessageKind::kBroadcast;
   zmq::message_t copy = CopyOf(payload);
-  if (!Deliver(session, message, &copy)) return false;
+  if (!DeliverEncoded(session, last_message_body_, /*is_reply=*/false, batchable, &copy)) {
+    return false;
+  }
   ++counters_.messages_delivered;
   return true;
 }

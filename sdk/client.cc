@@ -83,6 +83,7 @@ struct Client::Impl {
     wire::ClientInbound message;
     std::string payload;
   };
+  std::deque<Inbound> unread;  // the rest of a batch Read took in
 
   // Sends [body] or [body][payload], waiting for room until `deadline`.
   Status Send(const std::string& body, const std::string_view* payload,
@@ -108,13 +109,18 @@ struct Client::Impl {
 
   // Reads one message, waiting until `deadline`; nullopt on timeout.
   Result<std::optional<Inbound>> Read(Clock::time_point deadline) {
+    if (!unread.empty()) {
+      Inbound in = std::move(unread.front());
+      unread.pop_front();
+      return std::optional<Inbound>(std::move(in));
+    }
     zmq::pollitem_t item{dealer.handle(), 0, ZMQ_POLLIN, 0};
     while (true) {
       try {
         zmq::message_t msg;
         if (dealer.recv(msg, zmq::recv_flags::dontwait)) {
           size_t bytes = msg.size();
-          std::vector<zmq::message_t> rest;  // the payload frame, if any
+          std::vector<zmq::message_t> rest;  // the payload frame, or a batch's frames
           for (bool more = msg.more(); more;) {
             zmq::message_t part;
             if (!dealer.recv(part, zmq::recv_flags::dontwait)) break;  // parts come together
@@ -125,6 +131,7 @@ struct Client::Impl {
           Consumed(bytes);
           Result<wire::ClientInbound> in = wire::DecodeClientInbound(msg.to_string_view());
           if (!in.ok()) return Status::BadMessage("from the broker: " + in.status().message());
+          if (auto* batch = std::get_if<wire::MessageBatch>(&*in)) return Unbatch(*batch, rest);
           if (rest.size() > 1 || wire::CarriesPayload(*in) != (rest.size() == 1)) {
             return Status::BadMessage("from the broker: unexpected frames");
           }
@@ -139,6 +146,28 @@ struct Client::Impl {
         return Status::Unreachable(std::string("cannot read from the broker: ") + e.what());
       }
     }
+  }
+
+  // A batch's messages, each checked, the first returned and the others
+  // kept for the next reads; none of them if any is malformed.
+  Result<std::optional<Inbound>> Unbatch(const wire::MessageBatch& batch,
+                                         std::vector<zmq::message_t>& frames) {
+    if (frames.size() != 2 * size_t(batch.count)) {
+      return Status::BadMessage("from the broker: a batch of " + std::to_string(batch.count) +
+                                " messages in " + std::to_string(frames.size()) + " frames");
+    }
+    std::vector<Inbound> got;
+    got.reserve(batch.count);
+    for (size_t i = 0; i < frames.size(); i += 2) {
+      Result<wire::ClientInbound> m = wire::DecodeClientInbound(frames[i].to_string_view());
+      if (!m.ok()) return Status::BadMessage("from the broker: " + m.status().message());
+      if (!std::holds_alternative<wire::Message>(*m)) {
+        return Status::BadMessage("from the broker: a batch holds only messages");
+      }
+      got.push_back(Inbound{std::move(m.value()), frames[i + 1].to_string()});
+    }
+    for (size_t i = 1; i < got.size(); ++i) unread.push_back(std::move(got[i]));
+    return std::optional<Inbound>(std::move(got[0]));
   }
 
   // Tells the broker what this client consumed, so that it keeps sending:
@@ -238,10 +267,29 @@ struct Client::Impl {
   // Sends a request that is answered only if it fails (with req 0, as an
   // Outcome with ticket 0).
   Status Cast(const wire::ClientRequest& request, std::string_view payload) {
+    return CastEncoded(wire::Encode(request), payload);
+  }
+  Status CastEncoded(const std::string& body, std::string_view payload) {
     if (closed) return Status::Unavailable("the client is closed");
     if (session_lost) return LostStatus();
-    return Send(wire::Encode(request), &payload, Clock::now() + options.call_timeout);
+    // The first try needs no deadline: the clock is read only if it waits.
+    try {
+      if (dealer.send(zmq::buffer(body), zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
+        (void)dealer.send(zmq::buffer(payload), zmq::send_flags::dontwait);
+        return Status::Ok();
+      }
+    } catch (const zmq::error_t& e) {
+      return Status::Unreachable(std::string("cannot send to the broker: ") + e.what());
+    }
+    return Send(body, &payload, Clock::now() + options.call_timeout);
   }
+
+  // The encoded casts of the last publish topic and broadcast group: a
+  // stream of casts to one of them is encoded and validated once.
+  struct CastCache {
+    std::string topic_or_scope, group, body;
+  };
+  CastCache publish_cache, broadcast_cache;
 
   template <typename Body>
   Result<Body> CallFor(wire::ClientRequest request) {
@@ -502,16 +550,27 @@ Status Client::Unsubscribe(const std::string& prefix) {
 }
 
 Status Client::Publish(const std::string& topic, std::string_view payload) {
-  if (Status s = ValidateTopic(topic); !s.ok()) return s;
   if (Status s = CheckPayload(payload, impl_->max_message_bytes); !s.ok()) return s;
-  return impl_->Cast(wire::Publish{0, topic}, payload);
+  Impl::CastCache& cache = impl_->publish_cache;
+  if (cache.body.empty() || cache.topic_or_scope != topic) {
+    if (Status s = ValidateTopic(topic); !s.ok()) return s;
+    cache.body = wire::Encode(wire::ClientRequest(wire::Publish{0, topic}));
+    cache.topic_or_scope = topic;
+  }
+  return impl_->CastEncoded(cache.body, payload);
 }
 
 Status Client::Broadcast(const std::string& scope, const std::string& group,
                          std::string_view payload) {
-  if (Status s = CheckGroup(scope, group); !s.ok()) return s;
   if (Status s = CheckPayload(payload, impl_->max_message_bytes); !s.ok()) return s;
-  return impl_->Cast(wire::Broadcast{0, scope, group}, payload);
+  Impl::CastCache& cache = impl_->broadcast_cache;
+  if (cache.body.empty() || cache.topic_or_scope != scope || cache.group != group) {
+    if (Status s = CheckGroup(scope, group); !s.ok()) return s;
+    cache.body = wire::Encode(wire::ClientRequest(wire::Broadcast{0, scope, group}));
+    cache.topic_or_scope = scope;
+    cache.group = group;
+  }
+  return impl_->CastEncoded(cache.body, payload);
 }
 
 Result<uint64_t> Client::DispatchAsync(const std::string& scope, const std::string& group,

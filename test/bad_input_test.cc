@@ -535,5 +535,82 @@ TEST_F(BadInputTest, AHelloListingThousandsOfPeersCannotExhaustTheBroker) {
   ExpectStillServing("after-a-flood-of-peers");
 }
 
+
+// What a broker sends is checked by the SDK too: a batch that does not hold
+// what it says is a clear error, and the client goes on reading after it.
+TEST(ClientBadInputTest, MalformedBatchesFromTheBrokerAreErrors) {
+  zmq::context_t ctx(1);
+  zmq::socket_t broker(ctx, zmq::socket_type::router);
+  broker.set(zmq::sockopt::linger, 0);
+  broker.set(zmq::sockopt::rcvtimeo, 5000);
+  broker.bind("tcp://127.0.0.1:*");
+  ClientOptions options;
+  options.endpoint = broker.get(zmq::sockopt::last_endpoint);
+  options.call_timeout = std::chrono::milliseconds(200);  // its Close is never answered
+  std::string client_route;
+  // The fake broker's side of the handshake; the heartbeat socket's
+  // messages are read and left unanswered.
+  std::thread welcome([&] {
+    while (client_route.empty()) {
+      std::vector<zmq::message_t> frames;
+      if (!zmq::recv_multipart(broker, std::back_inserter(frames))) return;
+      if (frames.size() != 2) continue;
+      auto request = wire::DecodeClientRequest(frames[1].to_string_view());
+      if (!request.ok() || !std::holds_alternative<wire::Hello>(*request)) continue;
+      wire::WelcomeBody body{"fake", 1, 1, 1, 60000, 60000, 1 << 20, 1 << 20};
+      std::string reply = wire::Encode(
+          wire::ClientInbound(wire::Reply{wire::RequestIdOf(*request), Status::Ok(), body}));
+      client_route = frames[0].to_string();
+      broker.send(zmq::buffer(client_route), zmq::send_flags::sndmore);
+      broker.send(zmq::buffer(reply), zmq::send_flags::none);
+    }
+  });
+  Result<Client> client = Client::Connect(options);
+  welcome.join();
+  ASSERT_TRUE(client.ok()) << client.status().ToString();
+
+  auto message = [](const std::string& topic) {
+    wire::Message m;
+    m.kind = wire::MessageKind::kPublish;
+    m.from = MemberId{"fake", 1, 9};
+    m.topic = topic;
+    return wire::Encode(wire::ClientInbound(m));
+  };
+  auto send = [&](std::vector<std::string> frames) {
+    broker.send(zmq::buffer(client_route), zmq::send_flags::sndmore);
+    for (size_t i = 0; i < frames.size(); ++i) {
+      broker.send(zmq::buffer(frames[i]),
+                  i + 1 < frames.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
+    }
+  };
+  auto head = [](uint32_t n) { return wire::Encode(wire::ClientInbound(wire::MessageBatch{n})); };
+  const struct {
+    const char* label;
+    std::vector<std::string> frames;
+  } kBad[] = {
+      {"fewer frames than it says", {head(3), message("t"), "p1", message("t"), "p2"}},
+      {"more frames than it says", {head(2), message("t"), "p1", message("t"), "p2", "x"}},
+      {"a gap notice inside",
+       {head(2), message("t"), "p1", wire::Encode(wire::ClientInbound(wire::Gap{1})), "p2"}},
+      {"garbage inside", {head(2), message("t"), "p1", "\xc1", "p2"}},
+      {"a notice with frames after it",
+       {wire::Encode(wire::ClientInbound(wire::Gap{1})), message("t"), "p1"}},
+  };
+  for (const auto& c : kBad) {
+    send(c.frames);
+    Result<Delivery> d = client->Receive(std::chrono::seconds(5));
+    EXPECT_EQ(d.status().code(), Code::kBadMessage) << c.label << ": " << d.status().ToString();
+  }
+  send({head(3), message("a"), "p1", message("b"), "p2", message("c"), "p3"});
+  for (const char* topic : {"a", "b", "c"}) {
+    Result<Delivery> d = client->Receive(std::chrono::seconds(5));
+    ASSERT_TRUE(d.ok()) << d.status().ToString();
+    auto* m = std::get_if<Message>(&*d);
+    ASSERT_NE(m, nullptr);
+    EXPECT_EQ(m->topic, topic);
+    EXPECT_EQ(m->payload, std::string("p") + char('1' + (topic[0] - 'a')));
+  }
+}
+
 }  // namespace
 }  // namespace meshbus::testing

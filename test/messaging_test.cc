@@ -591,6 +591,7 @@ TEST_F(MessagingTest, ABurstTravelsInBatchesAndArrivesWholeInOrderFromItsSenders
   ASSERT_TRUE(AwaitSubscribed(a, sub, "burst.probe"));
   ASSERT_TRUE(AwaitSubscribed(b, sub, "burst.probe"));
   uint64_t messages = Stat(0, "data_messages_out"), batches = Stat(0, "data_batches_out");
+  uint64_t to_client = Stat(2, "client_batches_out");
   constexpr int kCount = 2000;
   for (int i = 0; i < kCount; ++i) {
     ASSERT_TRUE(a.Publish("burst.x", "a" + std::to_string(i)).ok());
@@ -611,6 +612,7 @@ TEST_F(MessagingTest, ABurstTravelsInBatchesAndArrivesWholeInOrderFromItsSenders
   EXPECT_EQ(Stat(0, "data_messages_out") - messages, uint64_t(2 * kCount));
   EXPECT_LT(Stat(0, "data_batches_out") - batches, uint64_t(2 * kCount))
       << "every publish went as a ZeroMQ message of its own";
+  EXPECT_GT(Stat(2, "client_batches_out"), to_client) << "n3 handed them over one by one";
   EXPECT_EQ(Stat(2, "data_messages_lost"), 0u);
 }
 

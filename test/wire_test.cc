@@ -392,6 +392,8 @@ std::string D(const ClientInbound& m) {
       << msg->scope << "' '" << msg->group << "' '" << msg->reply_to << "'";
   } else if (const NameEvent* e = std::get_if<NameEvent>(&m)) {
     o << "NameEvent " << e->ref << " " << int(e->kind) << " " << D(e->entry);
+  } else if (const MessageBatch* b = std::get_if<MessageBatch>(&m)) {
+    o << "Messages " << b->count;
   }
   return o.str();
 }
@@ -560,6 +562,8 @@ std::vector<ClientInbound> ClientInboundSamples() {
       Event{2, EventKind::kLeave, "s", "g", {}},
       Gap{0},
       Gap{UINT64_MAX},
+      MessageBatch{2},
+      MessageBatch{kMaxMessageBatch},
       Reply{14, Status::Ok(), DeliveredBody{kM1}},
       Reply{15, Status::Ok(), ResponseBody{kM3}},
       Reply{16, Status::Ok(), WelcomeBody{"n1", 5, 6, 7, 100, 1500, 1u << 20, 16u << 20}},
@@ -896,6 +900,7 @@ TEST(WireTest, LayoutMatchesDocumentation) {
       {Encode(ClientInbound{Event{3, EventKind::kLeave, "s", "g", {kM1}}}),
        A({U(101), U(3), U(2), S("s"), S("g"), A({S("n1.5f3a9c.17")})})},
       {Encode(ClientInbound{Gap{4}}), A({U(102), U(4)})},
+      {Encode(ClientInbound{MessageBatch{3}}), A({U(105), U(3)})},
       {Encode(PeerMessage{PeerHeartbeat{{"n1", 5}, 6, "tcp://h:1"}}),
        A({U(200), from, U(6), S("tcp://h:1")})},
       {Encode(PeerMessage{PeerDelta{{"n1", 5}, 7, {{DeltaOpKind::kLeave, "s", "g", 8}}}}),
@@ -1093,7 +1098,7 @@ TEST(WireBadInputTest, UnknownTypeNumbers) {
       {Dec::kInbound, A({U(0), U(7)})},
       {Dec::kInbound, A({U(1), U(7), U(1), S("c")})},  // a request is not a reply
       {Dec::kInbound, A({U(99), U(7)})},
-      {Dec::kInbound, A({U(105), U(7)})},
+      {Dec::kInbound, A({U(106), U(7)})},
       {Dec::kInbound, A({U(201), from, U(1), A({})})},
       {Dec::kInbound, A({U(65536 + 102), U(7)})},  // would be Gap
       {Dec::kInbound, A({U(UINT64_MAX), U(7)})},
@@ -1171,6 +1176,9 @@ TEST(WireBadInputTest, MissingFields) {
             Pack(A({U(210), A({S("n1"), U(1)}), U(1), A({S("tcp://a:1"), S("tcp://b:1")}), A({}),
                     A({U(0), A({})})})),
             "two endpoints", "missing field 'data'");
+  // A client's batch holds 2 to kMaxMessageBatch messages.
+  ExpectBad(Dec::kInbound, Pack(A({U(105), U(1)})), "a batch of one", "2 to");
+  ExpectBad(Dec::kInbound, Pack(A({U(105), U(kMaxMessageBatch + 1)})), "too big a batch", "2 to");
   // A data batch carries 1 to kMaxDataBatch payloads.
   const V data_streams = A({A({S(""), U(1)})});
   ExpectBad(Dec::kPeer, Pack(A({U(230), A({S("n1"), U(1)}), U(1), data_streams, A({})})),

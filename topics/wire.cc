@@ -754,6 +754,10 @@ std::string Encode(const ClientInbound& m) {
     pk.pack_uint64(e->ref);
     pk.pack_uint8(uint8_t(e->kind));
     PackNameInfo(pk, e->entry);
+  } else if (const MessageBatch* b = std::get_if<MessageBatch>(&m)) {
+    pk.pack_array(2);
+    pk.pack_uint16(uint16_t(Type::kMessages));
+    pk.pack_uint32(b->count);
   }
   return std::string(buf.data(), buf.size());
 }
@@ -941,6 +945,16 @@ Result<ClientInbound> DecodeClientInbound(std::string_view frame) {
       e.kind = static_cast<NameEventKind>(kind);
       e.entry = ReadNameInfo(r);
       return Finish<ClientInbound>(st, std::move(e));
+    }
+    case Type::kMessages: {
+      MessageBatch b;
+      uint64_t count = r.U64("count");
+      if (st.ok() && (count < 2 || count > kMaxMessageBatch)) {
+        return Status::BadMessage("a message batch holds 2 to " + std::to_string(kMaxMessageBatch) +
+                                  " messages");
+      }
+      b.count = static_cast<uint32_t>(count);
+      return Finish<ClientInbound>(st, b);
     }
     default:
       return Status::BadMessage("unknown broker message type " + std::to_string(type));

@@ -64,6 +64,8 @@
 //        kind 1 publish (topic), 2 broadcast, 3 dispatch, 4 request (scope, group;
 //        a request has reply_to), 5 direct (sent to this member by id)
 //   [104 NameEvent, ref, kind (1 registered, 2 unregistered), name, holder, metadata]
+//   [105 Messages,  count]  + count x ([Message][payload]): publishes and broadcasts
+//        handed over together, 2 to kMaxMessageBatch of them, in the order they came
 //
 // Broker <-> broker. `from` is [node, incarnation] in every message.
 //   control PUB/SUB:
@@ -180,6 +182,7 @@ enum class Type : uint16_t {
   kGap = 102,
   kMessage = 103,
   kNameEvent = 104,
+  kMessages = 105,
   kPeerHeartbeat = 200,
   kPeerDelta = 201,
   kPeerBye = 202,
@@ -492,7 +495,14 @@ struct NameEvent {
   NameInfo entry;
 };
 
-using ClientInbound = std::variant<Reply, Event, Gap, Message, NameEvent>;
+// The head of a batch of deliveries: `count` pairs of frames follow, each a
+// Message and its payload (wire.h's comment at the top).
+struct MessageBatch {
+  uint32_t count = 0;
+};
+inline constexpr uint32_t kMaxMessageBatch = 256;
+
+using ClientInbound = std::variant<Reply, Event, Gap, Message, NameEvent, MessageBatch>;
 // True for the broker messages that are followed by a payload frame.
 bool CarriesPayload(const ClientInbound& m);
 
