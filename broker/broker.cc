@@ -318,6 +318,9 @@ void BrokerLoop::PollOnce() {
   // After every input of the turn, so that one fsync covers them all.
   HandleRaftReady(Clock::now());
   FlushDeltas();
+  // Whatever timers and the registry delivered: no batch waits for the next turn.
+  FlushData();
+  FlushAllDeliveries();
 }
 
 void BrokerLoop::OnTimers(TimePoint now) {
