@@ -178,10 +178,7 @@ void BrokerLoop::FinishSubscribe(const std::string& ticket, bool reply) {
 
 bool BrokerLoop::DeliverMessage(Session& session, const wire::Message& message,
                                 const zmq::message_t& payload) {
-  const wire::Message& last = last_message_;
-  if (last_message_body_.empty() || message.kind != last.kind || message.from != last.from ||
-      message.topic != last.topic || message.scope != last.scope || message.group != last.group ||
-      message.reply_to != last.reply_to) {
+  if (last_message_body_.empty() || message != last_message_) {
     last_message_ = message;
     last_message_body_ = wire::Encode(wire::ClientInbound(message));
   }

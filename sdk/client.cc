@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <deque>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <set>
 #include <system_error>
@@ -85,11 +86,13 @@ struct Client::Impl {
   };
   std::deque<Inbound> unread;  // the rest of a batch Read took in
 
-  // Sends [body] or [body][payload], waiting for room until `deadline`.
+  // Sends [body] or [body][payload], waiting up to `timeout` for room. Most
+  // sends go at once: the clock is read only when one must wait.
   Status Send(const std::string& body, const std::string_view* payload,
-              Clock::time_point deadline) {
+              std::chrono::milliseconds timeout) {
     zmq::pollitem_t item{dealer.handle(), 0, ZMQ_POLLOUT, 0};
     auto more = payload ? zmq::send_flags::sndmore : zmq::send_flags::none;
+    std::optional<Clock::time_point> deadline;
     while (true) {
       try {
         if (dealer.send(zmq::buffer(body), more | zmq::send_flags::dontwait)) {
@@ -97,7 +100,8 @@ struct Client::Impl {
           if (payload) (void)dealer.send(zmq::buffer(*payload), zmq::send_flags::dontwait);
           return Status::Ok();
         }
-        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+        if (!deadline) deadline = Clock::now() + timeout;
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(*deadline - Clock::now());
         if (left.count() <= 0) break;
         zmq::poll(&item, 1, left);
       } catch (const zmq::error_t& e) {
@@ -236,7 +240,7 @@ struct Client::Impl {
     if (session_lost && !std::holds_alternative<wire::Bye>(request)) return LostStatus();
     uint64_t req = Stamp(request);
     Clock::time_point deadline = Clock::now() + timeout;
-    if (Status s = Send(wire::Encode(request), payload, deadline); !s.ok()) return s;
+    if (Status s = Send(wire::Encode(request), payload, timeout); !s.ok()) return s;
     while (true) {
       Result<std::optional<Inbound>> in = Read(deadline);
       if (!in.ok()) return in.status();
@@ -258,7 +262,7 @@ struct Client::Impl {
     if (closed) return Status::Unavailable("the client is closed");
     if (session_lost) return LostStatus();
     uint64_t req = Stamp(request);
-    Status s = Send(wire::Encode(request), &payload, Clock::now() + options.call_timeout);
+    Status s = Send(wire::Encode(request), &payload, options.call_timeout);
     if (!s.ok()) return s;
     async_tickets.insert(req);
     return req;
@@ -272,16 +276,7 @@ struct Client::Impl {
   Status CastEncoded(const std::string& body, std::string_view payload) {
     if (closed) return Status::Unavailable("the client is closed");
     if (session_lost) return LostStatus();
-    // The first try needs no deadline: the clock is read only if it waits.
-    try {
-      if (dealer.send(zmq::buffer(body), zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
-        (void)dealer.send(zmq::buffer(payload), zmq::send_flags::dontwait);
-        return Status::Ok();
-      }
-    } catch (const zmq::error_t& e) {
-      return Status::Unreachable(std::string("cannot send to the broker: ") + e.what());
-    }
-    return Send(body, &payload, Clock::now() + options.call_timeout);
+    return Send(body, &payload, options.call_timeout);
   }
 
   // The encoded casts of the last publish topic and broadcast group: a

@@ -483,6 +483,7 @@ struct Message {  // followed by the payload frame
   std::string topic;         // publish
   std::string scope, group;  // broadcast, dispatch, request
   std::string reply_to;      // request: "<node>.<incarnation hex>.<id>" of the requester's broker
+  friend bool operator==(const Message&, const Message&) = default;
 };
 
 enum class NameEventKind : uint8_t { kRegistered = 1, kUnregistered = 2 };
