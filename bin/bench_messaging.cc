@@ -26,6 +26,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string_view>
 #include <thread>
 #include <variant>
@@ -250,12 +251,15 @@ class MeshInlet : public Inlet {
  public:
   explicit MeshInlet(Client& c) : c_(c) {}
   Status Next(milliseconds timeout, std::string_view* payload, uint64_t* lost) override {
-    auto deadline = Clock::now() + timeout;
+    std::optional<Clock::time_point> deadline;  // read only when a turn is not the stream's
     // Bounded by the deadline: every turn either returns or consumes a
     // delivery that is not part of the stream.
     while (true) {
-      auto left = std::max(milliseconds(0),
-                           std::chrono::duration_cast<milliseconds>(deadline - Clock::now()));
+      milliseconds left = timeout;
+      if (deadline) {
+        left = std::max(milliseconds(0),
+                        std::chrono::duration_cast<milliseconds>(*deadline - Clock::now()));
+      }
       Result<Delivery> d = c_.Receive(left);
       if (!d.ok()) return d.status();
       last_ = std::move(d.value());
@@ -269,7 +273,8 @@ class MeshInlet : public Inlet {
         return Status::Ok();
       }
       if (auto* o = std::get_if<Outcome>(&last_); o && !o->status.ok()) return o->status;
-      if (Clock::now() >= deadline) return Status::Timeout("nothing came");
+      if (!deadline) deadline = Clock::now() + timeout;
+      if (Clock::now() >= *deadline) return Status::Timeout("nothing came");
     }
   }
 
@@ -302,6 +307,9 @@ class ZmqInlet : public Inlet {
 };
 
 using SendFn = std::function<Status(std::string_view)>;
+// Many at once (PublishMany, BroadcastMany): the batching an application
+// that has many messages to send does, as NATS's client does in its writes.
+using SendManyFn = std::function<Status(std::span<const std::string_view>)>;
 
 struct StreamResult {
   uint64_t sent = 0;           // messages the sender had accepted
@@ -340,19 +348,20 @@ void ReceiveRun(Inlet& in, uint32_t run, const std::atomic<uint64_t>& sent,
   std::string_view p;
   uint64_t lost = 0;
   // Bounded by the deadline; and by count once the sender is done.
-  for (Clock::time_point now = Clock::now(); now < deadline; now = Clock::now()) {
+  // One clock reading per message: the receiver's own cost is in the figures.
+  for (Clock::time_point now = Clock::now(); now < deadline;) {
     if (done.load(std::memory_order_acquire)) {
       if (!saw_done) heard = std::max(heard, now);
       saw_done = true;
       if (st->got + st->lost >= sent.load() || now - heard > kQuiet) break;
     }
     Status s = in.Next(50ms, &p, &lost);
+    now = Clock::now();
     if (s.code() == Code::kTimeout) continue;
     if (!s.ok()) {
       st->error = s;
       break;
     }
-    now = Clock::now();
     heard = now;
     if (lost > 0) {
       st->lost += lost;
@@ -376,14 +385,15 @@ void ReceiveRun(Inlet& in, uint32_t run, const std::atomic<uint64_t>& sent,
 struct StreamSpec {
   size_t bytes = 64;
   uint64_t count = 0;
-  double rate = 0;  // messages/s the sender keeps to; 0: as fast as it can
+  double rate = 0;   // messages/s the sender keeps to; 0: as fast as it can
+  size_t batch = 1;  // > 1: that many per call of a SendManyFn
 };
 
 // The sender's loop on this thread, one receiver thread per inlet. First a
 // warm-up: probes until every receiver has one, which proves the route
 // (subscriptions, memberships) is in place end to end.
-StreamResult RunStream(const SendFn& send, const std::vector<Inlet*>& inlets, StreamSpec spec,
-                       uint32_t run) {
+StreamResult RunStream(const SendFn& send, const SendManyFn* send_many,
+                       const std::vector<Inlet*>& inlets, StreamSpec spec, uint32_t run) {
   const auto start = Clock::now();
   const auto warm_deadline = start + 10s;
   const auto send_limit = 15s;
@@ -414,7 +424,9 @@ StreamResult RunStream(const SendFn& send, const std::vector<Inlet*>& inlets, St
   uint64_t i = 0;
   Usage usage0;
   if (warmed) {
-    std::string buf = Payload(spec.bytes, kBurst, run);
+    const size_t batch = send_many ? std::max<size_t>(1, spec.batch) : 1;
+    std::vector<std::string> bufs(batch, Payload(spec.bytes, kBurst, run));
+    std::vector<std::string_view> views(bufs.begin(), bufs.end());
     usage0 = UsageNow();
     const auto t0 = Clock::now();
     const auto send_deadline = t0 + send_limit;
@@ -425,12 +437,15 @@ StreamResult RunStream(const SendFn& send, const std::vector<Inlet*>& inlets, St
         std::this_thread::sleep_for(20us);  // pacing, not waiting for a condition
         continue;
       }
-      SetSeq(buf, i);
-      if (Status s = send(buf); !s.ok()) {
+      const size_t n = std::min<uint64_t>(batch, spec.count - i);
+      for (size_t k = 0; k < n; ++k) SetSeq(bufs[k], i + k);
+      Status s = send_many ? (*send_many)(std::span<const std::string_view>(views).first(n))
+                           : send(bufs[0]);
+      if (!s.ok()) {
         out.error = s;
         break;
       }
-      ++i;
+      i += n;
     }
     out.send_seconds = Seconds(Clock::now() - t0);
   }
@@ -478,9 +493,9 @@ void PrintStream(const std::string& what, const StreamSpec& spec, const StreamRe
 // the table as "<metric>, full speed" and "<metric>, no loss".
 void MeasureStream(const std::string& metric, Table::Side side, const SendFn& send,
                    const std::vector<Inlet*>& inlets, size_t bytes, uint64_t count, uint32_t* run,
-                   Table* table) {
-  StreamSpec spec{bytes, count, 0};
-  StreamResult full = RunStream(send, inlets, spec, ++*run);
+                   Table* table, const SendManyFn* send_many = nullptr, size_t batch = 1) {
+  StreamSpec spec{bytes, count, 0, batch};
+  StreamResult full = RunStream(send, send_many, inlets, spec, ++*run);
   PrintStream(metric + (side == Table::kMesh ? " [meshbus]" : " [raw]"), spec, full);
   if (!full.error.ok()) {
     table->Set(metric + ", full speed", true, side, -1, "error");
@@ -507,7 +522,7 @@ void MeasureStream(const std::string& metric, Table::Side side, const SendFn& se
     // As many as at full speed, or about two seconds of traffic if fewer:
     // long enough for any queue that grows at this rate to overflow.
     spec.count = std::min<uint64_t>(count, std::max<uint64_t>(2000, spec.rate * 2));
-    StreamResult r = RunStream(send, inlets, spec, ++*run);
+    StreamResult r = RunStream(send, send_many, inlets, spec, ++*run);
     PrintStream(metric + (side == Table::kMesh ? " [meshbus]" : " [raw]"), spec, r);
     if (side == Table::kMesh && r.silent() > 0) {
       table->Note("SILENT LOSS in " + metric + " [meshbus] paced: " + std::to_string(r.silent()) +
@@ -1049,7 +1064,14 @@ constexpr Sizes kPubSizes[] = {{64, kPubCount64, "64 B"}, {1024, kPubCount1K, "1
 std::string PubMetric(const Sizes& s) {
   return std::string("publish n1 -> n3, ") + s.name;
 }
+// Payloads per PublishMany or BroadcastMany call in the batched rows.
+constexpr size_t kCastBatch = 64;
+std::string PubManyMetric(const Sizes& s) {
+  return PubMetric(s) + ", PublishMany of " + std::to_string(kCastBatch);
+}
 const std::string kBroadcastMetric = "broadcast n1 -> 3 members, 64 B (deliveries)";
+const std::string kBroadcastManyMetric =
+    kBroadcastMetric + ", BroadcastMany of " + std::to_string(kCastBatch);
 const std::string kDispatchMetric = "dispatch n1 -> 3 members (n2, n3), 100 in flight";
 const std::string kRequestSeqMetric = "request/reply n1 -> n3, sequential";
 const std::string kRequestWindowMetric = "request/reply n1 -> n3, 100 in flight";
@@ -1183,6 +1205,18 @@ void MeshPubSub(const testing::ProcessMesh& mesh, Table* t) {
     PrintLosses(before, Losses({&pub, &sub}));
     CheckSenderErrors(pub, "publish", t);
   }
+  for (const Sizes& s : kPubSizes) {
+    const std::string topic = "bench.ps.many." + std::to_string(s.bytes);
+    SendFn send = [&](std::string_view p) { return pub.Publish(topic, p); };
+    SendManyFn many = [&](std::span<const std::string_view> p) {
+      return pub.PublishMany(topic, p);
+    };
+    LossCounters before = Losses({&pub, &sub});
+    MeasureStream(PubManyMetric(s), Table::kMesh, send, {&inlet}, s.bytes, s.count, &g_run, t,
+                  &many, kCastBatch);
+    PrintLosses(before, Losses({&pub, &sub}));
+    CheckSenderErrors(pub, "publish", t);
+  }
 }
 
 void MeshBroadcast(const testing::ProcessMesh& mesh, Table* t) {
@@ -1204,6 +1238,14 @@ void MeshBroadcast(const testing::ProcessMesh& mesh, Table* t) {
   std::vector<Client*> nodes{&members[0], &members[1], &members[2]};
   LossCounters before = Losses(nodes);
   MeasureStream(kBroadcastMetric, Table::kMesh, send, raw_inlets, 64, kBroadcastCount, &g_run, t);
+  PrintLosses(before, Losses(nodes));
+  CheckSenderErrors(sender, "broadcast", t);
+  SendManyFn many = [&](std::span<const std::string_view> p) {
+    return sender.BroadcastMany(scope, group, p);
+  };
+  before = Losses(nodes);
+  MeasureStream(kBroadcastManyMetric, Table::kMesh, send, raw_inlets, 64, kBroadcastCount, &g_run,
+                t, &many, kCastBatch);
   PrintLosses(before, Losses(nodes));
   CheckSenderErrors(sender, "broadcast", t);
 }

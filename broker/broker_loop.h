@@ -23,6 +23,7 @@
 #include <optional>
 #include <random>
 #include <set>
+#include <span>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -45,6 +46,17 @@
 #include "topics/wire.h"
 
 namespace meshbus {
+
+// A ZeroMQ message that takes `bytes` over without a copy, and frees them
+// once sent: how the loop hands over the frames it packs.
+inline zmq::message_t MessageOwning(std::string&& bytes) {
+  auto owned = std::make_unique<std::string>(std::move(bytes));
+  zmq::message_t m(
+      owned->data(), owned->size(),
+      [](void*, void* hint) { delete static_cast<std::string*>(hint); }, owned.get());
+  owned.release();  // the message owns it now
+  return m;
+}
 
 // Counters reported by Stats(); every dropped or refused message is in one.
 struct BrokerCounters {
@@ -175,8 +187,11 @@ class BrokerLoop {
     uint64_t lost = 0;          // deliveries lost since the last gap notice
     std::deque<Frame> backlog;  // replies (and gap notices) not yet queued
     // Publishes and broadcasts for it this turn, handed to ZeroMQ as one
-    // message at the end of the turn, or before anything else for it.
-    std::vector<Frame> batch;
+    // message at the end of the turn, or before anything else for it: the
+    // frame of a Messages batch (wire::AppendBatchEntry), with the header
+    // of its last entry and the bytes the client will count.
+    std::string batch_frame, batch_header;
+    uint32_t batch_count = 0;
     uint64_t batch_bytes = 0;
     uint64_t outstanding_bytes = 0;  // sent to the client and not yet consumed
     std::set<uint64_t> pending;      // its dispatches, requests and sends awaiting an outcome
@@ -288,8 +303,9 @@ class BrokerLoop {
 
   // clients.cc
   void OnClientMessage(std::vector<zmq::message_t>& frames, TimePoint now);
-  void HandleRequest(const std::string& rid, wire::ClientRequest& request, zmq::message_t* payload,
-                     TimePoint now);
+  // `payloads`: as many as CheckPayloadCount allowed for the request.
+  void HandleRequest(const std::string& rid, wire::ClientRequest& request,
+                     std::span<zmq::message_t> payloads, TimePoint now);
   void Reply(const std::string& rid, uint64_t req, Status status, wire::ReplyBody body = {});
   // Queues one message for a session, in order; false when it was lost (and
   // counted). `payload`, if given, is consumed.
@@ -316,8 +332,11 @@ class BrokerLoop {
   wire::MonitorBody MonitorSnapshot(const MonitorReg& reg) const;
 
   // messaging.cc
-  void OnMessagingRequest(Session& session, wire::ClientRequest& request, zmq::message_t& payload,
-                          TimePoint now);
+  // A publish or broadcast takes 1..kMaxCastPayloads payloads, the rest one.
+  void OnMessagingRequest(Session& session, wire::ClientRequest& request,
+                          std::span<zmq::message_t> payloads, TimePoint now);
+  void OnCast(Session& session, const wire::ClientRequest& request,
+              std::span<zmq::message_t> payloads);
   // Answers once every live peer's XPUB has the subscription (or a second
   // has passed), so that what is published after it returns is not missed.
   void OnSubscribe(Session& session, const wire::Subscribe& sub, TimePoint now);
@@ -330,8 +349,8 @@ class BrokerLoop {
   bool DeliverMessage(Session& session, const wire::Message& message,
                       const zmq::message_t& payload);
   // Numbers a message for the peers that want it and adds it to the turn's
-  // batch (it takes the payload); FlushData sends the batch.
-  void PublishData(const std::string& data_topic, uint64_t session, zmq::message_t& payload);
+  // batch (a copy of the payload); FlushData sends the batch.
+  void PublishData(const std::string& data_topic, uint64_t session, std::string_view payload);
   void FlushData();
   void OnDataMessage(std::vector<zmq::message_t>& frames, TimePoint now);
   // A peer's (un)subscription, as our data XPUB reports it.
@@ -511,9 +530,10 @@ class BrokerLoop {
     std::string data_topic;
     std::vector<std::pair<std::string, uint64_t>> streams;  // the first message's numbers
     std::vector<uint64_t> sessions;
-    std::vector<zmq::message_t> payloads;
-    size_t bytes = 0;
+    std::string payloads;  // wire::AppendSized, one per session
+    size_t bytes = 0;      // of the payloads themselves
   };
+  std::vector<std::string_view> data_payloads_;  // OnDataMessage's, kept for the capacity
   DataBatch data_batch_;
   static constexpr size_t kMaxDataBatchBytes = 256 << 10;
   // Subscriptions waiting for their peers' confirmation, by ticket.

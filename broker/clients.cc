@@ -107,10 +107,13 @@ bool BrokerLoop::SendToClient(Session& session, const std::string& body, zmq::me
   uint64_t queued = session.outstanding_bytes + session.batch_bytes;
   if (queued > 0 && queued + bytes > options_.client_queue_bytes) return false;
   if (batchable && payload != nullptr) {
-    if (session.batch.empty()) batching_.push_back(session.id);
-    session.batch.push_back(Frame{body, std::move(*payload)});
+    if (session.batch_count == 0) batching_.push_back(session.id);
+    const bool same_header = session.batch_count > 0 && session.batch_header == body;
+    if (!same_header) session.batch_header = body;
+    wire::AppendBatchEntry(&session.batch_frame, body, same_header, payload->to_string_view());
+    ++session.batch_count;
     session.batch_bytes += bytes;
-    if (session.batch.size() >= wire::kMaxMessageBatch ||
+    if (session.batch_count >= wire::kMaxMessageBatch ||
         session.batch_bytes >= kMaxClientBatchBytes) {
       FlushDeliveries(session);
     }
@@ -125,31 +128,24 @@ bool BrokerLoop::SendToClient(Session& session, const std::string& body, zmq::me
 }
 
 void BrokerLoop::FlushDeliveries(Session& session) {
-  std::vector<Frame>& batch = session.batch;
-  if (batch.empty()) return;
-  const size_t n = batch.size();
+  if (session.batch_count == 0) return;
+  const uint32_t n = session.batch_count;
   bool sent = false;
-  if (n == 1) {
-    sent = SendFrames(clients_, session.routing_id, batch[0].body, &*batch[0].payload);
-  } else {
-    // [routing id][Messages n] + n x ([Message][payload]); ROUTER_MANDATORY
-    // refuses the first frame when the client's queue is full, and then
-    // nothing of it is sent.
-    const auto more = zmq::send_flags::sndmore | zmq::send_flags::dontwait;
-    std::string head = wire::Encode(wire::ClientInbound(wire::MessageBatch{uint32_t(n)}));
-    try {
-      sent = clients_.send(zmq::buffer(session.routing_id), more).has_value();
-      if (sent) {
-        clients_.send(zmq::buffer(head), more);
-        for (size_t i = 0; i < n; ++i) {
-          clients_.send(zmq::buffer(batch[i].body), more);
-          clients_.send(*batch[i].payload, i + 1 < n ? more : zmq::send_flags::dontwait);
-        }
-        ++counters_.client_batches_out;
-      }
-    } catch (const zmq::error_t&) {
-      sent = false;  // EHOSTUNREACH: the client is gone
+  // [routing id][Messages n][the entries]; ROUTER_MANDATORY refuses the
+  // first frame when the client's queue is full, and then nothing is sent.
+  const auto more = zmq::send_flags::sndmore | zmq::send_flags::dontwait;
+  std::string head = wire::Encode(wire::ClientInbound(wire::MessageBatch{n}));
+  try {
+    sent = clients_.send(zmq::buffer(session.routing_id), more).has_value();
+    if (sent) {
+      clients_.send(zmq::buffer(head), more);
+      // Handed to ZeroMQ without a copy; it frees the string when sent.
+      zmq::message_t entries = MessageOwning(std::move(session.batch_frame));
+      clients_.send(entries, zmq::send_flags::dontwait);
+      if (n > 1) ++counters_.client_batches_out;
     }
+  } catch (const zmq::error_t&) {
+    sent = false;  // EHOSTUNREACH: the client is gone
   }
   if (sent) {
     session.outstanding_bytes += session.batch_bytes;
@@ -165,7 +161,8 @@ void BrokerLoop::FlushDeliveries(Session& session) {
                         ") is not reading: " + std::to_string(n) +
                         " deliveries were lost and will be reported to it");
   }
-  batch.clear();
+  std::string().swap(session.batch_frame);  // a slow client's batch is not kept
+  session.batch_count = 0;
   session.batch_bytes = 0;
 }
 
@@ -224,11 +221,12 @@ void BrokerLoop::FlushBacklogs() {
 void BrokerLoop::OnClientMessage(std::vector<zmq::message_t>& frames, TimePoint now) {
   ++counters_.client_messages_in;
   for (const zmq::message_t& f : frames) counters_.client_bytes_in += f.size();
-  if (frames.size() < 2 || frames.size() > 3) {
+  if (frames.size() < 2 || frames.size() > 2 + wire::kMaxCastPayloads) {
     ++counters_.client_bad_messages;
     if (!frames.empty()) {
       Reply(frames[0].to_string(), 0,
-            Status::BadMessage("expected a request frame and at most a payload frame, got " +
+            Status::BadMessage("expected a request frame and at most " +
+                               std::to_string(wire::kMaxCastPayloads) + " payload frames, got " +
                                std::to_string(frames.size() - 1) + " frames"));
     }
     return;
@@ -237,21 +235,18 @@ void BrokerLoop::OnClientMessage(std::vector<zmq::message_t>& frames, TimePoint 
   uint64_t req = 0;
   Result<wire::ClientRequest> request = wire::DecodeClientRequest(frames[1].to_string_view(), &req);
   Status bad = request.status();
-  if (request.ok() && wire::CarriesPayload(*request) != (frames.size() == 3)) {
-    bad = Status::BadMessage(frames.size() == 3 ? "this request takes no payload frame"
-                                                : "this request needs a payload frame");
-  }
+  if (request.ok()) bad = wire::CheckPayloadCount(*request, frames.size() - 2);
   if (!bad.ok()) {
     ++counters_.client_bad_messages;
     log_.LogLimited(LogLevel::kWarn, "client-bad", "bad client request: " + bad.message());
     Reply(rid, req, bad);
     return;
   }
-  HandleRequest(rid, request.value(), frames.size() == 3 ? &frames[2] : nullptr, now);
+  HandleRequest(rid, request.value(), std::span<zmq::message_t>(frames).subspan(2), now);
 }
 
 void BrokerLoop::HandleRequest(const std::string& rid, wire::ClientRequest& request,
-                               zmq::message_t* payload, TimePoint now) {
+                               std::span<zmq::message_t> payloads, TimePoint now) {
   if (auto* credit = std::get_if<wire::Credit>(&request)) {
     auto s = sessions_.find(credit->session);
     if (s == sessions_.end() || s->second.token != credit->token) {
@@ -315,7 +310,7 @@ void BrokerLoop::HandleRequest(const std::string& rid, wire::ClientRequest& requ
   }
   session->last_heard = now;
   if (auto* send = std::get_if<wire::SendName>(&request)) {
-    OnSendName(*session, *send, *payload, now);
+    OnSendName(*session, *send, payloads[0], now);
     return;
   }
   if (std::holds_alternative<wire::Register>(request) ||
@@ -330,8 +325,8 @@ void BrokerLoop::HandleRequest(const std::string& rid, wire::ClientRequest& requ
     OnNameRequest(*session, rid, request, now);
     return;
   }
-  if (payload != nullptr) {
-    OnMessagingRequest(*session, request, *payload, now);
+  if (!payloads.empty()) {
+    OnMessagingRequest(*session, request, payloads, now);
     return;
   }
   MemberId me{self_.node, self_.incarnation, session->id};

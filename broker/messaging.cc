@@ -47,17 +47,28 @@ std::string ReplyTo(const std::string& node, uint64_t incarnation, uint64_t id) 
 }  // namespace
 
 void BrokerLoop::OnMessagingRequest(Session& session, wire::ClientRequest& request,
-                                    zmq::message_t& payload, TimePoint now) {
+                                    std::span<zmq::message_t> payloads, TimePoint now) {
   const std::string& rid = session.routing_id;
   uint64_t req = wire::RequestIdOf(request);
-  if (payload.size() > options_.max_message_bytes) {
+  for (size_t i = 0; i < payloads.size(); ++i) {
+    if (payloads[i].size() <= options_.max_message_bytes) continue;
+    // A batch goes whole or not at all, so the sender knows what was sent.
     ++counters_.messages_too_large;
+    std::string which = payloads.size() == 1 ? "a payload"
+                                             : "payload " + std::to_string(i + 1) + " of " +
+                                                   std::to_string(payloads.size());
     Reply(rid, req,
-          Status::TooLarge("a payload of " + std::to_string(payload.size()) +
+          Status::TooLarge(which + " of " + std::to_string(payloads[i].size()) +
                            " bytes is over this broker's maximum of " +
-                           std::to_string(options_.max_message_bytes)));
+                           std::to_string(options_.max_message_bytes) +
+                           (payloads.size() == 1 ? "" : "; none of them was sent")));
     return;
   }
+  if (std::holds_alternative<wire::Publish>(request) ||
+      std::holds_alternative<wire::Broadcast>(request)) {
+    return OnCast(session, request, payloads);
+  }
+  zmq::message_t& payload = payloads[0];
   MemberId me{self_.node, self_.incarnation, session.id};
   auto start = [&](wire::MessageKind kind, std::string scope, std::string group, MemberId target,
                    uint32_t timeout_ms) {
@@ -91,21 +102,7 @@ void BrokerLoop::OnMessagingRequest(Session& session, wire::ClientRequest& reque
     Route(id, now);
   };
 
-  if (auto* pub = std::get_if<wire::Publish>(&request)) {
-    ++counters_.publishes_in;
-    std::string data_topic = PublishDataTopic(pub->topic);
-    DataTargets(data_topic, &targets_);
-    wire::Message m{wire::MessageKind::kPublish, me, pub->topic, "", "", ""};
-    for (uint64_t id : targets_) DeliverMessage(sessions_.at(id), m, payload);
-    PublishData(data_topic, session.id, payload);
-  } else if (auto* b = std::get_if<wire::Broadcast>(&request)) {
-    ++counters_.broadcasts_in;
-    std::string data_topic = BroadcastDataTopic(b->scope, b->group);
-    DataTargets(data_topic, &targets_);
-    wire::Message m{wire::MessageKind::kBroadcast, me, "", b->scope, b->group, ""};
-    for (uint64_t id : targets_) DeliverMessage(sessions_.at(id), m, payload);
-    PublishData(data_topic, session.id, payload);
-  } else if (auto* d = std::get_if<wire::Dispatch>(&request)) {
+  if (auto* d = std::get_if<wire::Dispatch>(&request)) {
     ++counters_.dispatches_in;
     start(wire::MessageKind::kDispatch, d->scope, d->group, {}, 0);
   } else if (auto* q = std::get_if<wire::Request>(&request)) {
@@ -192,10 +189,34 @@ bool BrokerLoop::DeliverMessage(Session& session, const wire::Message& message,
   return true;
 }
 
+// A publish or broadcast of one or more payloads: each to the local
+// targets, then into the turn's data batch for the peers.
+void BrokerLoop::OnCast(Session& session, const wire::ClientRequest& request,
+                        std::span<zmq::message_t> payloads) {
+  MemberId me{self_.node, self_.incarnation, session.id};
+  std::string data_topic;
+  wire::Message m;
+  if (auto* pub = std::get_if<wire::Publish>(&request)) {
+    counters_.publishes_in += payloads.size();
+    data_topic = PublishDataTopic(pub->topic);
+    m = {wire::MessageKind::kPublish, me, pub->topic, "", "", ""};
+  } else {
+    const auto& b = std::get<wire::Broadcast>(request);
+    counters_.broadcasts_in += payloads.size();
+    data_topic = BroadcastDataTopic(b.scope, b.group);
+    m = {wire::MessageKind::kBroadcast, me, "", b.scope, b.group, ""};
+  }
+  DataTargets(data_topic, &targets_);
+  for (zmq::message_t& payload : payloads) {
+    for (uint64_t id : targets_) DeliverMessage(sessions_.at(id), m, payload);
+    PublishData(data_topic, session.id, payload.to_string_view());
+  }
+}
+
 // ---- the data channel ------------------------------------------------------
 
 void BrokerLoop::PublishData(const std::string& data_topic, uint64_t session,
-                             zmq::message_t& payload) {
+                             std::string_view payload) {
   outbound_.Next(data_topic, &streams_);
   if (streams_.empty()) return;  // no peer subscribes to it
   if (drop_next_data_ > 0) {
@@ -228,7 +249,7 @@ void BrokerLoop::PublishData(const std::string& data_topic, uint64_t session,
   }
   b.sessions.push_back(session);
   b.bytes += payload.size();
-  b.payloads.push_back(std::move(payload));
+  wire::AppendSized(&b.payloads, payload);
 }
 
 void BrokerLoop::FlushData() {
@@ -237,19 +258,17 @@ void BrokerLoop::FlushData() {
   wire::PeerData header{self_, outbound_.epoch(), {}, std::move(b.sessions), false};
   header.streams.reserve(b.streams.size());
   for (auto& [prefix, seq] : b.streams) header.streams.push_back({std::move(prefix), seq});
-  const size_t count = b.payloads.size();
+  const size_t count = header.sessions.size();
   std::string body = wire::Encode(wire::PeerMessage(std::move(header)));
-  size_t bytes = b.data_topic.size() + body.size() + b.bytes;
+  size_t bytes = b.data_topic.size() + body.size() + b.payloads.size();
   try {
     // An XPUB socket never blocks: what a slow peer cannot take is dropped
     // by ZeroMQ (a whole message, never part of one), and the peer finds
     // the hole in the numbers.
     data_pub_.send(zmq::buffer(b.data_topic), zmq::send_flags::sndmore | zmq::send_flags::dontwait);
     data_pub_.send(zmq::buffer(body), zmq::send_flags::sndmore | zmq::send_flags::dontwait);
-    for (size_t i = 0; i < count; ++i) {
-      auto more = i + 1 < count ? zmq::send_flags::sndmore : zmq::send_flags::none;
-      data_pub_.send(b.payloads[i], more | zmq::send_flags::dontwait);
-    }
+    zmq::message_t payloads = MessageOwning(std::move(b.payloads));
+    data_pub_.send(payloads, zmq::send_flags::dontwait);
     counters_.data_messages_out += count;
     ++counters_.data_batches_out;
     counters_.data_bytes_out += bytes;
@@ -258,7 +277,7 @@ void BrokerLoop::FlushData() {
   }
   b.streams.clear();
   b.sessions.clear();
-  b.payloads.clear();
+  b.payloads = std::string();
   b.bytes = 0;
 }
 
@@ -349,13 +368,13 @@ void BrokerLoop::StreamTargets(const std::string& stream, std::vector<uint64_t>*
 // [data topic][Data header][payload...], or [stream prefix][mark header].
 void BrokerLoop::OnDataMessage(std::vector<zmq::message_t>& frames, TimePoint now) {
   ++counters_.data_batches_in;
-  counters_.data_messages_in += frames.size() > 2 ? frames.size() - 2 : 1;
   for (const zmq::message_t& f : frames) counters_.data_bytes_in += f.size();
   auto bad = [&](const std::string& why) {
     ++counters_.peer_bad_messages;
     log_.LogLimited(LogLevel::kWarn, "data-bad", "dropped a data message: " + why);
   };
-  if (frames.size() < 2 || frames.size() > 2 + wire::kMaxDataBatch) {
+  // [data topic][header], and the payloads' frame unless it is a mark.
+  if (frames.size() < 2 || frames.size() > 3) {
     ++counters_.peer_messages_in;
     return bad(std::to_string(frames.size()) + " frames");
   }
@@ -364,7 +383,14 @@ void BrokerLoop::OnDataMessage(std::vector<zmq::message_t>& frames, TimePoint no
   auto* d = std::get_if<wire::PeerData>(&*m);
   if (d == nullptr) return bad("not a data message");
   const size_t count = d->sessions.size();  // 0 for a mark
-  if (frames.size() != 2 + count) return bad("payload frames do not match the sessions");
+  counters_.data_messages_in += std::max<size_t>(count, 1);
+  if (frames.size() != (d->is_mark ? 2u : 3u))
+    return bad("a payloads frame where none belongs, or none where one does");
+  if (!d->is_mark) {
+    if (Status s = wire::SplitSized(frames[2].to_string_view(), count, &data_payloads_); !s.ok()) {
+      return bad("the payloads do not match the sessions: " + s.message());
+    }
+  }
   std::string data_topic = frames[0].to_string();
   std::optional<DataTopic> topic;
   if (!d->is_mark) {
@@ -434,7 +460,11 @@ void BrokerLoop::OnDataMessage(std::vector<zmq::message_t>& frames, TimePoint no
   }
   for (size_t i = seen; i < count; ++i) {
     msg.from.session = d->sessions[i];
-    for (uint64_t id : targets_) DeliverMessage(sessions_.at(id), msg, frames[2 + i]);
+    // A view of the bytes, no copy: a publish or broadcast is copied into
+    // its session's batch before DeliverMessage returns.
+    std::string_view p = data_payloads_[i];
+    zmq::message_t payload(const_cast<char*>(p.data()), p.size(), nullptr);
+    for (uint64_t id : targets_) DeliverMessage(sessions_.at(id), msg, payload);
   }
 }
 

@@ -9,6 +9,7 @@
 #include <optional>
 #include <random>
 #include <set>
+#include <span>
 #include <system_error>
 #include <thread>
 
@@ -22,6 +23,11 @@ std::string DefaultBrokerEndpoint() {
 }
 
 namespace {
+
+Status CheckGroup(const std::string& scope, const std::string& group) {
+  if (Status s = ValidateScope(scope); !s.ok()) return s;
+  return ValidateGroup(group);
+}
 
 // One ZeroMQ context (one I/O thread) for every Client of the process: a
 // context per client would cost a thread each. Never terminated: a context
@@ -88,16 +94,19 @@ struct Client::Impl {
 
   // Sends [body] or [body][payload], waiting up to `timeout` for room. Most
   // sends go at once: the clock is read only when one must wait.
-  Status Send(const std::string& body, const std::string_view* payload,
+  Status Send(const std::string& body, std::span<const std::string_view> payloads,
               std::chrono::milliseconds timeout) {
     zmq::pollitem_t item{dealer.handle(), 0, ZMQ_POLLOUT, 0};
-    auto more = payload ? zmq::send_flags::sndmore : zmq::send_flags::none;
+    auto more = payloads.empty() ? zmq::send_flags::none : zmq::send_flags::sndmore;
     std::optional<Clock::time_point> deadline;
     while (true) {
       try {
         if (dealer.send(zmq::buffer(body), more | zmq::send_flags::dontwait)) {
           // The first frame taken, the rest of the message is too.
-          if (payload) (void)dealer.send(zmq::buffer(*payload), zmq::send_flags::dontwait);
+          for (size_t i = 0; i < payloads.size(); ++i) {
+            auto last = i + 1 == payloads.size() ? zmq::send_flags::none : zmq::send_flags::sndmore;
+            (void)dealer.send(zmq::buffer(payloads[i]), last | zmq::send_flags::dontwait);
+          }
           return Status::Ok();
         }
         if (!deadline) deadline = Clock::now() + timeout;
@@ -109,6 +118,10 @@ struct Client::Impl {
       }
     }
     return Status::Unreachable("broker not reachable at " + options.endpoint);
+  }
+  static std::span<const std::string_view> OneOrNone(const std::string_view* payload) {
+    return payload ? std::span<const std::string_view>(payload, 1)
+                   : std::span<const std::string_view>();
   }
 
   // Reads one message, waiting until `deadline`; nullopt on timeout.
@@ -132,10 +145,14 @@ struct Client::Impl {
             more = part.more();
             rest.push_back(std::move(part));
           }
-          Consumed(bytes);
           Result<wire::ClientInbound> in = wire::DecodeClientInbound(msg.to_string_view());
+          if (in.ok()) {
+            if (auto* batch = std::get_if<wire::MessageBatch>(&*in)) {
+              return Unbatch(*batch, rest, bytes);
+            }
+          }
+          Consumed(bytes);
           if (!in.ok()) return Status::BadMessage("from the broker: " + in.status().message());
-          if (auto* batch = std::get_if<wire::MessageBatch>(&*in)) return Unbatch(*batch, rest);
           if (rest.size() > 1 || wire::CarriesPayload(*in) != (rest.size() == 1)) {
             return Status::BadMessage("from the broker: unexpected frames");
           }
@@ -153,26 +170,45 @@ struct Client::Impl {
   }
 
   // A batch's messages, each checked, the first returned and the others
-  // kept for the next reads; none of them if any is malformed.
+  // kept for the next reads; none of them if any is malformed. A header the
+  // broker sent once for many entries is decoded once.
   Result<std::optional<Inbound>> Unbatch(const wire::MessageBatch& batch,
-                                         std::vector<zmq::message_t>& frames) {
-    if (frames.size() != 2 * size_t(batch.count)) {
-      return Status::BadMessage("from the broker: a batch of " + std::to_string(batch.count) +
-                                " messages in " + std::to_string(frames.size()) + " frames");
+                                         std::vector<zmq::message_t>& frames, size_t raw_bytes) {
+    auto bad = [&](const std::string& why) {
+      Consumed(raw_bytes);
+      unread.clear();
+      return Status::BadMessage("from the broker: " + why);
+    };
+    if (frames.size() != 1) {
+      return bad("a batch of " + std::to_string(batch.count) + " messages in " +
+                 std::to_string(frames.size()) + " frames, not one");
     }
-    std::vector<Inbound> got;
-    got.reserve(batch.count);
-    for (size_t i = 0; i < frames.size(); i += 2) {
-      Result<wire::ClientInbound> m = wire::DecodeClientInbound(frames[i].to_string_view());
-      if (!m.ok()) return Status::BadMessage("from the broker: " + m.status().message());
-      if (!std::holds_alternative<wire::Message>(*m)) {
-        return Status::BadMessage("from the broker: a batch holds only messages");
+    if (Status s = wire::SplitMessageBatch(frames[0].to_string_view(), batch.count, &entries);
+        !s.ok()) {
+      return bad(s.message());
+    }
+    // Counted as the broker counts them: each message's header and payload.
+    size_t bytes = 0;
+    for (const wire::BatchEntry& e : entries) bytes += e.header.size() + e.payload.size();
+    std::string_view decoded;  // the header `last` was decoded from
+    wire::Message last;
+    for (const wire::BatchEntry& e : entries) {
+      if (e.header.data() != decoded.data()) {
+        Result<wire::ClientInbound> m = wire::DecodeClientInbound(e.header);
+        if (!m.ok()) return bad(m.status().message());
+        auto* message = std::get_if<wire::Message>(&*m);
+        if (message == nullptr) return bad("a batch holds only messages");
+        last = std::move(*message);
+        decoded = e.header;
       }
-      got.push_back(Inbound{std::move(m.value()), frames[i + 1].to_string()});
+      unread.push_back(Inbound{last, std::string(e.payload)});
     }
-    for (size_t i = 1; i < got.size(); ++i) unread.push_back(std::move(got[i]));
-    return std::optional<Inbound>(std::move(got[0]));
+    Consumed(bytes);
+    Inbound first = std::move(unread.front());
+    unread.pop_front();
+    return std::optional<Inbound>(std::move(first));
   }
+  std::vector<wire::BatchEntry> entries;  // Unbatch's, kept for its capacity
 
   // Tells the broker what this client consumed, so that it keeps sending:
   // it holds back (and reports as lost) what would exceed the client's queue.
@@ -240,7 +276,7 @@ struct Client::Impl {
     if (session_lost && !std::holds_alternative<wire::Bye>(request)) return LostStatus();
     uint64_t req = Stamp(request);
     Clock::time_point deadline = Clock::now() + timeout;
-    if (Status s = Send(wire::Encode(request), payload, timeout); !s.ok()) return s;
+    if (Status s = Send(wire::Encode(request), OneOrNone(payload), timeout); !s.ok()) return s;
     while (true) {
       Result<std::optional<Inbound>> in = Read(deadline);
       if (!in.ok()) return in.status();
@@ -262,7 +298,7 @@ struct Client::Impl {
     if (closed) return Status::Unavailable("the client is closed");
     if (session_lost) return LostStatus();
     uint64_t req = Stamp(request);
-    Status s = Send(wire::Encode(request), &payload, options.call_timeout);
+    Status s = Send(wire::Encode(request), {&payload, 1}, options.call_timeout);
     if (!s.ok()) return s;
     async_tickets.insert(req);
     return req;
@@ -276,8 +312,33 @@ struct Client::Impl {
   Status CastEncoded(const std::string& body, std::string_view payload) {
     if (closed) return Status::Unavailable("the client is closed");
     if (session_lost) return LostStatus();
-    return Send(body, &payload, options.call_timeout);
+    return Send(body, {&payload, 1}, options.call_timeout);
   }
+  // Casts many payloads under one body, as few ZeroMQ messages as the
+  // broker's limits allow (kMaxCastPayloads and kMaxCastBytes each).
+  Status CastManyEncoded(const std::string& body, std::span<const std::string_view> payloads) {
+    if (closed) return Status::Unavailable("the client is closed");
+    if (session_lost) return LostStatus();
+    size_t sent = 0;
+    while (sent < payloads.size()) {
+      size_t n = 0, bytes = 0;
+      while (sent + n < payloads.size() && n < wire::kMaxCastPayloads &&
+             (n == 0 || bytes + payloads[sent + n].size() <= kMaxCastBytes)) {
+        bytes += payloads[sent + n].size();
+        ++n;
+      }
+      if (Status s = Send(body, payloads.subspan(sent, n), options.call_timeout); !s.ok()) {
+        if (sent == 0) return s;
+        return Status(s.code(), s.message() + " (the first " + std::to_string(sent) + " of " +
+                                    std::to_string(payloads.size()) + " were sent)");
+      }
+      sent += n;
+    }
+    return Status::Ok();
+  }
+  // What one message of a PublishMany or BroadcastMany carries at most, so
+  // that a batch stays one modest ZeroMQ message (as the broker's own do).
+  static constexpr size_t kMaxCastBytes = 256 << 10;
 
   // The encoded casts of the last publish topic and broadcast group: a
   // stream of casts to one of them is encoded and validated once.
@@ -285,6 +346,25 @@ struct Client::Impl {
     std::string topic_or_scope, group, body;
   };
   CastCache publish_cache, broadcast_cache;
+  Status CachePublish(const std::string& topic) {
+    CastCache& cache = publish_cache;
+    if (!cache.body.empty() && cache.topic_or_scope == topic) return Status::Ok();
+    if (Status s = ValidateTopic(topic); !s.ok()) return s;
+    cache.body = wire::Encode(wire::ClientRequest(wire::Publish{0, topic}));
+    cache.topic_or_scope = topic;
+    return Status::Ok();
+  }
+  Status CacheBroadcast(const std::string& scope, const std::string& group) {
+    CastCache& cache = broadcast_cache;
+    if (!cache.body.empty() && cache.topic_or_scope == scope && cache.group == group) {
+      return Status::Ok();
+    }
+    if (Status s = CheckGroup(scope, group); !s.ok()) return s;
+    cache.body = wire::Encode(wire::ClientRequest(wire::Broadcast{0, scope, group}));
+    cache.topic_or_scope = scope;
+    cache.group = group;
+    return Status::Ok();
+  }
 
   template <typename Body>
   Result<Body> CallFor(wire::ClientRequest request) {
@@ -423,10 +503,6 @@ const MemberId& Client::self() const {
 }
 
 namespace {
-Status CheckGroup(const std::string& scope, const std::string& group) {
-  if (Status s = ValidateScope(scope); !s.ok()) return s;
-  return ValidateGroup(group);
-}
 std::vector<std::string> GroupNames(const std::vector<GroupCount>& groups) {
   std::vector<std::string> out;
   for (const GroupCount& g : groups) out.push_back(g.group);
@@ -524,6 +600,17 @@ Status CheckPayload(std::string_view payload, uint64_t max) {
   return Status::TooLarge("a payload of " + std::to_string(payload.size()) +
                           " bytes is over the broker's maximum of " + std::to_string(max));
 }
+// All or none: a batch with one payload too large is not sent at all.
+Status CheckPayloads(std::span<const std::string_view> payloads, uint64_t max) {
+  for (size_t i = 0; i < payloads.size(); ++i) {
+    if (payloads[i].size() <= max) continue;
+    return Status::TooLarge(
+        "payload " + std::to_string(i + 1) + " of " + std::to_string(payloads.size()) + " has " +
+        std::to_string(payloads[i].size()) + " bytes, over the broker's maximum of " +
+        std::to_string(max) + "; none was sent");
+  }
+  return Status::Ok();
+}
 }  // namespace
 
 uint64_t Client::max_message_bytes() const {
@@ -546,26 +633,39 @@ Status Client::Unsubscribe(const std::string& prefix) {
 
 Status Client::Publish(const std::string& topic, std::string_view payload) {
   if (Status s = CheckPayload(payload, impl_->max_message_bytes); !s.ok()) return s;
-  Impl::CastCache& cache = impl_->publish_cache;
-  if (cache.body.empty() || cache.topic_or_scope != topic) {
-    if (Status s = ValidateTopic(topic); !s.ok()) return s;
-    cache.body = wire::Encode(wire::ClientRequest(wire::Publish{0, topic}));
-    cache.topic_or_scope = topic;
-  }
-  return impl_->CastEncoded(cache.body, payload);
+  if (Status s = impl_->CachePublish(topic); !s.ok()) return s;
+  return impl_->CastEncoded(impl_->publish_cache.body, payload);
 }
 
 Status Client::Broadcast(const std::string& scope, const std::string& group,
                          std::string_view payload) {
   if (Status s = CheckPayload(payload, impl_->max_message_bytes); !s.ok()) return s;
-  Impl::CastCache& cache = impl_->broadcast_cache;
-  if (cache.body.empty() || cache.topic_or_scope != scope || cache.group != group) {
-    if (Status s = CheckGroup(scope, group); !s.ok()) return s;
-    cache.body = wire::Encode(wire::ClientRequest(wire::Broadcast{0, scope, group}));
-    cache.topic_or_scope = scope;
-    cache.group = group;
-  }
-  return impl_->CastEncoded(cache.body, payload);
+  if (Status s = impl_->CacheBroadcast(scope, group); !s.ok()) return s;
+  return impl_->CastEncoded(impl_->broadcast_cache.body, payload);
+}
+
+Status Client::PublishMany(const std::string& topic, std::span<const std::string_view> payloads) {
+  if (Status s = CheckPayloads(payloads, impl_->max_message_bytes); !s.ok()) return s;
+  if (Status s = impl_->CachePublish(topic); !s.ok()) return s;
+  return impl_->CastManyEncoded(impl_->publish_cache.body, payloads);
+}
+
+Status Client::PublishMany(const std::string& topic, std::span<const std::string> payloads) {
+  std::vector<std::string_view> views(payloads.begin(), payloads.end());
+  return PublishMany(topic, std::span<const std::string_view>(views));
+}
+
+Status Client::BroadcastMany(const std::string& scope, const std::string& group,
+                             std::span<const std::string_view> payloads) {
+  if (Status s = CheckPayloads(payloads, impl_->max_message_bytes); !s.ok()) return s;
+  if (Status s = impl_->CacheBroadcast(scope, group); !s.ok()) return s;
+  return impl_->CastManyEncoded(impl_->broadcast_cache.body, payloads);
+}
+
+Status Client::BroadcastMany(const std::string& scope, const std::string& group,
+                             std::span<const std::string> payloads) {
+  std::vector<std::string_view> views(payloads.begin(), payloads.end());
+  return BroadcastMany(scope, group, std::span<const std::string_view>(views));
 }
 
 Result<uint64_t> Client::DispatchAsync(const std::string& scope, const std::string& group,
@@ -678,6 +778,12 @@ Result<Delivery> Client::Receive(std::chrono::milliseconds timeout) {
     return d;
   }
   if (impl_->closed) return Status::Unavailable("the client is closed");
+  // The rest of a batch needs no clock.
+  while (!impl_->unread.empty()) {
+    Impl::Inbound in = std::move(impl_->unread.front());
+    impl_->unread.pop_front();
+    if (std::optional<Delivery> d = impl_->ToDelivery(in)) return std::move(*d);
+  }
   auto deadline = Impl::Clock::now() + timeout;
   while (true) {
     Result<std::optional<Impl::Inbound>> in = impl_->Read(deadline);

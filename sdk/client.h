@@ -25,6 +25,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -165,6 +166,17 @@ class Client {
   Status Publish(const std::string& topic, std::string_view payload);
   // To every member of the group, on every node, once each.
   Status Broadcast(const std::string& scope, const std::string& group, std::string_view payload);
+  // Each payload as its own Publish (or Broadcast), in order, but handed to
+  // the broker wire::kMaxCastPayloads at a time: one ZeroMQ message and one
+  // decode for many, which is how to publish fast. All or nothing up front:
+  // if any payload is too large, none is sent (kTooLarge). Should sending
+  // stop partway (kUnreachable), the message says how many went.
+  Status PublishMany(const std::string& topic, std::span<const std::string_view> payloads);
+  Status PublishMany(const std::string& topic, std::span<const std::string> payloads);
+  Status BroadcastMany(const std::string& scope, const std::string& group,
+                       std::span<const std::string_view> payloads);
+  Status BroadcastMany(const std::string& scope, const std::string& group,
+                       std::span<const std::string> payloads);
   // To one member chosen at random among the group's members anywhere;
   // returns the member once it has the message in its queue. If the chosen
   // member or its node dies first, another member gets it. kNoMembers when

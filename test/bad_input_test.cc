@@ -329,20 +329,26 @@ TEST_F(BadInputTest, DataBatchesFromAPeerAreCheckedAndDeliveredOnce) {
   zmq::message_t welcome;
   ASSERT_TRUE(dealer.recv(welcome));
 
+  // The payloads go packed in one frame (none when there are none), or
+  // `unpacked`, a frame each.
   auto send_on = [&](const std::string& topic, uint64_t first, std::vector<uint64_t> sessions,
-                     std::vector<std::string> payloads) {
+                     std::vector<std::string> payloads, bool unpacked = false) {
     wire::PeerData d{hello.from, 1, {{"", first}}, std::move(sessions), false};
-    data.send(zmq::buffer(PublishDataTopic(topic)), zmq::send_flags::sndmore);
-    data.send(zmq::buffer(wire::Encode(wire::PeerMessage(d))),
-              payloads.empty() ? zmq::send_flags::none : zmq::send_flags::sndmore);
-    for (size_t i = 0; i < payloads.size(); ++i) {
-      data.send(zmq::buffer(payloads[i]),
-                i + 1 < payloads.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
+    std::vector<std::string> frames = {PublishDataTopic(topic), wire::Encode(wire::PeerMessage(d))};
+    if (unpacked) {
+      frames.insert(frames.end(), payloads.begin(), payloads.end());
+    } else if (!payloads.empty()) {
+      frames.emplace_back();
+      for (const std::string& p : payloads) wire::AppendSized(&frames.back(), p);
+    }
+    for (size_t i = 0; i < frames.size(); ++i) {
+      data.send(zmq::buffer(frames[i]),
+                i + 1 < frames.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
     }
   };
-  auto send = [&](uint64_t first, std::vector<uint64_t> sessions,
-                  std::vector<std::string> payloads) {
-    send_on("forged", first, std::move(sessions), std::move(payloads));
+  auto send = [&](uint64_t first, std::vector<uint64_t> sessions, std::vector<std::string> payloads,
+                  bool unpacked = false) {
+    send_on("forged", first, std::move(sessions), std::move(payloads), unpacked);
   };
   // The broker's subscription to us takes a moment (slow joiner): probes on
   // a topic of their own until one arrives; what follows is not dropped.
@@ -357,8 +363,10 @@ TEST_F(BadInputTest, DataBatchesFromAPeerAreCheckedAndDeliveredOnce) {
   send(1, {7, 8}, {"one payload for two sessions"});
   send(1, {7}, {"two payloads", "for one session"});
   send(1, {7, 8}, {});
-  EXPECT_TRUE(WaitFor([&] { return bad() >= before + 3; }));
-  EXPECT_EQ(bad(), before + 3);
+  send(1, {7, 8}, {"a frame", "each"}, /*unpacked=*/true);
+  send(1, {7}, {"a frame of one"}, /*unpacked=*/true);  // not packed: a length is missing
+  EXPECT_TRUE(WaitFor([&] { return bad() >= before + 5; }));
+  EXPECT_EQ(bad(), before + 5);
 
   send(1, {7, 8, 7}, {"m1", "m2", "m3"});
   send(2, {8, 7, 9, 9}, {"m2", "m3", "m4", "m5"});  // repeats m2 and m3
@@ -591,32 +599,56 @@ TEST(ClientBadInputTest, MalformedBatchesFromTheBrokerAreErrors) {
     }
   };
   auto head = [](uint32_t n) { return wire::Encode(wire::ClientInbound(wire::MessageBatch{n})); };
+  // A batch's entries: (header, payload) pairs, "" a repeated header.
+  auto entries = [](std::vector<std::pair<std::string, std::string>> list) {
+    std::string frame;
+    for (auto& [header, payload] : list) {
+      wire::AppendBatchEntry(&frame, header, header.empty(), payload);
+    }
+    return frame;
+  };
+  const std::string gap = wire::Encode(wire::ClientInbound(wire::Gap{1}));
+  const std::string good = entries({{message("t"), "p1"}, {"", "p2"}});
   const struct {
     const char* label;
     std::vector<std::string> frames;
   } kBad[] = {
-      {"fewer frames than it says", {head(3), message("t"), "p1", message("t"), "p2"}},
-      {"more frames than it says", {head(2), message("t"), "p1", message("t"), "p2", "x"}},
-      {"a gap notice inside",
-       {head(2), message("t"), "p1", wire::Encode(wire::ClientInbound(wire::Gap{1})), "p2"}},
-      {"garbage inside", {head(2), message("t"), "p1", "\xc1", "p2"}},
-      {"a notice with frames after it",
-       {wire::Encode(wire::ClientInbound(wire::Gap{1})), message("t"), "p1"}},
+      {"fewer entries than it says", {head(3), good}},
+      {"more entries than it says", {head(1), good}},
+      {"no entries frame", {head(2)}},
+      {"two entries frames", {head(2), good, good}},
+      {"an entry cut short", {head(2), good.substr(0, good.size() - 1)}},
+      {"a length past the end",
+       {head(1), entries({{message("t"), std::string(64, 'x')}}).substr(0, 20)}},
+      {"the first entry repeats a header", {head(1), entries({{"", "p1"}})}},
+      {"a gap notice inside", {head(2), entries({{message("t"), "p1"}, {gap, "p2"}})}},
+      {"garbage inside", {head(2), entries({{message("t"), "p1"}, {"\xc1", "p2"}})}},
+      {"a notice with frames after it", {gap, message("t"), "p1"}},
+      {"the old layout, a frame per part", {head(2), message("t"), "p1", message("t"), "p2"}},
   };
   for (const auto& c : kBad) {
     send(c.frames);
     Result<Delivery> d = client->Receive(std::chrono::seconds(5));
     EXPECT_EQ(d.status().code(), Code::kBadMessage) << c.label << ": " << d.status().ToString();
   }
-  send({head(3), message("a"), "p1", message("b"), "p2", message("c"), "p3"});
-  for (const char* topic : {"a", "b", "c"}) {
+  // Good ones after the bad: a repeated header and a header of its own.
+  send({head(4),
+        entries({{message("a"), "p1"}, {message("b"), "p2"}, {"", "p3"}, {message("c"), "p4"}})});
+  for (auto [topic, payload] : std::vector<std::pair<std::string, std::string>>{
+           {"a", "p1"}, {"b", "p2"}, {"b", "p3"}, {"c", "p4"}}) {
     Result<Delivery> d = client->Receive(std::chrono::seconds(5));
     ASSERT_TRUE(d.ok()) << d.status().ToString();
     auto* m = std::get_if<Message>(&*d);
     ASSERT_NE(m, nullptr);
     EXPECT_EQ(m->topic, topic);
-    EXPECT_EQ(m->payload, std::string("p") + char('1' + (topic[0] - 'a')));
+    EXPECT_EQ(m->payload, payload);
+    EXPECT_EQ(m->from, (MemberId{"fake", 1, 9}));
   }
+  send({head(1), entries({{message("one"), ""}})});  // a batch of one, an empty payload
+  Result<Delivery> d = client->Receive(std::chrono::seconds(5));
+  ASSERT_TRUE(d.ok()) << d.status().ToString();
+  EXPECT_EQ(std::get<Message>(*d).topic, "one");
+  EXPECT_EQ(std::get<Message>(*d).payload, "");
 }
 
 }  // namespace

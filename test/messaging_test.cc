@@ -616,6 +616,58 @@ TEST_F(MessagingTest, ABurstTravelsInBatchesAndArrivesWholeInOrderFromItsSenders
   EXPECT_EQ(Stat(2, "data_messages_lost"), 0u);
 }
 
+// PublishMany and BroadcastMany: every payload its own message, in order and
+// from its sender, to receivers here and on other nodes, while the broker
+// takes them in a handful of requests (kMaxCastPayloads each).
+TEST_F(MessagingTest, PublishManyAndBroadcastManyCarryManyMessagesPerRequest) {
+  Client pub = mesh.Connect(0), near = mesh.Connect(0), far = mesh.Connect(2);
+  for (Client* c : {&near, &far}) ASSERT_TRUE(c->Subscribe("many.").ok());
+  ASSERT_TRUE(AwaitSubscribed(pub, near, "many.probe"));
+  ASSERT_TRUE(AwaitSubscribed(pub, far, "many.probe"));
+  ASSERT_TRUE(near.Join("many", "g").ok());
+  ASSERT_TRUE(far.Join("many", "g").ok());
+  ASSERT_TRUE(SeesMembers(pub, "many", "g", 2));
+  ASSERT_TRUE(AwaitBroadcastReach(pub, {&near, &far}, "many", "g"));
+
+  constexpr size_t kCount = 1000;  // four requests' worth
+  std::vector<std::string> payloads;
+  for (size_t i = 0; i < kCount; ++i) payloads.push_back("m" + std::to_string(i));
+  const uint64_t requests = Stat(0, "client_messages_in");
+  const uint64_t publishes = Stat(0, "publishes_in"), broadcasts = Stat(0, "broadcasts_in");
+  ASSERT_TRUE(pub.PublishMany("many.x", payloads).ok());
+  std::vector<std::string_view> views(payloads.begin(), payloads.end());
+  ASSERT_TRUE(pub.BroadcastMany("many", "g", views).ok());
+  ASSERT_TRUE(WaitFor([&] { return Stat(0, "broadcasts_in") - broadcasts >= kCount; }));
+  EXPECT_EQ(Stat(0, "publishes_in") - publishes, kCount);
+  EXPECT_EQ(Stat(0, "broadcasts_in") - broadcasts, kCount);
+  // 8 requests, and the odd heartbeat or credit of the three clients.
+  EXPECT_LT(Stat(0, "client_messages_in") - requests, 40u)
+      << "the payloads went to the broker one request each";
+
+  for (Client* c : {&near, &far}) {
+    Inbox box;
+    Collect(*c, &box, [](const Inbox& b) { return b.messages.size() >= 2 * kCount; });
+    ASSERT_EQ(box.messages.size(), 2 * kCount);
+    EXPECT_EQ(box.lost, 0u);
+    std::vector<std::string> published, broadcast;
+    for (const Message& m : box.messages) {
+      EXPECT_EQ(m.from, pub.self());
+      if (m.kind == MessageKind::kPublish) {
+        EXPECT_EQ(m.topic, "many.x");
+        published.push_back(m.payload);
+      } else {
+        EXPECT_EQ(m.kind, MessageKind::kBroadcast);
+        EXPECT_EQ(m.group, "g");
+        broadcast.push_back(m.payload);
+      }
+    }
+    EXPECT_EQ(published, payloads);
+    EXPECT_EQ(broadcast, payloads);
+  }
+  // An empty batch is nothing to send, and is no error.
+  EXPECT_TRUE(pub.PublishMany("many.x", std::span<const std::string_view>()).ok());
+}
+
 // The first messages of a topic the subscriber has never seen, lost between
 // brokers: numbered in the stream of its subscription, so the loss shows.
 TEST_F(MessagingTest, LostFirstMessagesOfANewTopicAreReported) {
@@ -678,6 +730,14 @@ TEST_F(SlowConsumerTest, OversizeAndMalformedCallsGetErrors) {
   EXPECT_EQ(c.Dispatch("s", "g", big).status().code(), Code::kTooLarge);
   EXPECT_EQ(c.Request("s", "g", big, milliseconds(100)).status().code(), Code::kTooLarge);
   EXPECT_EQ(c.Send(c.self(), big).code(), Code::kTooLarge);
+  const std::vector<std::string> one_too_big = {"a", big, "c"};
+  Status whole = c.PublishMany("t", one_too_big);
+  EXPECT_EQ(whole.code(), Code::kTooLarge);
+  EXPECT_NE(whole.message().find("payload 2 of 3"), std::string::npos) << whole.message();
+  EXPECT_EQ(c.BroadcastMany("s", "g", one_too_big).code(), Code::kTooLarge);
+  EXPECT_EQ(c.PublishMany("bad\ntopic", std::vector<std::string>{"x"}).code(),
+            Code::kInvalidArgument);
+  EXPECT_EQ(c.BroadcastMany("s", "", std::vector<std::string>{"x"}).code(), Code::kInvalidArgument);
   EXPECT_EQ(c.Publish("", "x").code(), Code::kInvalidArgument);
   EXPECT_EQ(c.Publish("bad\ntopic", "x").code(), Code::kInvalidArgument);
   EXPECT_EQ(c.Subscribe(std::string(300, 't')).code(), Code::kInvalidArgument);
@@ -692,9 +752,16 @@ TEST_F(SlowConsumerTest, OversizeAndMalformedCallsGetErrors) {
   zmq::socket_t raw(ctx, zmq::socket_type::dealer);
   raw.set(zmq::sockopt::linger, 0);
   raw.connect("ipc://" + mesh.client_endpoint(0));
-  auto call = [&](const std::string& header, const std::string* payload) -> Status {
-    raw.send(zmq::buffer(header), payload ? zmq::send_flags::sndmore : zmq::send_flags::none);
-    if (payload) raw.send(zmq::buffer(*payload));
+  auto send_raw = [&](const std::string& header, const std::vector<std::string>& payloads) {
+    raw.send(zmq::buffer(header),
+             payloads.empty() ? zmq::send_flags::none : zmq::send_flags::sndmore);
+    for (size_t i = 0; i < payloads.size(); ++i) {
+      raw.send(zmq::buffer(payloads[i]),
+               i + 1 < payloads.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
+    }
+  };
+  auto call = [&](const std::string& header, const std::vector<std::string>& payloads) -> Status {
+    send_raw(header, payloads);
     zmq::pollitem_t item{raw.handle(), 0, ZMQ_POLLIN, 0};
     if (zmq::poll(&item, 1, milliseconds(2000)) != 1) return Status::Timeout("no answer");
     std::vector<zmq::message_t> frames;
@@ -706,17 +773,40 @@ TEST_F(SlowConsumerTest, OversizeAndMalformedCallsGetErrors) {
   };
   std::string hello =
       wire::Encode(wire::ClientRequest(wire::Hello{1, wire::kProtocolVersion, "raw"}));
-  ASSERT_TRUE(call(hello, nullptr).ok());
+  ASSERT_TRUE(call(hello, {}).ok());
   std::string publish = wire::Encode(wire::ClientRequest(wire::Publish{2, "t"}));
-  EXPECT_EQ(call(publish, &big).code(), Code::kTooLarge);
-  EXPECT_EQ(call(publish, nullptr).code(), Code::kBadMessage) << "a publish needs a payload";
+  EXPECT_EQ(call(publish, {big}).code(), Code::kTooLarge);
+  EXPECT_EQ(call(publish, {}).code(), Code::kBadMessage) << "a publish needs a payload";
   std::string join = wire::Encode(wire::ClientRequest(wire::Join{3, "s", "g"}));
   std::string small = "x";
-  EXPECT_EQ(call(join, &small).code(), Code::kBadMessage) << "a join takes no payload";
+  EXPECT_EQ(call(join, {small}).code(), Code::kBadMessage) << "a join takes no payload";
   std::string respond = wire::Encode(wire::ClientRequest(wire::Respond{4, "n1.1.99"}));
-  EXPECT_EQ(call(respond, &small).code(), Code::kNotFound);
+  EXPECT_EQ(call(respond, {small}).code(), Code::kNotFound);
   std::string send = wire::Encode(wire::ClientRequest(wire::Send{5, MemberId{"n1", 1, 1}}));
-  EXPECT_EQ(call(send, &small).code(), Code::kNotFound);
+  EXPECT_EQ(call(send, {small}).code(), Code::kNotFound);
+
+  // Many payloads: only a publish or broadcast takes them, at most
+  // kMaxCastPayloads, and a batch with one too large is refused whole.
+  Client sub = mesh.Connect(0);
+  ASSERT_TRUE(sub.Subscribe("raw.").ok());
+  std::string dispatch = wire::Encode(wire::ClientRequest(wire::Dispatch{6, "s", "g"}));
+  Status two = call(dispatch, {small, small});
+  EXPECT_EQ(two.code(), Code::kBadMessage);
+  EXPECT_NE(two.message().find("one payload frame"), std::string::npos) << two.message();
+  std::string many = wire::Encode(wire::ClientRequest(wire::Publish{7, "raw.t"}));
+  EXPECT_EQ(call(many, std::vector<std::string>(wire::kMaxCastPayloads + 1, small)).code(),
+            Code::kBadMessage);
+  Status whole_raw = call(many, {"a", big, "c"});
+  EXPECT_EQ(whole_raw.code(), Code::kTooLarge);
+  EXPECT_NE(whole_raw.message().find("payload 2 of 3"), std::string::npos) << whole_raw.message();
+  const uint64_t publishes = Stat(0, "publishes_in");
+  std::vector<std::string> good;
+  for (size_t i = 0; i < wire::kMaxCastPayloads; ++i) good.push_back("r" + std::to_string(i));
+  send_raw(many, good);  // answered only on error
+  Inbox box;
+  Collect(sub, &box, [&](const Inbox& b) { return b.messages.size() >= good.size(); });
+  EXPECT_EQ(Payloads(box.messages), good) << "the refused batch must deliver nothing";
+  EXPECT_EQ(Stat(0, "publishes_in") - publishes, good.size());
   EXPECT_GE(Stat(0, "messages_too_large"), 1u);
   // And it still serves.
   EXPECT_TRUE(c.Members("s", "g").ok());

@@ -562,7 +562,7 @@ std::vector<ClientInbound> ClientInboundSamples() {
       Event{2, EventKind::kLeave, "s", "g", {}},
       Gap{0},
       Gap{UINT64_MAX},
-      MessageBatch{2},
+      MessageBatch{1},
       MessageBatch{kMaxMessageBatch},
       Reply{14, Status::Ok(), DeliveredBody{kM1}},
       Reply{15, Status::Ok(), ResponseBody{kM3}},
@@ -792,6 +792,124 @@ TEST(WireTest, ClientInboundRoundTrip) {
   }
   for (size_t i = 0; i < seen.size(); ++i) EXPECT_TRUE(seen[i]) << "alternative " << i;
   for (size_t i = 0; i < seen_body.size(); ++i) EXPECT_TRUE(seen_body[i]) << "body tag " << i;
+}
+
+TEST(WireTest, PayloadCountsPerRequest) {
+  const ClientRequest publish = Publish{1, "t"}, broadcast = Broadcast{1, "s", "g"};
+  const ClientRequest dispatch = Dispatch{1, "s", "g"}, join = Join{1, "s", "g"};
+  const ClientRequest respond = Respond{1, "n1.1.2"};
+  const struct {
+    const ClientRequest* request;
+    size_t payloads;
+    bool ok;
+  } cases[] = {
+      {&publish, 0, false},
+      {&publish, 1, true},
+      {&publish, 2, true},
+      {&publish, kMaxCastPayloads, true},
+      {&publish, kMaxCastPayloads + 1, false},
+      {&broadcast, 0, false},
+      {&broadcast, kMaxCastPayloads, true},
+      {&broadcast, kMaxCastPayloads + 1, false},
+      {&dispatch, 0, false},
+      {&dispatch, 1, true},
+      {&dispatch, 2, false},
+      {&respond, 1, true},
+      {&respond, 2, false},
+      {&join, 0, true},
+      {&join, 1, false},
+  };
+  for (const auto& c : cases) {
+    Status s = CheckPayloadCount(*c.request, c.payloads);
+    EXPECT_EQ(s.ok(), c.ok) << "type " << c.request->index() << ", " << c.payloads
+                            << " payloads: " << s.ToString();
+    if (!c.ok) {
+      EXPECT_EQ(s.code(), Code::kBadMessage);
+      EXPECT_FALSE(s.message().empty());
+    }
+  }
+}
+
+// The entries frame of a Messages batch: its layout byte for byte, and
+// every way of getting it wrong refused.
+TEST(WireTest, MessageBatchEntries) {
+  std::string frame;
+  AppendBatchEntry(&frame, "hd", false, "p1");
+  AppendBatchEntry(&frame, "hd", true, "");
+  AppendBatchEntry(&frame, "xyz", false, "q");
+  EXPECT_EQ(frame, std::string("\x02\0\0\0hd\x02\0\0\0p1"
+                               "\0\0\0\0\0\0\0\0"
+                               "\x03\0\0\0xyz\x01\0\0\0q",
+                               32));
+  std::vector<BatchEntry> entries;
+  ASSERT_TRUE(SplitMessageBatch(frame, 3, &entries).ok());
+  ASSERT_EQ(entries.size(), 3u);
+  EXPECT_EQ(entries[0].header, "hd");
+  EXPECT_EQ(entries[0].payload, "p1");
+  EXPECT_EQ(entries[1].header, "hd");
+  EXPECT_EQ(entries[1].header.data(), entries[0].header.data()) << "a repeat is the same bytes";
+  EXPECT_EQ(entries[1].payload, "");
+  EXPECT_EQ(entries[2].header, "xyz");
+  EXPECT_EQ(entries[2].payload, "q");
+
+  const struct {
+    std::string label, frame;
+    uint32_t count;
+    std::string says;
+  } kBad[] = {
+      {"fewer entries than counted", frame, 4, "cut off before its header"},
+      {"more entries than counted", frame, 2, "after the last"},
+      {"no entries", "", 1, "cut off before its header"},
+      {"a count of 0", "", 0, "1 to"},
+      {"a count over the maximum", frame, kMaxMessageBatch + 1, "1 to"},
+      {"the first repeats a header", std::string("\0\0\0\0\0\0\0\0", 8), 1, "repeats a header"},
+      {"a header past the end", std::string("\xff\0\0\0hd", 6), 1, "past the frame's end"},
+      {"a payload past the end", std::string("\x02\0\0\0hd\x09\0\0\0p", 11), 1,
+       "past the frame's end"},
+      {"a huge length", std::string("\xff\xff\xff\xff", 4), 1, "past the frame's end"},
+      {"cut before the payload length", std::string("\x02\0\0\0hd\x01", 7), 1,
+       "before its payload"},
+  };
+  for (const auto& c : kBad) {
+    Status s = SplitMessageBatch(c.frame, c.count, &entries);
+    EXPECT_EQ(s.code(), Code::kBadMessage) << c.label;
+    EXPECT_NE(s.message().find(c.says), std::string::npos) << c.label << ": " << s.message();
+  }
+  // Every truncation of a good frame fails.
+  for (size_t n = 0; n < frame.size(); ++n) {
+    EXPECT_FALSE(SplitMessageBatch(frame.substr(0, n), 3, &entries).ok()) << n << " bytes";
+  }
+}
+
+// A data batch's payloads frame: sized payloads back to back, exactly as
+// many as the header's sessions.
+TEST(WireTest, SizedPayloads) {
+  std::string frame;
+  for (std::string_view p : {"ab", "", "xyz"}) AppendSized(&frame, p);
+  EXPECT_EQ(frame, std::string("\x02\0\0\0ab\0\0\0\0\x03\0\0\0xyz", 17));
+  std::vector<std::string_view> out;
+  ASSERT_TRUE(SplitSized(frame, 3, &out).ok());
+  EXPECT_EQ(out, (std::vector<std::string_view>{"ab", "", "xyz"}));
+  const struct {
+    const char* label;
+    std::string frame;
+    size_t count;
+    const char* says;
+  } kBad[] = {
+      {"fewer than counted", frame, 4, "past the frame's end"},
+      {"more than counted", frame, 2, "after the last"},
+      {"a length past the end", std::string("\x09\0\0\0ab", 6), 1, "past the frame's end"},
+      {"a cut length", std::string("\x02\0", 2), 1, "past the frame's end"},
+      {"bytes and no count", "x", 0, "after the last"},
+  };
+  for (const auto& c : kBad) {
+    Status st = SplitSized(c.frame, c.count, &out);
+    EXPECT_EQ(st.code(), Code::kBadMessage) << c.label;
+    EXPECT_NE(st.message().find(c.says), std::string::npos) << c.label << ": " << st.message();
+  }
+  for (size_t n = 0; n < frame.size(); ++n) {
+    EXPECT_FALSE(SplitSized(frame.substr(0, n), 3, &out).ok()) << n << " bytes";
+  }
 }
 
 TEST(WireTest, ReplyStatusRoundTripsCodeAndMessage) {
@@ -1176,9 +1294,9 @@ TEST(WireBadInputTest, MissingFields) {
             Pack(A({U(210), A({S("n1"), U(1)}), U(1), A({S("tcp://a:1"), S("tcp://b:1")}), A({}),
                     A({U(0), A({})})})),
             "two endpoints", "missing field 'data'");
-  // A client's batch holds 2 to kMaxMessageBatch messages.
-  ExpectBad(Dec::kInbound, Pack(A({U(105), U(1)})), "a batch of one", "2 to");
-  ExpectBad(Dec::kInbound, Pack(A({U(105), U(kMaxMessageBatch + 1)})), "too big a batch", "2 to");
+  // A client's batch holds 1 to kMaxMessageBatch messages.
+  ExpectBad(Dec::kInbound, Pack(A({U(105), U(0)})), "an empty batch", "1 to");
+  ExpectBad(Dec::kInbound, Pack(A({U(105), U(kMaxMessageBatch + 1)})), "too big a batch", "1 to");
   // A data batch carries 1 to kMaxDataBatch payloads.
   const V data_streams = A({A({S(""), U(1)})});
   ExpectBad(Dec::kPeer, Pack(A({U(230), A({S("n1"), U(1)}), U(1), data_streams, A({})})),

@@ -250,6 +250,25 @@ bool CarriesPayload(const ClientRequest& m) {
          std::holds_alternative<SendName>(m);
 }
 
+Status CheckPayloadCount(const ClientRequest& m, size_t payloads) {
+  if (!CarriesPayload(m)) {
+    if (payloads == 0) return Status::Ok();
+    return Status::BadMessage("this request takes no payload frame");
+  }
+  if (payloads == 0) return Status::BadMessage("this request needs a payload frame");
+  const bool cast = std::holds_alternative<Publish>(m) || std::holds_alternative<Broadcast>(m);
+  if (!cast && payloads > 1) {
+    return Status::BadMessage("this request takes one payload frame, got " +
+                              std::to_string(payloads));
+  }
+  if (payloads > kMaxCastPayloads) {
+    return Status::BadMessage("a publish or broadcast takes at most " +
+                              std::to_string(kMaxCastPayloads) + " payload frames, got " +
+                              std::to_string(payloads));
+  }
+  return Status::Ok();
+}
+
 uint64_t RequestIdOf(const ClientRequest& m) {
   return std::visit(
       [](const auto& r) -> uint64_t {
@@ -264,6 +283,83 @@ uint64_t RequestIdOf(const ClientRequest& m) {
 bool CarriesPayload(const ClientInbound& m) {
   if (const auto* r = std::get_if<Reply>(&m)) return std::holds_alternative<ResponseBody>(r->body);
   return std::holds_alternative<Message>(m);
+}
+
+namespace {
+void AppendU32(std::string* out, uint32_t v) {
+  const char b[4] = {char(v), char(v >> 8), char(v >> 16), char(v >> 24)};
+  out->append(b, 4);
+}
+bool ReadU32(std::string_view* in, uint32_t* v) {
+  if (in->size() < 4) return false;
+  const auto* b = reinterpret_cast<const unsigned char*>(in->data());
+  *v = uint32_t(b[0]) | uint32_t(b[1]) << 8 | uint32_t(b[2]) << 16 | uint32_t(b[3]) << 24;
+  in->remove_prefix(4);
+  return true;
+}
+}  // namespace
+
+void AppendBatchEntry(std::string* frame, std::string_view header, bool same_header,
+                      std::string_view payload) {
+  AppendU32(frame, same_header ? 0 : uint32_t(header.size()));
+  if (!same_header) frame->append(header);
+  AppendU32(frame, uint32_t(payload.size()));
+  frame->append(payload);
+}
+
+void AppendSized(std::string* frame, std::string_view bytes) {
+  AppendU32(frame, uint32_t(bytes.size()));
+  frame->append(bytes);
+}
+
+Status SplitSized(std::string_view frame, size_t count, std::vector<std::string_view>* out) {
+  out->clear();
+  std::string_view in = frame;
+  for (size_t i = 0; i < count; ++i) {
+    uint32_t n = 0;
+    if (!ReadU32(&in, &n) || n > in.size()) {
+      return Status::BadMessage("payload " + std::to_string(i + 1) + " of " +
+                                std::to_string(count) + " runs past the frame's end");
+    }
+    out->push_back(in.substr(0, n));
+    in.remove_prefix(n);
+  }
+  if (!in.empty()) {
+    return Status::BadMessage(std::to_string(in.size()) + " bytes after the last of " +
+                              std::to_string(count) + " payloads");
+  }
+  return Status::Ok();
+}
+
+Status SplitMessageBatch(std::string_view frame, uint32_t count, std::vector<BatchEntry>* entries) {
+  entries->clear();
+  if (count == 0 || count > kMaxMessageBatch) {
+    return Status::BadMessage("a message batch holds 1 to " + std::to_string(kMaxMessageBatch) +
+                              " messages");
+  }
+  entries->reserve(count);
+  std::string_view in = frame, header;
+  for (uint32_t i = 0; i < count; ++i) {
+    const std::string where =
+        "message " + std::to_string(i + 1) + " of a batch of " + std::to_string(count);
+    uint32_t n = 0;
+    if (!ReadU32(&in, &n)) return Status::BadMessage(where + " is cut off before its header");
+    if (n == 0 && i == 0) return Status::BadMessage(where + " repeats a header before it");
+    if (n > in.size()) return Status::BadMessage(where + " has a header past the frame's end");
+    if (n > 0) {
+      header = in.substr(0, n);
+      in.remove_prefix(n);
+    }
+    if (!ReadU32(&in, &n)) return Status::BadMessage(where + " is cut off before its payload");
+    if (n > in.size()) return Status::BadMessage(where + " has a payload past the frame's end");
+    entries->push_back(BatchEntry{header, in.substr(0, n)});
+    in.remove_prefix(n);
+  }
+  if (!in.empty()) {
+    return Status::BadMessage(std::to_string(in.size()) + " bytes after the last of " +
+                              std::to_string(count) + " messages in a batch");
+  }
+  return Status::Ok();
 }
 
 bool CarriesPayload(const PeerMessage& m) {
@@ -949,8 +1045,8 @@ Result<ClientInbound> DecodeClientInbound(std::string_view frame) {
     case Type::kMessages: {
       MessageBatch b;
       uint64_t count = r.U64("count");
-      if (st.ok() && (count < 2 || count > kMaxMessageBatch)) {
-        return Status::BadMessage("a message batch holds 2 to " + std::to_string(kMaxMessageBatch) +
+      if (st.ok() && (count < 1 || count > kMaxMessageBatch)) {
+        return Status::BadMessage("a message batch holds 1 to " + std::to_string(kMaxMessageBatch) +
                                   " messages");
       }
       b.count = static_cast<uint32_t>(count);

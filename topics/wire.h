@@ -20,8 +20,8 @@
 //   [18 JoinMany,    req, scope, [group...]]    all or nothing: one bad name joins none
 //   [20 Subscribe,   req, prefix]                ("" = every topic)
 //   [21 Unsubscribe, req, prefix]
-//   [22 Publish,     req, topic]                 + payload; answered only on error
-//   [23 Broadcast,   req, scope, group]          + payload; answered only on error
+//   [22 Publish,     req, topic]                 + payloads; answered only on error
+//   [23 Broadcast,   req, scope, group]          + payloads; answered only on error
 //   [24 Dispatch,    req, scope, group]          + payload; answered by `delivered`
 //   [25 Request,     req, scope, group, timeout_ms]  + payload; answered by `response`
 //   [26 Respond,     req, reply_to]              + payload; reply_to as the request had it
@@ -41,6 +41,8 @@
 //                    leader after it confirmed its leadership; exact: only the record whose
 //                    key is `prefix` (then a valid key; not_found when there is none)
 // "+ payload": a second frame, the opaque payload, forwarded as it is.
+// "+ payloads": 1 to kMaxCastPayloads such frames, each its own message to
+//   the same topic or group, in order (PublishMany, BroadcastMany).
 // Broker -> client:
 //   [100 Reply, req, code, message, body_tag, body...]    body by tag:
 //        0 empty            -
@@ -64,8 +66,9 @@
 //        kind 1 publish (topic), 2 broadcast, 3 dispatch, 4 request (scope, group;
 //        a request has reply_to), 5 direct (sent to this member by id)
 //   [104 NameEvent, ref, kind (1 registered, 2 unregistered), name, holder, metadata]
-//   [105 Messages,  count]  + count x ([Message][payload]): publishes and broadcasts
-//        handed over together, 2 to kMaxMessageBatch of them, in the order they came
+//   [105 Messages,  count]  + one frame of `count` entries (AppendBatchEntry):
+//        publishes and broadcasts handed over together, 1 to kMaxMessageBatch of
+//        them, in the order they came
 //
 // Broker <-> broker. `from` is [node, incarnation] in every message.
 //   control PUB/SUB:
@@ -103,7 +106,8 @@
 //   snapshot = [seq, [[scope, group, session, count]...]]
 //   data PUB/SUB: [data topic][header] + payloads, the data topic first so that
 //   ZeroMQ filters on it (see PublishDataTopic and BroadcastDataTopic):
-//   [230 Data,      from, epoch, [[stream, seq]...], [session...]]  + one payload per session
+//   [230 Data,      from, epoch, [[stream, seq]...], [session...]]  + one frame holding
+//        one payload per session (AppendSized)
 //        a batch: consecutive messages of one data topic, sent in one loop turn;
 //        seq numbers the first, payload i has seq + i in every stream; session i
 //        is the sending member's session of payload i
@@ -351,6 +355,12 @@ using ClientRequest =
                  MonitorNames, Leader, SendName, PutRecord, DeleteRecord, ListRecords>;
 // True for the requests that are followed by a payload frame.
 bool CarriesPayload(const ClientRequest& m);
+// The most payload frames one Publish or Broadcast may carry.
+inline constexpr size_t kMaxCastPayloads = 256;
+// Whether `payloads` payload frames suit the request: none for most, one
+// for a dispatch, request, respond or send, 1..kMaxCastPayloads for a
+// publish or broadcast. The Status names what is wrong.
+Status CheckPayloadCount(const ClientRequest& m, size_t payloads);
 // The request's `req`; 0 for the messages that have none (heartbeat, credit).
 uint64_t RequestIdOf(const ClientRequest& m);
 
@@ -502,6 +512,26 @@ struct MessageBatch {
   uint32_t count = 0;
 };
 inline constexpr uint32_t kMaxMessageBatch = 256;
+// The frame after a MessageBatch: its entries back to back, each
+//   [header_len: u32][header][payload_len: u32][payload]   (little-endian)
+// a header being a Message (103) as Encode makes it. header_len 0 repeats
+// the entry before's header (a burst from one sender to one topic is decoded
+// once); the first entry has one of its own. Nothing follows the last.
+// One frame for many messages: ZeroMQ's cost is per frame, a copy of a small
+// payload is far cheaper.
+void AppendBatchEntry(std::string* frame, std::string_view header, bool same_header,
+                      std::string_view payload);
+// Payloads packed into one frame, each [len: u32 little-endian][bytes], as
+// a data batch (230) carries them.
+void AppendSized(std::string* frame, std::string_view bytes);
+// Splits a frame of exactly `count` such payloads, checking every length.
+Status SplitSized(std::string_view frame, size_t count, std::vector<std::string_view>* out);
+struct BatchEntry {
+  std::string_view header, payload;  // into the frame; a repeated header resolved
+};
+// Splits a batch frame of `count` entries, checking every length; the
+// headers are left to DecodeClientInbound.
+Status SplitMessageBatch(std::string_view frame, uint32_t count, std::vector<BatchEntry>* entries);
 
 using ClientInbound = std::variant<Reply, Event, Gap, Message, NameEvent, MessageBatch>;
 // True for the broker messages that are followed by a payload frame.
