@@ -108,6 +108,10 @@ int main(int argc, char** argv) {
        "pub 1 KiB / zmq"},
       {"publish n1 -> subscriber on n3, 1 KiB, msgs/s", "NATS cluster A -> C", "msgs/s",
        "pub 1 KiB / NATS"},
+      {"the same, 64 B, PublishMany of 64", "NATS cluster A -> C", "msgs/s",
+       "PublishMany 64 B / NATS"},
+      {"the same, 1 KiB, PublishMany of 64", "NATS cluster A -> C", "msgs/s",
+       "PublishMany 1 KiB / NATS"},
       {"dispatch to a group of 3, msgs/s", "raw libzmq DEALER/ROUTER", "msgs/s", "dispatch / zmq"},
       {"dispatch to a group of 3, msgs/s", "NATS queue group of 3 on C", "msgs/s",
        "dispatch / NATS queue"},
@@ -132,6 +136,7 @@ int main(int argc, char** argv) {
       {"joins/s visible on n2, JoinMany of 100", "Erlang pg (one join per call)", "msgs/s",
        "JoinMany/s / pg"},
       {"broadcast to a group of 3, deliveries/s", "Erlang pg, 3 nodes", "msgs/s", "broadcast / pg"},
+      {"the same, BroadcastMany of 64", "Erlang pg, 3 nodes", "msgs/s", "BroadcastMany / pg"},
       {"members gone after kill -9 of their node, ms", "Erlang pg, net_ticktime 2", "ms",
        "kill -9 / pg", false},
       {"members gone after SIGSTOP of their node, ms", "Erlang pg, net_ticktime 2", "ms",
@@ -198,12 +203,19 @@ int main(int argc, char** argv) {
                       dispatch = "dispatch n1 -> 3 members (n2, n3), 100 in flight",
                       req = "request/reply n1 -> n3, sequential";
     const std::string bcast = "broadcast n1 -> 3 members, 64 B (deliveries), no loss";
+    const std::string p64_many = "publish n1 -> n3, 64 B, PublishMany of 64, no loss",
+                      p1k_many = "publish n1 -> n3, 1 KiB, PublishMany of 64, no loss",
+                      bcast_many =
+                          "broadcast n1 -> 3 members, 64 B (deliveries), BroadcastMany of 64, "
+                          "no loss";
     // (meshbus, peer), in the order of `rows`.
     const std::vector<std::pair<double, double>> figures = {
         {mesh(p64), raw(p64)},
         {mesh(p64), n ? n->pub_64 : -1},
         {mesh(p1k), raw(p1k)},
         {mesh(p1k), n ? n->pub_1k : -1},
+        {mesh(p64_many), n ? n->pub_64 : -1},
+        {mesh(p1k_many), n ? n->pub_1k : -1},
         {mesh(dispatch), raw(dispatch)},
         {mesh(dispatch), n ? n->queue : -1},
         {mesh(req + ", p50"), raw(req + ", p50")},
@@ -218,6 +230,7 @@ int main(int argc, char** argv) {
         {joins, pg ? pg->joins_per_s : -1},
         {join_many, pg ? pg->joins_per_s : -1},
         {mesh(bcast), pg ? pg->broadcast_per_s : -1},
+        {mesh(bcast_many), pg ? pg->broadcast_per_s : -1},
         {failure.kill_ms, pg ? pg->kill_ms : -1},
         {failure.stop_ms, pg ? pg->stop_ms : -1},
     };

@@ -310,6 +310,7 @@ void BrokerLoop::PollOnce() {
     }
     if (readable(kFirstLink + 2 * i + 1)) OnLinkEvent(link, now);
   }
+  FlushAllCalls(now);
   FlushData();
   FlushAllDeliveries();
   FlushBacklogs();
@@ -319,6 +320,7 @@ void BrokerLoop::PollOnce() {
   HandleRaftReady(Clock::now());
   FlushDeltas();
   // Whatever timers and the registry delivered: no batch waits for the next turn.
+  FlushAllCalls(Clock::now());
   FlushData();
   FlushAllDeliveries();
 }
@@ -467,6 +469,8 @@ std::map<std::string, uint64_t> BrokerLoop::CounterMap() const {
       {"data_duplicates", c.data_duplicates},
       {"data_undeliverable", c.data_undeliverable},
       {"forwards_sent", c.forwards_sent},
+      {"call_batches_out", c.call_batches_out},
+      {"call_batches_in", c.call_batches_in},
       {"forwards_received", c.forwards_received},
       {"forwards_refused", c.forwards_refused},
       {"redispatches", c.redispatches},
@@ -567,6 +571,9 @@ void Broker::DropNextDeltas(int n) {
 }
 void Broker::DropNextData(int n) {
   loop_->RunAndWait([&] { loop_->DropNextData(n); });
+}
+void Broker::FailNextCallSends(int n) {
+  loop_->RunAndWait([&] { loop_->FailNextCallSends(n); });
 }
 void Broker::ForceResync() {
   loop_->RunAndWait([&] { loop_->ForceResync(); });

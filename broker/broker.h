@@ -51,6 +51,9 @@ class Broker {
   void ForceResync();
   // The next n publishes or broadcasts to peers are numbered but not sent.
   void DropNextData(int n);
+  // The next n sends of a peer's call batch fail, as when ZeroMQ refuses
+  // them (the peer's queue is full, or its link is down).
+  void FailNextCallSends(int n);
 
  private:
   explicit Broker(std::unique_ptr<BrokerLoop> loop);

@@ -112,6 +112,8 @@ struct BrokerCounters {
   uint64_t data_duplicates = 0;
   uint64_t data_undeliverable = 0;  // for a topic or group with no local taker left
   uint64_t forwards_sent = 0;
+  uint64_t call_batches_out = 0;  // ZeroMQ messages that carried several calls to a peer
+  uint64_t call_batches_in = 0;
   uint64_t forwards_received = 0;
   uint64_t forwards_refused = 0;  // a member here could not take one
   uint64_t redispatches = 0;
@@ -166,6 +168,7 @@ class BrokerLoop {
   void SetBlockedPeers(std::vector<std::string> nodes);
   void DropNextDeltas(int n) { drop_next_deltas_ += n; }
   void DropNextData(int n) { drop_next_data_ += n; }
+  void FailNextCallSends(int n) { fail_next_call_sends_ += n; }
   // Bytes sent to clients and not yet consumed, and waiting in backlogs.
   uint64_t QueuedClientBytes() const;
   void ForceResync();
@@ -452,9 +455,19 @@ class BrokerLoop {
   // be (too many links, or ZeroMQ refused), counted in links_refused.
   Link* EnsureLink(const std::string& endpoint);
   void SendHello(Link& link, TimePoint now);
-  // `payload`, if given, is consumed when the send succeeds.
+  // `payload`, if given, is consumed when the send succeeds. What waits in
+  // the peer's call batch goes first.
   bool SendToPeer(const std::string& node, const wire::PeerMessage& message,
                   zmq::message_t* payload = nullptr);
+  // A forward, ack or response for the peer's call batch, sent at the end
+  // of the turn (or when full, or before any other call to the peer). False
+  // when the peer cannot be reached now. `forward` names the pending call
+  // to route elsewhere if the batch cannot be sent.
+  bool QueueCall(const std::string& node, const wire::PeerMessage& message,
+                 std::string_view payload, std::optional<uint64_t> forward = std::nullopt);
+  void FlushCalls(const std::string& node, TimePoint now);
+  void FlushAllCalls(TimePoint now);
+  void OnCallBatch(const wire::PeerCallBatch& batch, const zmq::message_t& entries, TimePoint now);
   void PublishControl(const wire::PeerMessage& message);
   wire::PeerHello MakeHello(bool is_welcome);
   wire::Snapshot SelfSnapshot();
@@ -486,6 +499,7 @@ class BrokerLoop {
   std::vector<wire::DeltaOp> pending_ops_;
   int drop_next_deltas_ = 0;
   int drop_next_data_ = 0;
+  int fail_next_call_sends_ = 0;
 
   uint64_t next_session_ = 1;
   std::unordered_map<uint64_t, Session> sessions_;
@@ -535,6 +549,15 @@ class BrokerLoop {
   };
   std::vector<std::string_view> data_payloads_;  // OnDataMessage's, kept for the capacity
   DataBatch data_batch_;
+  // A turn's forwards, acks and responses to one peer (wire::PeerCallBatch).
+  struct CallBatch {
+    std::string entries;  // wire::AppendBatchEntry
+    uint32_t count = 0;
+    bool lone_has_payload = false;   // the first call's: a batch of one goes as it is
+    std::vector<uint64_t> forwards;  // their pending calls, to route elsewhere if it fails
+  };
+  std::map<std::string, CallBatch> call_batches_;  // by node
+  static constexpr size_t kMaxCallBatchBytes = 256 << 10;
   static constexpr size_t kMaxDataBatchBytes = 256 << 10;
   // Subscriptions waiting for their peers' confirmation, by ticket.
   struct SubscribeCheck {

@@ -542,10 +542,9 @@ void BrokerLoop::Route(uint64_t pending_id, TimePoint now) {
       why_not = Status::NotFound("no member " + target.ToString() + ": its node is not alive");
       continue;
     }
-    zmq::message_t copy = CopyOf(p.payload);
     wire::PeerForward f{self_,   p.id,    p.kind,   target.session,
                         p.scope, p.group, p.sender, p.timeout_ms};
-    if (!SendToPeer(target.node, f, &copy)) {
+    if (!QueueCall(target.node, f, p.payload.to_string_view(), p.id)) {
       why_not = Status::Unavailable("cannot reach " + target.node);
       continue;
     }
@@ -590,7 +589,7 @@ void BrokerLoop::OnForward(const wire::PeerForward& f, zmq::message_t& payload, 
   ++counters_.forwards_received;
   auto answer = [&](Status s) {
     if (!s.ok()) ++counters_.forwards_refused;
-    SendToPeer(f.from.node, wire::PeerForwardAck{self_, f.id, std::move(s)});
+    QueueCall(f.from.node, wire::PeerForwardAck{self_, f.id, std::move(s)}, {});
   };
   MemberId target{self_.node, self_.incarnation, f.session};
   auto s = sessions_.find(f.session);
@@ -680,9 +679,9 @@ void BrokerLoop::AnswerRequester(const MemberId& origin, Status status, const Me
   }
   auto peer = peers_.find(origin.node);
   if (peer == peers_.end() || peer->second.id.incarnation != origin.incarnation ||
-      !SendToPeer(origin.node,
-                  wire::PeerResponse{self_, origin.session, std::move(status), responder},
-                  &payload)) {
+      !QueueCall(origin.node,
+                 wire::PeerResponse{self_, origin.session, std::move(status), responder},
+                 payload.to_string_view())) {
     ++counters_.responses_unclaimed;  // the requester's node is gone: it was told already
   }
 }

@@ -160,6 +160,9 @@ void BrokerLoop::OnCallsMessage(std::vector<zmq::message_t>& frames, TimePoint n
     return;
   }
   if (live) {
+    if (auto* batch = std::get_if<wire::PeerCallBatch>(&*m)) {
+      return OnCallBatch(*batch, frames[2], now);
+    }
     if (auto* forward = std::get_if<wire::PeerForward>(&*m))
       return OnForward(*forward, frames[2], now);
     if (auto* ack = std::get_if<wire::PeerForwardAck>(&*m)) return OnForwardAck(*ack, now);
@@ -452,6 +455,7 @@ bool BrokerLoop::SendToPeer(const std::string& node, const wire::PeerMessage& me
     ++counters_.peer_sends_failed;
     return false;
   }
+  if (call_batches_.count(node)) FlushCalls(node, Clock::now());  // in the order they were made
   try {
     zmq::socket_t& dealer = link->second->dealer;
     std::string body = wire::Encode(message);
@@ -466,6 +470,114 @@ bool BrokerLoop::SendToPeer(const std::string& node, const wire::PeerMessage& me
   }
   ++counters_.peer_sends_failed;
   return false;
+}
+
+bool BrokerLoop::QueueCall(const std::string& node, const wire::PeerMessage& message,
+                           std::string_view payload, std::optional<uint64_t> forward) {
+  if (blocked_.count(node)) return false;
+  auto peer = peers_.find(node);
+  if (peer == peers_.end()) return false;
+  if (!links_.count(peer->second.endpoints.calls)) {
+    ++counters_.peer_sends_failed;
+    return false;
+  }
+  CallBatch& b = call_batches_[node];
+  wire::AppendBatchEntry(&b.entries, wire::Encode(message), /*same_header=*/false, payload);
+  if (++b.count == 1) b.lone_has_payload = wire::CarriesPayload(message);
+  if (forward) b.forwards.push_back(*forward);
+  if (b.count >= wire::kMaxMessageBatch || b.entries.size() >= kMaxCallBatchBytes) {
+    FlushCalls(node, Clock::now());
+  }
+  return true;
+}
+
+// [CallBatch n][entries], or a lone call as it is: [call] or [call][payload].
+void BrokerLoop::FlushCalls(const std::string& node, TimePoint now) {
+  auto it = call_batches_.find(node);
+  if (it == call_batches_.end()) return;
+  CallBatch b = std::move(it->second);
+  call_batches_.erase(it);
+  bool sent = false;
+  auto peer = peers_.find(node);
+  auto link = peer == peers_.end() ? links_.end() : links_.find(peer->second.endpoints.calls);
+  if (fail_next_call_sends_ > 0) {
+    --fail_next_call_sends_;
+  } else if (link != links_.end() && !blocked_.count(node)) {
+    zmq::socket_t& dealer = link->second->dealer;
+    const auto more = zmq::send_flags::sndmore | zmq::send_flags::dontwait;
+    try {
+      if (b.count == 1) {
+        std::vector<wire::BatchEntry> one;
+        (void)wire::SplitMessageBatch(b.entries, 1, &one);  // made by QueueCall just now
+        if (b.lone_has_payload) {
+          sent = dealer.send(zmq::buffer(one[0].header), more).has_value();
+          if (sent) dealer.send(zmq::buffer(one[0].payload), zmq::send_flags::dontwait);
+        } else {
+          sent = dealer.send(zmq::buffer(one[0].header), zmq::send_flags::dontwait).has_value();
+        }
+      } else {
+        std::string head = wire::Encode(wire::PeerMessage(wire::PeerCallBatch{self_, b.count}));
+        sent = dealer.send(zmq::buffer(head), more).has_value();
+        if (sent) {
+          zmq::message_t entries = MessageOwning(std::move(b.entries));
+          dealer.send(entries, zmq::send_flags::dontwait);
+          ++counters_.call_batches_out;
+        }
+      }
+    } catch (const zmq::error_t&) {
+      sent = false;
+    }
+  }
+  if (sent) return;
+  ++counters_.peer_sends_failed;
+  // Acks and responses lost here time out where they were awaited; the
+  // forwards go to another member now.
+  for (uint64_t id : b.forwards) Route(id, now);
+}
+
+void BrokerLoop::FlushAllCalls(TimePoint now) {
+  // A forward routed elsewhere may start another batch: until none is left
+  // (each pass tries members not tried before, so it ends).
+  while (!call_batches_.empty()) FlushCalls(call_batches_.begin()->first, now);
+}
+
+// A peer's call batch: every entry checked before any is acted on.
+void BrokerLoop::OnCallBatch(const wire::PeerCallBatch& batch, const zmq::message_t& frame,
+                             TimePoint now) {
+  ++counters_.call_batches_in;
+  auto bad = [&](const std::string& why) {
+    ++counters_.peer_bad_messages;
+    log_.LogLimited(LogLevel::kWarn, "calls-batch",
+                    "dropped a call batch from " + batch.from.node + ": " + why);
+  };
+  std::vector<wire::BatchEntry> entries;
+  if (Status s = wire::SplitMessageBatch(frame.to_string_view(), batch.count, &entries); !s.ok()) {
+    return bad(s.message());
+  }
+  std::vector<wire::PeerMessage> calls;
+  calls.reserve(entries.size());
+  for (const wire::BatchEntry& e : entries) {
+    Result<wire::PeerMessage> m = wire::DecodePeerMessage(e.header);
+    if (!m.ok()) return bad(m.status().message());
+    if (!wire::BatchesAsCall(*m)) return bad("it holds a message that is not a call");
+    const wire::PeerId& from = wire::SenderOf(*m);
+    if (from.node != batch.from.node || from.incarnation != batch.from.incarnation) {
+      return bad("it holds a call from " + from.node);
+    }
+    if (!wire::CarriesPayload(*m) && !e.payload.empty()) return bad("an ack with a payload");
+    calls.push_back(std::move(m.value()));
+  }
+  for (size_t i = 0; i < calls.size(); ++i) {
+    // A copy: a payload may wait in a client's queue after this frame is gone.
+    zmq::message_t payload(entries[i].payload.data(), entries[i].payload.size());
+    if (auto* forward = std::get_if<wire::PeerForward>(&calls[i])) {
+      OnForward(*forward, payload, now);
+    } else if (auto* ack = std::get_if<wire::PeerForwardAck>(&calls[i])) {
+      OnForwardAck(*ack, now);
+    } else {
+      OnResponse(std::get<wire::PeerResponse>(calls[i]), payload);
+    }
+  }
 }
 
 void BrokerLoop::PublishControl(const wire::PeerMessage& message) {

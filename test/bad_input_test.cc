@@ -393,6 +393,117 @@ TEST_F(BadInputTest, DataBatchesFromAPeerAreCheckedAndDeliveredOnce) {
   ExpectStillServing("after-forged-batches");
 }
 
+// Call batches from a peer: each entry is checked before any is acted on,
+// so a batch with one bad entry is counted and dropped whole; a good one
+// delivers its forwards in order and is answered with an ack for each.
+TEST_F(BadInputTest, CallBatchesFromAPeerAreCheckedWhole) {
+  Client member = mesh.Connect(0);
+  ASSERT_TRUE(member.Join("jobs", "w").ok());
+  zmq::socket_t calls(ctx, zmq::socket_type::router);
+  calls.set(zmq::sockopt::linger, 0);
+  calls.set(zmq::sockopt::rcvtimeo, 20);
+  calls.bind("tcp://127.0.0.1:*");
+  std::string calls_ep = calls.get(zmq::sockopt::last_endpoint);
+  const wire::PeerId me{"impostor", 7};
+  std::mutex mu;
+  std::map<uint64_t, Status> acks;
+  std::atomic<bool> stop{false}, heard_from_broker{false};
+  // Our calls socket: answers the broker's probes, and collects its acks,
+  // alone or in batches.
+  std::thread server([&, sock = std::move(calls)]() mutable {
+    while (!stop) {
+      std::vector<zmq::message_t> frames;
+      if (!zmq::recv_multipart(sock, std::back_inserter(frames)) || frames.size() < 2) continue;
+      heard_from_broker = true;
+      auto m = wire::DecodePeerMessage(frames[1].to_string_view());
+      if (!m.ok()) continue;
+      std::vector<wire::PeerMessage> got;
+      if (auto* b = std::get_if<wire::PeerCallBatch>(&m.value()); b && frames.size() == 3) {
+        std::vector<wire::BatchEntry> entries;
+        if (!wire::SplitMessageBatch(frames[2].to_string_view(), b->count, &entries).ok()) continue;
+        for (const wire::BatchEntry& e : entries) {
+          if (auto c = wire::DecodePeerMessage(e.header); c.ok()) got.push_back(c.value());
+        }
+      } else {
+        got.push_back(m.value());
+      }
+      for (const wire::PeerMessage& g : got) {
+        if (auto* p = std::get_if<wire::PeerProbe>(&g); p && !p->is_reply) {
+          sock.send(frames[0], zmq::send_flags::sndmore);
+          sock.send(
+              zmq::buffer(wire::Encode(wire::PeerMessage(wire::PeerProbe{me, p->nonce, true}))),
+              zmq::send_flags::none);
+        } else if (auto* a = std::get_if<wire::PeerForwardAck>(&g)) {
+          std::lock_guard<std::mutex> lock(mu);
+          acks[a->id] = a->status;
+        }
+      }
+    }
+  });
+  struct Joiner {
+    std::atomic<bool>& stop;
+    std::thread& t;
+    ~Joiner() {
+      stop = true;
+      t.join();
+    }
+  } joiner{stop, server};
+  zmq::socket_t dealer = DialCalls(0);
+  wire::PeerHello h;
+  h.from = me;
+  h.endpoints = {calls_ep, "tcp://127.0.0.1:1", "tcp://127.0.0.1:1"};
+  dealer.send(zmq::buffer(wire::Encode(wire::PeerMessage(h))), zmq::send_flags::none);
+  zmq::message_t welcome;
+  ASSERT_TRUE(dealer.recv(welcome));
+  ASSERT_TRUE(WaitFor([&] { return heard_from_broker.load(); }));
+
+  auto forward = [&](uint64_t id, wire::PeerId from = {}) {
+    return wire::PeerMessage(wire::PeerForward{from.node.empty() ? me : from, id,
+                                               wire::MessageKind::kDispatch, member.self().session,
+                                               "jobs", "w", MemberId{"impostor", 7, 1}, 0});
+  };
+  // (header, payload) entries; a header given as a message is encoded.
+  using Entry = std::pair<std::string, std::string>;
+  auto batch = [&](uint32_t count, const std::vector<Entry>& entries, bool with_frame = true) {
+    std::string frame;
+    for (const auto& [header, payload] : entries) {
+      wire::AppendBatchEntry(&frame, header, false, payload);
+    }
+    std::string head = wire::Encode(wire::PeerMessage(wire::PeerCallBatch{me, count}));
+    dealer.send(zmq::buffer(head), with_frame ? zmq::send_flags::sndmore : zmq::send_flags::none);
+    if (with_frame) dealer.send(zmq::buffer(frame), zmq::send_flags::none);
+  };
+  auto enc = [](const wire::PeerMessage& m) { return wire::Encode(m); };
+  auto bad = [&] { return mesh.broker(0).Stats()["peer_bad_messages"]; };
+  const uint64_t before = bad();
+  batch(3, {{enc(forward(10)), "bad"}, {enc(forward(11)), "bad"}});        // fewer than it says
+  batch(2, {{enc(forward(12)), "bad"}, {enc(wire::PeerMessage(h)), ""}});  // not a call
+  batch(2, {{enc(forward(13)), "bad"}, {enc(forward(14, {"other", 1})), "bad"}});  // not ours
+  batch(2, {{enc(forward(15)), "bad"},
+            {enc(wire::PeerMessage(wire::PeerForwardAck{me, 99, Status::Ok()})), "x"}});
+  batch(2, {{enc(forward(16)), "bad"}, {"\xc1", "bad"}});  // garbage
+  batch(2, {}, /*with_frame=*/false);                      // no entries frame
+  EXPECT_TRUE(WaitFor([&] { return bad() >= before + 6; }));
+  EXPECT_EQ(bad(), before + 6);
+
+  batch(3, {{enc(forward(1)), "f1"}, {enc(forward(2)), "f2"}, {enc(forward(3)), "f3"}});
+  std::vector<std::string> box;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (box.size() < 3 && std::chrono::steady_clock::now() < deadline) {
+    Result<Delivery> d = member.Receive(std::chrono::milliseconds(100));
+    if (auto* m = d.ok() ? std::get_if<Message>(&*d) : nullptr) box.push_back(m->payload);
+  }
+  EXPECT_EQ(box, (std::vector<std::string>{"f1", "f2", "f3"}))
+      << "no bad batch may deliver anything";
+  EXPECT_TRUE(WaitFor([&] {
+    std::lock_guard<std::mutex> lock(mu);
+    return acks.size() >= 3;
+  }));
+  std::lock_guard<std::mutex> lock(mu);
+  EXPECT_EQ(acks.size(), 3u) << "acks only for the good batch's forwards";
+  for (uint64_t id : {1, 2, 3}) EXPECT_TRUE(acks[id].ok()) << id << ": " << acks[id].ToString();
+}
+
 // A peer may write names only for its own members, and only well-formed
 // commands; registry messages from a broker with another voter set are
 // ignored. n1 (no seeds) is a one-node registry and its leader.

@@ -616,6 +616,68 @@ TEST_F(MessagingTest, ABurstTravelsInBatchesAndArrivesWholeInOrderFromItsSenders
   EXPECT_EQ(Stat(2, "data_messages_lost"), 0u);
 }
 
+// A burst of dispatches travels in call batches, forwards one way and acks
+// the other, and still every dispatch has its outcome, naming the member
+// that has it, and reaches it once, in order.
+TEST_F(MessagingTest, ABurstOfDispatchesTravelsInCallBatches) {
+  Client sender = mesh.Connect(0), member = mesh.Connect(1);
+  ASSERT_TRUE(member.Join("jobs", "w").ok());
+  ASSERT_TRUE(SeesMembers(sender, "jobs", "w", 1));
+  const uint64_t forwards = Stat(0, "call_batches_out"), acks = Stat(1, "call_batches_out");
+  const uint64_t received = Stat(1, "call_batches_in");
+  constexpr size_t kCount = 2000;
+  std::set<uint64_t> tickets;
+  for (size_t i = 0; i < kCount; ++i) {
+    Result<uint64_t> t = sender.DispatchAsync("jobs", "w", "d" + std::to_string(i));
+    ASSERT_TRUE(t.ok()) << t.status().ToString();
+    tickets.insert(*t);
+  }
+  Inbox outcomes;
+  Collect(sender, &outcomes, [](const Inbox& b) { return b.outcomes.size() >= kCount; });
+  ASSERT_EQ(outcomes.outcomes.size(), kCount);
+  for (const Outcome& o : outcomes.outcomes) {
+    EXPECT_TRUE(o.status.ok()) << o.status.ToString();
+    EXPECT_EQ(o.member, member.self());
+    EXPECT_EQ(tickets.erase(o.ticket), 1u) << "an outcome for no dispatch, or twice";
+  }
+  Inbox got;
+  Collect(member, &got, [](const Inbox& b) { return b.messages.size() >= kCount; });
+  ASSERT_EQ(got.messages.size(), kCount);
+  for (size_t i = 0; i < kCount; ++i) {
+    EXPECT_EQ(got.messages[i].payload, "d" + std::to_string(i));
+    EXPECT_EQ(got.messages[i].kind, MessageKind::kDispatch);
+  }
+  EXPECT_GT(Stat(0, "call_batches_out"), forwards) << "every forward went on its own";
+  EXPECT_GT(Stat(1, "call_batches_out"), acks) << "every ack went on its own";
+  EXPECT_EQ(Stat(1, "call_batches_in") - received, Stat(0, "call_batches_out") - forwards);
+}
+
+// A forward whose call batch cannot be sent goes to another member, as one
+// its node refused would; with no other member, the dispatch says so.
+TEST_F(MessagingTest, AForwardWhoseBatchCannotBeSentGoesElsewhere) {
+  Client sender = mesh.Connect(0), m2 = mesh.Connect(1), m3 = mesh.Connect(2);
+  for (Client* m : {&m2, &m3}) ASSERT_TRUE(m->Join("jobs", "two").ok());
+  ASSERT_TRUE(m3.Join("jobs", "one").ok());
+  ASSERT_TRUE(SeesMembers(sender, "jobs", "two", 2));
+  ASSERT_TRUE(SeesMembers(sender, "jobs", "one", 1));
+  const uint64_t redispatches = Stat(0, "redispatches"), failed = Stat(0, "peer_sends_failed");
+  mesh.broker(0).FailNextCallSends(1);
+  Result<MemberId> got = sender.Dispatch("jobs", "two", "x");
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(Stat(0, "redispatches") - redispatches, 1u);
+  EXPECT_EQ(Stat(0, "peer_sends_failed") - failed, 1u);
+  Client& holder = *got == m2.self() ? m2 : m3;
+  ASSERT_EQ(*got, holder.self());
+  Inbox box;
+  Collect(holder, &box, [](const Inbox& b) { return !b.messages.empty(); });
+  EXPECT_EQ(Payloads(box.messages), std::vector<std::string>{"x"});
+
+  mesh.broker(0).FailNextCallSends(1);
+  Result<MemberId> none = sender.Dispatch("jobs", "one", "y");
+  EXPECT_EQ(none.status().code(), Code::kUnavailable) << none.status().ToString();
+  EXPECT_EQ(Drain(m3).messages.size(), 0u) << "the lost forward was delivered after all";
+}
+
 // PublishMany and BroadcastMany: every payload its own message, in order and
 // from its sender, to receivers here and on other nodes, while the broker
 // takes them in a handful of requests (kMaxCastPayloads each).

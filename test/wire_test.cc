@@ -432,6 +432,8 @@ std::string D(const PeerMessage& m) {
             << "' '" << v.group << "' " << v.sender.ToString() << " " << v.timeout_ms;
         } else if constexpr (std::is_same_v<T, PeerForwardAck>) {
           o << "ForwardAck " << v.id << " " << D(v.status);
+        } else if constexpr (std::is_same_v<T, PeerCallBatch>) {
+          o << "CallBatch " << v.count;
         } else if constexpr (std::is_same_v<T, PeerResponse>) {
           o << "Response " << v.id << " " << D(v.status) << " " << v.responder.ToString();
         } else if constexpr (std::is_same_v<T, PeerData>) {
@@ -670,6 +672,8 @@ std::vector<PeerMessage> PeerMessageSamples() {
       PeerForwardAck{from, 2, Status::Unavailable("the queue of n2.1.5 is full")},
       PeerResponse{from, 3, Status::Ok(), kM1},
       PeerResponse{from, 4, Status::Unavailable("the responder ended"), kM2},
+      PeerCallBatch{from, 2},
+      PeerCallBatch{from, kMaxMessageBatch},
       PeerData{from, 1, {{"", 1}}, {17}, false},
       PeerData{from, UINT64_MAX, {{"Porders", UINT64_MAX}, {"P", 3}}, {UINT64_MAX}, false},
       PeerData{from, 5, {{"Pt", 9}}, std::vector<uint64_t>(kMaxDataBatch, 3), false},
@@ -1024,6 +1028,7 @@ TEST(WireTest, LayoutMatchesDocumentation) {
       {Encode(PeerMessage{PeerDelta{{"n1", 5}, 7, {{DeltaOpKind::kLeave, "s", "g", 8}}}}),
        A({U(201), from, U(7), A({A({U(2), S("s"), S("g"), U(8)})})})},
       {Encode(PeerMessage{PeerBye{{"n1", 5}}}), A({U(202), from})},
+      {Encode(PeerMessage{PeerCallBatch{{"n1", 5}, 3}}), A({U(223), from, U(3)})},
       {Encode(PeerMessage{
            PeerHello{{"n1", 5},
                      false,
@@ -1297,6 +1302,16 @@ TEST(WireBadInputTest, MissingFields) {
   // A client's batch holds 1 to kMaxMessageBatch messages.
   ExpectBad(Dec::kInbound, Pack(A({U(105), U(0)})), "an empty batch", "1 to");
   ExpectBad(Dec::kInbound, Pack(A({U(105), U(kMaxMessageBatch + 1)})), "too big a batch", "1 to");
+  // A call batch holds 2 to kMaxMessageBatch calls.
+  ExpectBad(Dec::kPeer, Pack(A({U(223), A({S("n1"), U(1)}), U(1)})), "a call batch of one", "2 to");
+  ExpectBad(Dec::kPeer, Pack(A({U(223), A({S("n1"), U(1)}), U(kMaxMessageBatch + 1)})),
+            "too big a call batch", "2 to");
+  EXPECT_TRUE(BatchesAsCall(PeerForwardAck{}));
+  EXPECT_TRUE(BatchesAsCall(PeerForward{}));
+  EXPECT_TRUE(BatchesAsCall(PeerResponse{}));
+  EXPECT_FALSE(BatchesAsCall(PeerCallBatch{}));
+  EXPECT_FALSE(BatchesAsCall(PeerHello{}));
+  EXPECT_FALSE(BatchesAsCall(PeerRaft{}));
   // A data batch carries 1 to kMaxDataBatch payloads.
   const V data_streams = A({A({S(""), U(1)})});
   ExpectBad(Dec::kPeer, Pack(A({U(230), A({S("n1"), U(1)}), U(1), data_streams, A({})})),

@@ -364,7 +364,13 @@ Status SplitMessageBatch(std::string_view frame, uint32_t count, std::vector<Bat
 
 bool CarriesPayload(const PeerMessage& m) {
   if (const auto* d = std::get_if<PeerData>(&m)) return !d->is_mark;
-  return std::holds_alternative<PeerForward>(m) || std::holds_alternative<PeerResponse>(m);
+  return std::holds_alternative<PeerForward>(m) || std::holds_alternative<PeerResponse>(m) ||
+         std::holds_alternative<PeerCallBatch>(m);
+}
+
+bool BatchesAsCall(const PeerMessage& m) {
+  return std::holds_alternative<PeerForward>(m) || std::holds_alternative<PeerForwardAck>(m) ||
+         std::holds_alternative<PeerResponse>(m);
 }
 
 // ---- client requests -------------------------------------------------------
@@ -1142,6 +1148,11 @@ std::string Encode(const PeerMessage& m) {
           pk.pack_uint64(v.id);
           PackStatus(pk, v.status);
           PackStr(pk, v.responder.ToString());
+        } else if constexpr (std::is_same_v<T, PeerCallBatch>) {
+          pk.pack_array(3);
+          pk.pack_uint16(uint16_t(Type::kPeerCallBatch));
+          PackPeerId(pk, v.from);
+          pk.pack_uint32(v.count);
         } else if constexpr (std::is_same_v<T, PeerData>) {
           pk.pack_array(v.is_mark ? 4 : 5);
           pk.pack_uint16(uint16_t(v.is_mark ? Type::kPeerDataMark : Type::kPeerData));
@@ -1348,6 +1359,17 @@ Result<PeerMessage> DecodePeerMessage(std::string_view frame) {
       p.status = ReadStatus(r);
       p.responder = r.Member("responder", kMaxHandleBytes);
       return Finish<PeerMessage>(st, std::move(p));
+    }
+    case Type::kPeerCallBatch: {
+      PeerCallBatch b;
+      b.from = ReadPeerId(r);
+      uint64_t count = r.U64("count");
+      if (st.ok() && (count < 2 || count > kMaxMessageBatch)) {
+        return Status::BadMessage("a call batch holds 2 to " + std::to_string(kMaxMessageBatch) +
+                                  " calls");
+      }
+      b.count = static_cast<uint32_t>(count);
+      return Finish<PeerMessage>(st, std::move(b));
     }
     case Type::kPeerData:
     case Type::kPeerDataMark: {

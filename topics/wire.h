@@ -90,6 +90,9 @@
 //        a dispatch (3), request (4) or direct send (5) for member `session` of the receiver
 //   [221 ForwardAck, from, id, code, message]   the member has it (ok), or why not
 //   [222 Response,   from, id, code, message, responder]  + payload: the answer to request `id`
+//   [223 CallBatch,  from, count]  + one frame of `count` entries (AppendBatchEntry), each a
+//        Forward, ForwardAck or Response with its payload (an ack's is empty): a turn's
+//        calls to one peer, 2 to kMaxMessageBatch, in the order they were made
 //   [240 Raft,       from, [type, to, term, index, log_term, commit, reject,
 //                      hint_index, hint_term, context, [[term, index, data]...],
 //                      [snapshot_index, snapshot_term, snapshot_data]]]
@@ -201,6 +204,7 @@ enum class Type : uint16_t {
   kPeerForward = 220,
   kPeerForwardAck = 221,
   kPeerResponse = 222,
+  kPeerCallBatch = 223,
   kPeerData = 230,
   kPeerDataMark = 231,
   kPeerRaft = 240,
@@ -639,6 +643,13 @@ struct PeerResponse {  // + payload
   Status status;
   MemberId responder;
 };
+// + one frame of `count` entries (AppendBatchEntry): the forwards, acks and
+// responses a broker's loop sent one peer in a turn, in order.
+struct PeerCallBatch {
+  PeerId from;
+  uint32_t count = 0;
+};
+
 // A publish or broadcast on the data channel, after its data-topic frame.
 struct StreamSeq {
   std::string stream;  // a subscribed data-topic prefix; "" = the data topic itself
@@ -705,11 +716,14 @@ struct PeerRegistryStatus {
   std::vector<RaftMemberInfo> members;  // the reply's
 };
 
-using PeerMessage =
-    std::variant<PeerHeartbeat, PeerDelta, PeerBye, PeerHello, PeerSyncRequest, PeerSyncReply,
-                 PeerProbe, PeerForward, PeerForwardAck, PeerResponse, PeerData, PeerRaft,
-                 PeerSubscriptionCheck, PeerNameCall, PeerNameAnswer, PeerRegistryStatus>;
+using PeerMessage = std::variant<PeerHeartbeat, PeerDelta, PeerBye, PeerHello, PeerSyncRequest,
+                                 PeerSyncReply, PeerProbe, PeerForward, PeerForwardAck,
+                                 PeerResponse, PeerData, PeerRaft, PeerSubscriptionCheck,
+                                 PeerNameCall, PeerNameAnswer, PeerRegistryStatus, PeerCallBatch>;
 bool CarriesPayload(const PeerMessage& m);
+// What a PeerCallBatch may hold: forwards, acks and responses. An entry's
+// payload is the message's (CarriesPayload), or empty.
+bool BatchesAsCall(const PeerMessage& m);
 
 std::string Encode(const PeerMessage& m);
 Result<PeerMessage> DecodePeerMessage(std::string_view frame);
