@@ -306,7 +306,7 @@ class BrokerLoop {
 
   // clients.cc
   void OnClientMessage(std::vector<zmq::message_t>& frames, TimePoint now);
-  // `payloads`: as many as CheckPayloadCount allowed for the request.
+  // `payloads`: the payload frame, for the requests that have one.
   void HandleRequest(const std::string& rid, wire::ClientRequest& request,
                      std::span<zmq::message_t> payloads, TimePoint now);
   void Reply(const std::string& rid, uint64_t req, Status status, wire::ReplyBody body = {});
@@ -335,11 +335,11 @@ class BrokerLoop {
   wire::MonitorBody MonitorSnapshot(const MonitorReg& reg) const;
 
   // messaging.cc
-  // A publish or broadcast takes 1..kMaxCastPayloads payloads, the rest one.
+  // `payloads`: the request's one payload frame.
   void OnMessagingRequest(Session& session, wire::ClientRequest& request,
                           std::span<zmq::message_t> payloads, TimePoint now);
   void OnCast(Session& session, const wire::ClientRequest& request,
-              std::span<zmq::message_t> payloads);
+              std::span<const std::string_view> payloads);
   // Answers once every live peer's XPUB has the subscription (or a second
   // has passed), so that what is published after it returns is not missed.
   void OnSubscribe(Session& session, const wire::Subscribe& sub, TimePoint now);
@@ -548,6 +548,7 @@ class BrokerLoop {
     size_t bytes = 0;      // of the payloads themselves
   };
   std::vector<std::string_view> data_payloads_;  // OnDataMessage's, kept for the capacity
+  std::vector<std::string_view> cast_payloads_;  // OnMessagingRequest's, the same
   DataBatch data_batch_;
   // A turn's forwards, acks and responses to one peer (wire::PeerCallBatch).
   struct CallBatch {

@@ -221,12 +221,11 @@ void BrokerLoop::FlushBacklogs() {
 void BrokerLoop::OnClientMessage(std::vector<zmq::message_t>& frames, TimePoint now) {
   ++counters_.client_messages_in;
   for (const zmq::message_t& f : frames) counters_.client_bytes_in += f.size();
-  if (frames.size() < 2 || frames.size() > 2 + wire::kMaxCastPayloads) {
+  if (frames.size() < 2 || frames.size() > 3) {
     ++counters_.client_bad_messages;
     if (!frames.empty()) {
       Reply(frames[0].to_string(), 0,
-            Status::BadMessage("expected a request frame and at most " +
-                               std::to_string(wire::kMaxCastPayloads) + " payload frames, got " +
+            Status::BadMessage("expected a request frame and at most a payload frame, got " +
                                std::to_string(frames.size() - 1) + " frames"));
     }
     return;
@@ -235,7 +234,10 @@ void BrokerLoop::OnClientMessage(std::vector<zmq::message_t>& frames, TimePoint 
   uint64_t req = 0;
   Result<wire::ClientRequest> request = wire::DecodeClientRequest(frames[1].to_string_view(), &req);
   Status bad = request.status();
-  if (request.ok()) bad = wire::CheckPayloadCount(*request, frames.size() - 2);
+  if (request.ok() && wire::CarriesPayload(*request) != (frames.size() == 3)) {
+    bad = Status::BadMessage(frames.size() == 3 ? "this request takes no payload frame"
+                                                : "this request needs a payload frame");
+  }
   if (!bad.ok()) {
     ++counters_.client_bad_messages;
     log_.LogLimited(LogLevel::kWarn, "client-bad", "bad client request: " + bad.message());

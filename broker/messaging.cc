@@ -50,23 +50,37 @@ void BrokerLoop::OnMessagingRequest(Session& session, wire::ClientRequest& reque
                                     std::span<zmq::message_t> payloads, TimePoint now) {
   const std::string& rid = session.routing_id;
   uint64_t req = wire::RequestIdOf(request);
-  for (size_t i = 0; i < payloads.size(); ++i) {
-    if (payloads[i].size() <= options_.max_message_bytes) continue;
+  // A publish or broadcast may hold many payloads in its frame (count > 0).
+  uint32_t count = 0;
+  if (auto* p = std::get_if<wire::Publish>(&request)) count = p->count;
+  if (auto* b = std::get_if<wire::Broadcast>(&request)) count = b->count;
+  cast_payloads_.clear();
+  if (count == 0) {
+    cast_payloads_.push_back(payloads[0].to_string_view());
+  } else if (Status s = wire::SplitSized(payloads[0].to_string_view(), count, &cast_payloads_);
+             !s.ok()) {
+    ++counters_.client_bad_messages;
+    Reply(rid, req,
+          Status::BadMessage("the payload frame does not hold its count: " + s.message()));
+    return;
+  }
+  for (size_t i = 0; i < cast_payloads_.size(); ++i) {
+    if (cast_payloads_[i].size() <= options_.max_message_bytes) continue;
     // A batch goes whole or not at all, so the sender knows what was sent.
     ++counters_.messages_too_large;
-    std::string which = payloads.size() == 1 ? "a payload"
-                                             : "payload " + std::to_string(i + 1) + " of " +
-                                                   std::to_string(payloads.size());
+    std::string which = count == 0
+                            ? "a payload"
+                            : "payload " + std::to_string(i + 1) + " of " + std::to_string(count);
     Reply(rid, req,
-          Status::TooLarge(which + " of " + std::to_string(payloads[i].size()) +
+          Status::TooLarge(which + " of " + std::to_string(cast_payloads_[i].size()) +
                            " bytes is over this broker's maximum of " +
                            std::to_string(options_.max_message_bytes) +
-                           (payloads.size() == 1 ? "" : "; none of them was sent")));
+                           (count == 0 ? "" : "; none of them was sent")));
     return;
   }
   if (std::holds_alternative<wire::Publish>(request) ||
       std::holds_alternative<wire::Broadcast>(request)) {
-    return OnCast(session, request, payloads);
+    return OnCast(session, request, cast_payloads_);
   }
   zmq::message_t& payload = payloads[0];
   MemberId me{self_.node, self_.incarnation, session.id};
@@ -192,7 +206,7 @@ bool BrokerLoop::DeliverMessage(Session& session, const wire::Message& message,
 // A publish or broadcast of one or more payloads: each to the local
 // targets, then into the turn's data batch for the peers.
 void BrokerLoop::OnCast(Session& session, const wire::ClientRequest& request,
-                        std::span<zmq::message_t> payloads) {
+                        std::span<const std::string_view> payloads) {
   MemberId me{self_.node, self_.incarnation, session.id};
   std::string data_topic;
   wire::Message m;
@@ -207,9 +221,12 @@ void BrokerLoop::OnCast(Session& session, const wire::ClientRequest& request,
     m = {wire::MessageKind::kBroadcast, me, "", b.scope, b.group, ""};
   }
   DataTargets(data_topic, &targets_);
-  for (zmq::message_t& payload : payloads) {
+  for (std::string_view p : payloads) {
+    // A view, no copy: a publish or broadcast is copied into its session's
+    // batch before DeliverMessage returns.
+    zmq::message_t payload(const_cast<char*>(p.data()), p.size(), nullptr);
     for (uint64_t id : targets_) DeliverMessage(sessions_.at(id), m, payload);
-    PublishData(data_topic, session.id, payload.to_string_view());
+    PublishData(data_topic, session.id, p);
   }
 }
 

@@ -314,12 +314,15 @@ struct Client::Impl {
     if (session_lost) return LostStatus();
     return Send(body, {&payload, 1}, options.call_timeout);
   }
-  // Casts many payloads under one body, as few ZeroMQ messages as the
-  // broker's limits allow (kMaxCastPayloads and kMaxCastBytes each).
-  Status CastManyEncoded(const std::string& body, std::span<const std::string_view> payloads) {
+  // Casts many payloads in as few ZeroMQ messages as the broker's limits
+  // allow (kMaxCastPayloads and kMaxCastBytes each): each a request for n
+  // payloads, made by body_for(n), and one frame that packs them.
+  Status CastMany(const std::function<std::string(uint32_t)>& body_for,
+                  std::span<const std::string_view> payloads) {
     if (closed) return Status::Unavailable("the client is closed");
     if (session_lost) return LostStatus();
     size_t sent = 0;
+    std::string packed;
     while (sent < payloads.size()) {
       size_t n = 0, bytes = 0;
       while (sent + n < payloads.size() && n < wire::kMaxCastPayloads &&
@@ -327,7 +330,10 @@ struct Client::Impl {
         bytes += payloads[sent + n].size();
         ++n;
       }
-      if (Status s = Send(body, payloads.subspan(sent, n), options.call_timeout); !s.ok()) {
+      packed.clear();
+      for (size_t i = 0; i < n; ++i) wire::AppendSized(&packed, payloads[sent + i]);
+      std::string_view frame = packed;
+      if (Status s = Send(body_for(uint32_t(n)), {&frame, 1}, options.call_timeout); !s.ok()) {
         if (sent == 0) return s;
         return Status(s.code(), s.message() + " (the first " + std::to_string(sent) + " of " +
                                     std::to_string(payloads.size()) + " were sent)");
@@ -646,8 +652,12 @@ Status Client::Broadcast(const std::string& scope, const std::string& group,
 
 Status Client::PublishMany(const std::string& topic, std::span<const std::string_view> payloads) {
   if (Status s = CheckPayloads(payloads, impl_->max_message_bytes); !s.ok()) return s;
-  if (Status s = impl_->CachePublish(topic); !s.ok()) return s;
-  return impl_->CastManyEncoded(impl_->publish_cache.body, payloads);
+  if (Status s = ValidateTopic(topic); !s.ok()) return s;
+  return impl_->CastMany(
+      [&](uint32_t n) {
+        return wire::Encode(wire::ClientRequest(wire::Publish{0, topic, n}));
+      },
+      payloads);
 }
 
 Status Client::PublishMany(const std::string& topic, std::span<const std::string> payloads) {
@@ -658,8 +668,12 @@ Status Client::PublishMany(const std::string& topic, std::span<const std::string
 Status Client::BroadcastMany(const std::string& scope, const std::string& group,
                              std::span<const std::string_view> payloads) {
   if (Status s = CheckPayloads(payloads, impl_->max_message_bytes); !s.ok()) return s;
-  if (Status s = impl_->CacheBroadcast(scope, group); !s.ok()) return s;
-  return impl_->CastManyEncoded(impl_->broadcast_cache.body, payloads);
+  if (Status s = CheckGroup(scope, group); !s.ok()) return s;
+  return impl_->CastMany(
+      [&](uint32_t n) {
+        return wire::Encode(wire::ClientRequest(wire::Broadcast{0, scope, group, n}));
+      },
+      payloads);
 }
 
 Status Client::BroadcastMany(const std::string& scope, const std::string& group,

@@ -847,27 +847,34 @@ TEST_F(SlowConsumerTest, OversizeAndMalformedCallsGetErrors) {
   std::string send = wire::Encode(wire::ClientRequest(wire::Send{5, MemberId{"n1", 1, 1}}));
   EXPECT_EQ(call(send, {small}).code(), Code::kNotFound);
 
-  // Many payloads: only a publish or broadcast takes them, at most
-  // kMaxCastPayloads, and a batch with one too large is refused whole.
+  // Many payloads in one frame: only a publish or broadcast packs them, as
+  // many as its count says, and a batch with one too large is refused whole.
   Client sub = mesh.Connect(0);
   ASSERT_TRUE(sub.Subscribe("raw.").ok());
-  std::string dispatch = wire::Encode(wire::ClientRequest(wire::Dispatch{6, "s", "g"}));
-  Status two = call(dispatch, {small, small});
-  EXPECT_EQ(two.code(), Code::kBadMessage);
-  EXPECT_NE(two.message().find("one payload frame"), std::string::npos) << two.message();
-  std::string many = wire::Encode(wire::ClientRequest(wire::Publish{7, "raw.t"}));
-  EXPECT_EQ(call(many, std::vector<std::string>(wire::kMaxCastPayloads + 1, small)).code(),
-            Code::kBadMessage);
-  Status whole_raw = call(many, {"a", big, "c"});
+  auto pack = [](const std::vector<std::string>& payloads) {
+    std::string frame;
+    for (const std::string& p : payloads) wire::AppendSized(&frame, p);
+    return frame;
+  };
+  auto many = [](uint32_t n) {
+    return wire::Encode(wire::ClientRequest(wire::Publish{7, "raw.t", n}));
+  };
+  EXPECT_EQ(call(publish, {small, small}).code(), Code::kBadMessage) << "one payload frame only";
+  Status short_frame = call(many(3), {pack({"a", "b"})});
+  EXPECT_EQ(short_frame.code(), Code::kBadMessage);
+  EXPECT_NE(short_frame.message().find("count"), std::string::npos) << short_frame.message();
+  EXPECT_EQ(call(many(1), {pack({"a", "b"})}).code(), Code::kBadMessage) << "more than counted";
+  EXPECT_EQ(call(many(1), {"not packed"}).code(), Code::kBadMessage);
+  Status whole_raw = call(many(3), {pack({"a", big, "c"})});
   EXPECT_EQ(whole_raw.code(), Code::kTooLarge);
   EXPECT_NE(whole_raw.message().find("payload 2 of 3"), std::string::npos) << whole_raw.message();
   const uint64_t publishes = Stat(0, "publishes_in");
   std::vector<std::string> good;
   for (size_t i = 0; i < wire::kMaxCastPayloads; ++i) good.push_back("r" + std::to_string(i));
-  send_raw(many, good);  // answered only on error
+  send_raw(many(uint32_t(good.size())), {pack(good)});  // answered only on error
   Inbox box;
   Collect(sub, &box, [&](const Inbox& b) { return b.messages.size() >= good.size(); });
-  EXPECT_EQ(Payloads(box.messages), good) << "the refused batch must deliver nothing";
+  EXPECT_EQ(Payloads(box.messages), good) << "a refused batch must deliver nothing";
   EXPECT_EQ(Stat(0, "publishes_in") - publishes, good.size());
   EXPECT_GE(Stat(0, "messages_too_large"), 1u);
   // And it still serves.

@@ -109,6 +109,15 @@ void PackRecords(Packer& pk, const std::vector<Record>& records) {
   }
 }
 
+// A publish's or broadcast's count of packed payloads (0: one, unpacked).
+uint32_t ReadCastCount(Reader& r) {
+  uint32_t n = r.U32("count");
+  if (r.ok() && n > kMaxCastPayloads) {
+    r.Fail("field 'count' must be 0 to " + std::to_string(kMaxCastPayloads));
+  }
+  return n;
+}
+
 std::vector<Record> ReadRecords(Reader& r) {
   std::vector<Record> out;
   Reader list = r.Array("records");
@@ -248,25 +257,6 @@ bool CarriesPayload(const ClientRequest& m) {
          std::holds_alternative<Dispatch>(m) || std::holds_alternative<Request>(m) ||
          std::holds_alternative<Respond>(m) || std::holds_alternative<Send>(m) ||
          std::holds_alternative<SendName>(m);
-}
-
-Status CheckPayloadCount(const ClientRequest& m, size_t payloads) {
-  if (!CarriesPayload(m)) {
-    if (payloads == 0) return Status::Ok();
-    return Status::BadMessage("this request takes no payload frame");
-  }
-  if (payloads == 0) return Status::BadMessage("this request needs a payload frame");
-  const bool cast = std::holds_alternative<Publish>(m) || std::holds_alternative<Broadcast>(m);
-  if (!cast && payloads > 1) {
-    return Status::BadMessage("this request takes one payload frame, got " +
-                              std::to_string(payloads));
-  }
-  if (payloads > kMaxCastPayloads) {
-    return Status::BadMessage("a publish or broadcast takes at most " +
-                              std::to_string(kMaxCastPayloads) + " payload frames, got " +
-                              std::to_string(payloads));
-  }
-  return Status::Ok();
 }
 
 uint64_t RequestIdOf(const ClientRequest& m) {
@@ -450,17 +440,19 @@ std::string Encode(const ClientRequest& m) {
           pk.pack_uint64(v.req);
           PackStr(pk, v.prefix);
         } else if constexpr (std::is_same_v<T, Publish>) {
-          pk.pack_array(3);
+          pk.pack_array(4);
           pk.pack_uint16(uint16_t(Type::kPublish));
           pk.pack_uint64(v.req);
           PackStr(pk, v.topic);
+          pk.pack_uint32(v.count);
         } else if constexpr (std::is_same_v<T, Broadcast> || std::is_same_v<T, Dispatch>) {
-          pk.pack_array(4);
-          pk.pack_uint16(
-              uint16_t(std::is_same_v<T, Broadcast> ? Type::kBroadcast : Type::kDispatch));
+          constexpr bool kBroadcast = std::is_same_v<T, Broadcast>;
+          pk.pack_array(kBroadcast ? 5 : 4);
+          pk.pack_uint16(uint16_t(kBroadcast ? Type::kBroadcast : Type::kDispatch));
           pk.pack_uint64(v.req);
           PackStr(pk, v.scope);
           PackStr(pk, v.group);
+          if constexpr (kBroadcast) pk.pack_uint32(v.count);
         } else if constexpr (std::is_same_v<T, Request>) {
           pk.pack_array(5);
           pk.pack_uint16(uint16_t(Type::kRequest));
@@ -637,14 +629,20 @@ Result<ClientRequest> DecodeClientRequest(std::string_view frame, uint64_t* req_
                     AsType(type) == Type::kUnsubscribe};
       return Finish<ClientRequest>(st, std::move(sub));
     }
-    case Type::kPublish:
-      return Finish<ClientRequest>(st, Publish{req, r.Checked("topic", ValidateTopic)});
+    case Type::kPublish: {
+      Publish p{req, r.Checked("topic", ValidateTopic)};
+      p.count = ReadCastCount(r);
+      return Finish<ClientRequest>(st, std::move(p));
+    }
     case Type::kBroadcast:
     case Type::kDispatch: {
       std::string scope = r.Checked("scope", ValidateScope);
       std::string group = r.Checked("group", ValidateGroup);
-      if (AsType(type) == Type::kBroadcast)
-        return Finish<ClientRequest>(st, Broadcast{req, scope, group});
+      if (AsType(type) == Type::kBroadcast) {
+        Broadcast b{req, scope, group};
+        b.count = ReadCastCount(r);
+        return Finish<ClientRequest>(st, std::move(b));
+      }
       return Finish<ClientRequest>(st, Dispatch{req, scope, group});
     }
     case Type::kRequest: {

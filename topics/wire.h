@@ -20,8 +20,8 @@
 //   [18 JoinMany,    req, scope, [group...]]    all or nothing: one bad name joins none
 //   [20 Subscribe,   req, prefix]                ("" = every topic)
 //   [21 Unsubscribe, req, prefix]
-//   [22 Publish,     req, topic]                 + payloads; answered only on error
-//   [23 Broadcast,   req, scope, group]          + payloads; answered only on error
+//   [22 Publish,     req, topic, count]          + payload; answered only on error
+//   [23 Broadcast,   req, scope, group, count]   + payload; answered only on error
 //   [24 Dispatch,    req, scope, group]          + payload; answered by `delivered`
 //   [25 Request,     req, scope, group, timeout_ms]  + payload; answered by `response`
 //   [26 Respond,     req, reply_to]              + payload; reply_to as the request had it
@@ -41,8 +41,9 @@
 //                    leader after it confirmed its leadership; exact: only the record whose
 //                    key is `prefix` (then a valid key; not_found when there is none)
 // "+ payload": a second frame, the opaque payload, forwarded as it is.
-// "+ payloads": 1 to kMaxCastPayloads such frames, each its own message to
-//   the same topic or group, in order (PublishMany, BroadcastMany).
+// count 0: the payload frame is the payload; 1 to kMaxCastPayloads:
+//   it holds that many (AppendSized), each its own message to the same topic
+//   or group, in order (PublishMany, BroadcastMany).
 // Broker -> client:
 //   [100 Reply, req, code, message, body_tag, body...]    body by tag:
 //        0 empty            -
@@ -139,7 +140,7 @@
 
 namespace meshbus::wire {
 
-inline constexpr uint32_t kProtocolVersion = 2;
+inline constexpr uint32_t kProtocolVersion = 3;
 // Upper bounds on decoded collections: a peer or client cannot make us
 // allocate without limit by sending a large count.
 inline constexpr size_t kMaxListItems = 4'000'000;
@@ -272,13 +273,16 @@ struct Subscribe {
   std::string prefix;
   bool unsubscribe = false;
 };
+// count 0: the payload frame is the payload; n > 0: it holds n (AppendSized).
 struct Publish {
   uint64_t req = 0;
   std::string topic;
+  uint32_t count = 0;
 };
 struct Broadcast {
   uint64_t req = 0;
   std::string scope, group;
+  uint32_t count = 0;
 };
 struct Dispatch {
   uint64_t req = 0;
@@ -359,12 +363,8 @@ using ClientRequest =
                  MonitorNames, Leader, SendName, PutRecord, DeleteRecord, ListRecords>;
 // True for the requests that are followed by a payload frame.
 bool CarriesPayload(const ClientRequest& m);
-// The most payload frames one Publish or Broadcast may carry.
+// The most payloads one Publish or Broadcast may carry (its count).
 inline constexpr size_t kMaxCastPayloads = 256;
-// Whether `payloads` payload frames suit the request: none for most, one
-// for a dispatch, request, respond or send, 1..kMaxCastPayloads for a
-// publish or broadcast. The Status names what is wrong.
-Status CheckPayloadCount(const ClientRequest& m, size_t payloads);
 // The request's `req`; 0 for the messages that have none (heartbeat, credit).
 uint64_t RequestIdOf(const ClientRequest& m);
 
