@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <functional>
 #include <map>
 #include <msgpack.hpp>
 #include <mutex>
@@ -121,6 +122,68 @@ void SendRawTcp(const std::string& tcp_endpoint, const std::string& bytes) {
   }
   ::close(fd);
 }
+
+// A fake peer's calls socket, served by a thread: it answers the broker's
+// probes (so that the fake peer stays alive) and hands every other message
+// it gets, alone or out of a call batch, to `on_message` (on its thread).
+class FakePeerCalls {
+ public:
+  FakePeerCalls(zmq::context_t& ctx, wire::PeerId me,
+                std::function<void(const wire::PeerMessage&)> on_message)
+      : me_(std::move(me)), on_message_(std::move(on_message)) {
+    zmq::socket_t sock(ctx, zmq::socket_type::router);
+    sock.set(zmq::sockopt::linger, 0);
+    sock.set(zmq::sockopt::rcvtimeo, 20);
+    sock.bind("tcp://127.0.0.1:*");
+    endpoint_ = sock.get(zmq::sockopt::last_endpoint);
+    thread_ = std::thread([this, sock = std::move(sock)]() mutable { Serve(sock); });
+  }
+  ~FakePeerCalls() {
+    stop_ = true;
+    thread_.join();
+  }
+  const std::string& endpoint() const { return endpoint_; }
+  // The broker answers over its own link to this socket, which queues
+  // nothing until it is connected: call once something has come through it.
+  bool heard_from_broker() const { return heard_; }
+
+ private:
+  void Serve(zmq::socket_t& sock) {
+    while (!stop_) {
+      std::vector<zmq::message_t> frames;
+      if (!zmq::recv_multipart(sock, std::back_inserter(frames)) || frames.size() < 2) continue;
+      heard_ = true;
+      auto m = wire::DecodePeerMessage(frames[1].to_string_view());
+      if (!m.ok()) continue;
+      std::vector<wire::PeerMessage> got;
+      if (auto* b = std::get_if<wire::PeerCallBatch>(&m.value()); b && frames.size() == 3) {
+        std::vector<wire::BatchEntry> entries;
+        if (!wire::SplitMessageBatch(frames[2].to_string_view(), b->count, &entries).ok()) continue;
+        for (const wire::BatchEntry& e : entries) {
+          if (auto c = wire::DecodePeerMessage(e.header); c.ok()) got.push_back(c.value());
+        }
+      } else {
+        got.push_back(m.value());
+      }
+      for (const wire::PeerMessage& g : got) {
+        if (auto* p = std::get_if<wire::PeerProbe>(&g); p && !p->is_reply) {
+          sock.send(frames[0], zmq::send_flags::sndmore);
+          sock.send(
+              zmq::buffer(wire::Encode(wire::PeerMessage(wire::PeerProbe{me_, p->nonce, true}))),
+              zmq::send_flags::none);
+        } else {
+          on_message_(g);
+        }
+      }
+    }
+  }
+
+  wire::PeerId me_;
+  std::function<void(const wire::PeerMessage&)> on_message_;
+  std::string endpoint_;
+  std::atomic<bool> stop_{false}, heard_{false};
+  std::thread thread_;
+};
 
 class BadInputTest : public ::testing::Test {
  protected:
@@ -399,63 +462,23 @@ TEST_F(BadInputTest, DataBatchesFromAPeerAreCheckedAndDeliveredOnce) {
 TEST_F(BadInputTest, CallBatchesFromAPeerAreCheckedWhole) {
   Client member = mesh.Connect(0);
   ASSERT_TRUE(member.Join("jobs", "w").ok());
-  zmq::socket_t calls(ctx, zmq::socket_type::router);
-  calls.set(zmq::sockopt::linger, 0);
-  calls.set(zmq::sockopt::rcvtimeo, 20);
-  calls.bind("tcp://127.0.0.1:*");
-  std::string calls_ep = calls.get(zmq::sockopt::last_endpoint);
   const wire::PeerId me{"impostor", 7};
   std::mutex mu;
   std::map<uint64_t, Status> acks;
-  std::atomic<bool> stop{false}, heard_from_broker{false};
-  // Our calls socket: answers the broker's probes, and collects its acks,
-  // alone or in batches.
-  std::thread server([&, sock = std::move(calls)]() mutable {
-    while (!stop) {
-      std::vector<zmq::message_t> frames;
-      if (!zmq::recv_multipart(sock, std::back_inserter(frames)) || frames.size() < 2) continue;
-      heard_from_broker = true;
-      auto m = wire::DecodePeerMessage(frames[1].to_string_view());
-      if (!m.ok()) continue;
-      std::vector<wire::PeerMessage> got;
-      if (auto* b = std::get_if<wire::PeerCallBatch>(&m.value()); b && frames.size() == 3) {
-        std::vector<wire::BatchEntry> entries;
-        if (!wire::SplitMessageBatch(frames[2].to_string_view(), b->count, &entries).ok()) continue;
-        for (const wire::BatchEntry& e : entries) {
-          if (auto c = wire::DecodePeerMessage(e.header); c.ok()) got.push_back(c.value());
-        }
-      } else {
-        got.push_back(m.value());
-      }
-      for (const wire::PeerMessage& g : got) {
-        if (auto* p = std::get_if<wire::PeerProbe>(&g); p && !p->is_reply) {
-          sock.send(frames[0], zmq::send_flags::sndmore);
-          sock.send(
-              zmq::buffer(wire::Encode(wire::PeerMessage(wire::PeerProbe{me, p->nonce, true}))),
-              zmq::send_flags::none);
-        } else if (auto* a = std::get_if<wire::PeerForwardAck>(&g)) {
-          std::lock_guard<std::mutex> lock(mu);
-          acks[a->id] = a->status;
-        }
-      }
+  FakePeerCalls calls(ctx, me, [&](const wire::PeerMessage& m) {
+    if (auto* a = std::get_if<wire::PeerForwardAck>(&m)) {
+      std::lock_guard<std::mutex> lock(mu);
+      acks[a->id] = a->status;
     }
   });
-  struct Joiner {
-    std::atomic<bool>& stop;
-    std::thread& t;
-    ~Joiner() {
-      stop = true;
-      t.join();
-    }
-  } joiner{stop, server};
   zmq::socket_t dealer = DialCalls(0);
   wire::PeerHello h;
   h.from = me;
-  h.endpoints = {calls_ep, "tcp://127.0.0.1:1", "tcp://127.0.0.1:1"};
+  h.endpoints = {calls.endpoint(), "tcp://127.0.0.1:1", "tcp://127.0.0.1:1"};
   dealer.send(zmq::buffer(wire::Encode(wire::PeerMessage(h))), zmq::send_flags::none);
   zmq::message_t welcome;
   ASSERT_TRUE(dealer.recv(welcome));
-  ASSERT_TRUE(WaitFor([&] { return heard_from_broker.load(); }));
+  ASSERT_TRUE(WaitFor([&] { return calls.heard_from_broker(); }));
 
   auto forward = [&](uint64_t id, wire::PeerId from = {}) {
     return wire::PeerMessage(wire::PeerForward{from.node.empty() ? me : from, id,
@@ -513,57 +536,27 @@ TEST_F(BadInputTest, RegistryCallsFromAPeerAreChecked) {
     auto l = local.Leader();
     return l.ok() && l->leader == "n1";
   }));
-  // Our calls socket, served by a thread: it answers the broker's probes (so
-  // that the fake peer stays alive) and collects its answers to our calls.
-  zmq::socket_t calls(ctx, zmq::socket_type::router);
-  calls.set(zmq::sockopt::linger, 0);
-  calls.set(zmq::sockopt::rcvtimeo, 20);
-  calls.bind("tcp://127.0.0.1:*");
-  std::string calls_ep = calls.get(zmq::sockopt::last_endpoint);
   const wire::PeerId me{"impostor", 7};
   std::mutex mu;
   std::map<uint64_t, Status> answers;
-  std::atomic<bool> stop{false};
-  std::atomic<bool> heard_from_broker{false};
-  std::thread server([&, sock = std::move(calls)]() mutable {
-    while (!stop) {
-      std::vector<zmq::message_t> frames;
-      if (!zmq::recv_multipart(sock, std::back_inserter(frames)) || frames.size() != 2) continue;
-      heard_from_broker = true;
-      auto m = wire::DecodePeerMessage(frames[1].to_string_view());
-      if (!m.ok()) continue;
-      if (auto* p = std::get_if<wire::PeerProbe>(&m.value()); p && !p->is_reply) {
-        sock.send(frames[0], zmq::send_flags::sndmore);
-        sock.send(zmq::buffer(wire::Encode(wire::PeerMessage(wire::PeerProbe{me, p->nonce, true}))),
-                  zmq::send_flags::none);
-      } else if (auto* a = std::get_if<wire::PeerNameAnswer>(&m.value())) {
-        std::lock_guard<std::mutex> lock(mu);
-        answers[a->id] = a->status;
-      }
+  FakePeerCalls calls(ctx, me, [&](const wire::PeerMessage& m) {
+    if (auto* a = std::get_if<wire::PeerNameAnswer>(&m)) {
+      std::lock_guard<std::mutex> lock(mu);
+      answers[a->id] = a->status;
     }
   });
-  struct Joiner {
-    std::atomic<bool>& stop;
-    std::thread& t;
-    ~Joiner() {
-      stop = true;
-      t.join();
-    }
-  } joiner{stop, server};
   zmq::socket_t dealer = DialCalls(0);
   auto hello = [&](std::vector<std::string> voters) {
     wire::PeerHello h;
     h.from = me;
-    h.endpoints = {calls_ep, "tcp://127.0.0.1:1", "tcp://127.0.0.1:1"};
+    h.endpoints = {calls.endpoint(), "tcp://127.0.0.1:1", "tcp://127.0.0.1:1"};
     h.voters = std::move(voters);
     dealer.send(zmq::buffer(wire::Encode(wire::PeerMessage(h))), zmq::send_flags::none);
     zmq::message_t welcome;
     ASSERT_TRUE(dealer.recv(welcome));
   };
   hello({"n1"});
-  // The broker answers over its own link to our calls socket, which queues
-  // nothing until it is connected: call once something has come through it.
-  ASSERT_TRUE(WaitFor([&] { return heard_from_broker.load(); }));
+  ASSERT_TRUE(WaitFor([&] { return calls.heard_from_broker(); }));
   // Sends a name call and waits for the broker's answer.
   auto call = [&](uint64_t id, wire::NameCallOp op, const std::string& data) -> Status {
     dealer.send(zmq::buffer(wire::Encode(wire::PeerMessage(wire::PeerNameCall{me, id, op, data}))),
