@@ -366,7 +366,8 @@ class BrokerLoop {
   void DataTargets(const std::string& data_topic, std::vector<uint64_t>* sessions) const;
   void SendDataMarks();
   // Tries members until one has the pending message or none is left.
-  void Route(uint64_t pending_id, TimePoint now);
+  // `why_not`: why the member tried last could not take it, if one was.
+  void Route(uint64_t pending_id, TimePoint now, Status why_not = Status::Ok());
   void Resolve(uint64_t pending_id, Status status, wire::ReplyBody body = {},
                zmq::message_t* payload = nullptr);
   void OnForward(const wire::PeerForward& forward, zmq::message_t& payload, TimePoint now);

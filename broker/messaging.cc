@@ -501,12 +501,11 @@ void BrokerLoop::RemoveLocalGroup(const std::string& scope, const std::string& g
 
 // ---- dispatch, requests and direct sends ----------------------------------
 
-void BrokerLoop::Route(uint64_t pending_id, TimePoint now) {
+void BrokerLoop::Route(uint64_t pending_id, TimePoint now, Status why_not) {
   auto it = pending_.find(pending_id);
   if (it == pending_.end()) return;
   Pending& p = it->second;
   const bool is_request = p.kind == wire::MessageKind::kRequest;
-  Status why_not;  // why the last member tried could not take it
   while (true) {
     MemberId target;
     if (p.kind == wire::MessageKind::kDirect) {
@@ -753,6 +752,7 @@ void BrokerLoop::OnPeerGoneMessaging(const std::string& node) {
     if (check.waiting.count(node)) checks.push_back(ticket);
   }
   for (const std::string& t : checks) SubscriptionConfirmed(t, node);  // nothing to wait for
+  call_batches_.erase(node);  // what waited for it is rerouted or resolved below
   std::vector<uint64_t> affected;
   for (const auto& [id, p] : pending_) {
     if (p.target.node == node) affected.push_back(id);

@@ -531,8 +531,14 @@ void BrokerLoop::FlushCalls(const std::string& node, TimePoint now) {
   if (sent) return;
   ++counters_.peer_sends_failed;
   // Acks and responses lost here time out where they were awaited; the
-  // forwards go to another member now.
-  for (uint64_t id : b.forwards) Route(id, now);
+  // forwards still waiting for this node go to another member (a direct
+  // send has none: it fails), the others were settled meanwhile.
+  const Status why = Status::Unavailable("cannot reach " + node);
+  for (uint64_t id : b.forwards) {
+    auto p = pending_.find(id);
+    if (p == pending_.end() || p->second.target.node != node || p->second.handed) continue;
+    Route(id, now, why);
+  }
 }
 
 void BrokerLoop::FlushAllCalls(TimePoint now) {

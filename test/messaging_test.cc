@@ -675,7 +675,17 @@ TEST_F(MessagingTest, AForwardWhoseBatchCannotBeSentGoesElsewhere) {
   mesh.broker(0).FailNextCallSends(1);
   Result<MemberId> none = sender.Dispatch("jobs", "one", "y");
   EXPECT_EQ(none.status().code(), Code::kUnavailable) << none.status().ToString();
-  EXPECT_EQ(Drain(m3).messages.size(), 0u) << "the lost forward was delivered after all";
+  EXPECT_NE(none.status().message().find("cannot reach n3"), std::string::npos)
+      << none.status().ToString();
+  // A direct send has nobody else to go to: it fails, it is never "delivered".
+  mesh.broker(0).FailNextCallSends(1);
+  Status direct = sender.Send(m3.self(), "z");
+  EXPECT_EQ(direct.code(), Code::kUnavailable) << direct.ToString();
+  EXPECT_EQ(Drain(m3).messages.size(), 0u) << "a lost forward was delivered after all";
+  ASSERT_TRUE(sender.Send(m3.self(), "after").ok());  // and the link still serves
+  Inbox after;
+  Collect(m3, &after, [](const Inbox& b) { return !b.messages.empty(); });
+  EXPECT_EQ(Payloads(after.messages), std::vector<std::string>{"after"});
 }
 
 // PublishMany and BroadcastMany: every payload its own message, in order and
