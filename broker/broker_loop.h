@@ -306,9 +306,8 @@ class BrokerLoop {
 
   // clients.cc
   void OnClientMessage(std::vector<zmq::message_t>& frames, TimePoint now);
-  // `payloads`: the payload frame, for the requests that have one.
-  void HandleRequest(const std::string& rid, wire::ClientRequest& request,
-                     std::span<zmq::message_t> payloads, TimePoint now);
+  void HandleRequest(const std::string& rid, wire::ClientRequest& request, zmq::message_t* payload,
+                     TimePoint now);
   void Reply(const std::string& rid, uint64_t req, Status status, wire::ReplyBody body = {});
   // Queues one message for a session, in order; false when it was lost (and
   // counted). `payload`, if given, is consumed.
@@ -335,9 +334,8 @@ class BrokerLoop {
   wire::MonitorBody MonitorSnapshot(const MonitorReg& reg) const;
 
   // messaging.cc
-  // `payloads`: the request's one payload frame.
-  void OnMessagingRequest(Session& session, wire::ClientRequest& request,
-                          std::span<zmq::message_t> payloads, TimePoint now);
+  void OnMessagingRequest(Session& session, wire::ClientRequest& request, zmq::message_t& payload,
+                          TimePoint now);
   void OnCast(Session& session, const wire::ClientRequest& request,
               std::span<const std::string_view> payloads);
   // Answers once every live peer's XPUB has the subscription (or a second

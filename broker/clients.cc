@@ -244,11 +244,11 @@ void BrokerLoop::OnClientMessage(std::vector<zmq::message_t>& frames, TimePoint 
     Reply(rid, req, bad);
     return;
   }
-  HandleRequest(rid, request.value(), std::span<zmq::message_t>(frames).subspan(2), now);
+  HandleRequest(rid, request.value(), frames.size() == 3 ? &frames[2] : nullptr, now);
 }
 
 void BrokerLoop::HandleRequest(const std::string& rid, wire::ClientRequest& request,
-                               std::span<zmq::message_t> payloads, TimePoint now) {
+                               zmq::message_t* payload, TimePoint now) {
   if (auto* credit = std::get_if<wire::Credit>(&request)) {
     auto s = sessions_.find(credit->session);
     if (s == sessions_.end() || s->second.token != credit->token) {
@@ -312,7 +312,7 @@ void BrokerLoop::HandleRequest(const std::string& rid, wire::ClientRequest& requ
   }
   session->last_heard = now;
   if (auto* send = std::get_if<wire::SendName>(&request)) {
-    OnSendName(*session, *send, payloads[0], now);
+    OnSendName(*session, *send, *payload, now);
     return;
   }
   if (std::holds_alternative<wire::Register>(request) ||
@@ -327,8 +327,8 @@ void BrokerLoop::HandleRequest(const std::string& rid, wire::ClientRequest& requ
     OnNameRequest(*session, rid, request, now);
     return;
   }
-  if (!payloads.empty()) {
-    OnMessagingRequest(*session, request, payloads, now);
+  if (payload != nullptr) {
+    OnMessagingRequest(*session, request, *payload, now);
     return;
   }
   MemberId me{self_.node, self_.incarnation, session->id};

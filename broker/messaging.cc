@@ -47,7 +47,7 @@ std::string ReplyTo(const std::string& node, uint64_t incarnation, uint64_t id) 
 }  // namespace
 
 void BrokerLoop::OnMessagingRequest(Session& session, wire::ClientRequest& request,
-                                    std::span<zmq::message_t> payloads, TimePoint now) {
+                                    zmq::message_t& payload, TimePoint now) {
   const std::string& rid = session.routing_id;
   uint64_t req = wire::RequestIdOf(request);
   // A publish or broadcast may hold many payloads in its frame (count > 0).
@@ -56,8 +56,8 @@ void BrokerLoop::OnMessagingRequest(Session& session, wire::ClientRequest& reque
   if (auto* b = std::get_if<wire::Broadcast>(&request)) count = b->count;
   cast_payloads_.clear();
   if (count == 0) {
-    cast_payloads_.push_back(payloads[0].to_string_view());
-  } else if (Status s = wire::SplitSized(payloads[0].to_string_view(), count, &cast_payloads_);
+    cast_payloads_.push_back(payload.to_string_view());
+  } else if (Status s = wire::SplitSized(payload.to_string_view(), count, &cast_payloads_);
              !s.ok()) {
     ++counters_.client_bad_messages;
     Reply(rid, req,
@@ -82,7 +82,6 @@ void BrokerLoop::OnMessagingRequest(Session& session, wire::ClientRequest& reque
       std::holds_alternative<wire::Broadcast>(request)) {
     return OnCast(session, request, cast_payloads_);
   }
-  zmq::message_t& payload = payloads[0];
   MemberId me{self_.node, self_.incarnation, session.id};
   auto start = [&](wire::MessageKind kind, std::string scope, std::string group, MemberId target,
                    uint32_t timeout_ms) {

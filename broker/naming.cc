@@ -260,7 +260,7 @@ void BrokerLoop::OnSendName(Session& session, wire::SendName& send, zmq::message
     return;
   }
   wire::ClientRequest as_send = wire::Send{send.req, e->holder};
-  OnMessagingRequest(session, as_send, std::span<zmq::message_t>(&payload, 1), now);
+  OnMessagingRequest(session, as_send, payload, now);
 }
 
 void BrokerLoop::StartNameCall(NameCall call, TimePoint now) {
