@@ -94,19 +94,16 @@ struct Client::Impl {
 
   // Sends [body] or [body][payload], waiting up to `timeout` for room. Most
   // sends go at once: the clock is read only when one must wait.
-  Status Send(const std::string& body, std::span<const std::string_view> payloads,
+  Status Send(const std::string& body, const std::string_view* payload,
               std::chrono::milliseconds timeout) {
     zmq::pollitem_t item{dealer.handle(), 0, ZMQ_POLLOUT, 0};
-    auto more = payloads.empty() ? zmq::send_flags::none : zmq::send_flags::sndmore;
+    auto more = payload ? zmq::send_flags::sndmore : zmq::send_flags::none;
     std::optional<Clock::time_point> deadline;
     while (true) {
       try {
         if (dealer.send(zmq::buffer(body), more | zmq::send_flags::dontwait)) {
           // The first frame taken, the rest of the message is too.
-          for (size_t i = 0; i < payloads.size(); ++i) {
-            auto last = i + 1 == payloads.size() ? zmq::send_flags::none : zmq::send_flags::sndmore;
-            (void)dealer.send(zmq::buffer(payloads[i]), last | zmq::send_flags::dontwait);
-          }
+          if (payload) (void)dealer.send(zmq::buffer(*payload), zmq::send_flags::dontwait);
           return Status::Ok();
         }
         if (!deadline) deadline = Clock::now() + timeout;
@@ -118,10 +115,6 @@ struct Client::Impl {
       }
     }
     return Status::Unreachable("broker not reachable at " + options.endpoint);
-  }
-  static std::span<const std::string_view> OneOrNone(const std::string_view* payload) {
-    return payload ? std::span<const std::string_view>(payload, 1)
-                   : std::span<const std::string_view>();
   }
 
   // Reads one message, waiting until `deadline`; nullopt on timeout.
@@ -276,7 +269,7 @@ struct Client::Impl {
     if (session_lost && !std::holds_alternative<wire::Bye>(request)) return LostStatus();
     uint64_t req = Stamp(request);
     Clock::time_point deadline = Clock::now() + timeout;
-    if (Status s = Send(wire::Encode(request), OneOrNone(payload), timeout); !s.ok()) return s;
+    if (Status s = Send(wire::Encode(request), payload, timeout); !s.ok()) return s;
     while (true) {
       Result<std::optional<Inbound>> in = Read(deadline);
       if (!in.ok()) return in.status();
@@ -298,7 +291,7 @@ struct Client::Impl {
     if (closed) return Status::Unavailable("the client is closed");
     if (session_lost) return LostStatus();
     uint64_t req = Stamp(request);
-    Status s = Send(wire::Encode(request), {&payload, 1}, options.call_timeout);
+    Status s = Send(wire::Encode(request), &payload, options.call_timeout);
     if (!s.ok()) return s;
     async_tickets.insert(req);
     return req;
@@ -312,7 +305,7 @@ struct Client::Impl {
   Status CastEncoded(const std::string& body, std::string_view payload) {
     if (closed) return Status::Unavailable("the client is closed");
     if (session_lost) return LostStatus();
-    return Send(body, {&payload, 1}, options.call_timeout);
+    return Send(body, &payload, options.call_timeout);
   }
   // Casts many payloads in as few ZeroMQ messages as the broker's limits
   // allow (kMaxCastPayloads and kMaxCastBytes each): each a request for n
@@ -333,7 +326,7 @@ struct Client::Impl {
       packed.clear();
       for (size_t i = 0; i < n; ++i) wire::AppendSized(&packed, payloads[sent + i]);
       std::string_view frame = packed;
-      if (Status s = Send(body_for(uint32_t(n)), {&frame, 1}, options.call_timeout); !s.ok()) {
+      if (Status s = Send(body_for(uint32_t(n)), &frame, options.call_timeout); !s.ok()) {
         if (sent == 0) return s;
         return Status(s.code(), s.message() + " (the first " + std::to_string(sent) + " of " +
                                     std::to_string(payloads.size()) + " were sent)");
