@@ -297,7 +297,7 @@ std::string D(const ClientRequest& m) {
         } else if constexpr (std::is_same_v<T, Broadcast>) {
           o << "Broadcast " << v.req << " '" << v.scope << "' '" << v.group << "' " << v.count;
         } else if constexpr (std::is_same_v<T, Dispatch>) {
-          o << "Dispatch " << v.req << " '" << v.scope << "' '" << v.group << "'";
+          o << "Dispatch " << v.req << " '" << v.scope << "' '" << v.group << "' " << v.count;
         } else if constexpr (std::is_same_v<T, Request>) {
           o << "Request " << v.req << " '" << v.scope << "' '" << v.group << "' " << v.timeout_ms;
         } else if constexpr (std::is_same_v<T, Respond>) {
@@ -372,6 +372,10 @@ std::string D(const ClientInbound& m) {
             for (const NameInfo& n : b.names) o << D(n);
           } else if constexpr (std::is_same_v<T, RecordsBody>) {
             for (const Record& rec : b.records) o << D(rec);
+          } else if constexpr (std::is_same_v<T, DispatchedBody>) {
+            for (const DispatchOutcome& x : b.outcomes) {
+              o << "(" << D(x.status) << "," << x.member.ToString() << ")";
+            }
           } else if constexpr (std::is_same_v<T, LeaderBody>) {
             o << b.node << " " << b.leader << " " << b.role << " " << b.term << " " << b.commit
               << " " << b.applied << " '" << b.problem << "'";
@@ -511,6 +515,8 @@ std::vector<ClientRequest> ClientRequestSamples() {
       Publish{23, "t", kMaxCastPayloads},
       Broadcast{24, "orders", "emitters", 64},
       Dispatch{22, kMaxScope, kMaxGroup},
+      Dispatch{23, "orders", "workers", 1},
+      Dispatch{24, "orders", "workers", kMaxCastPayloads},
       Request{23, "orders", "workers", 1},
       Request{24, "orders", "workers", UINT32_MAX},
       Respond{25, "n1.5f3a9c.99"},
@@ -600,6 +606,12 @@ std::vector<ClientInbound> ClientInboundSamples() {
           24, Status::Ok(),
           RecordsBody{{{"a", ""}, {"b", std::string("\0\xff", 2)}, {"c", std::string(3000, 'v')}}}},
       Reply{25, Status::Exists("record 'a' exists"), Empty{}},
+      Reply{26, Status::Ok(), DispatchedBody{}},
+      Reply{27, Status::Ok(),
+            DispatchedBody{{{Status::Ok(), kM1},
+                            {Status::NoMembers("no members in group 'g' of scope 's'"), {}},
+                            {Status::Unavailable(""), {}},
+                            {Status::Ok(), kM3}}}},
   };
   // An error reply with every code, with and without a message.
   for (int c = 0; c <= int(kLastCode); ++c) {
@@ -968,7 +980,13 @@ TEST(WireTest, LayoutMatchesDocumentation) {
       {Encode(ClientRequest{Broadcast{3, "s", "g"}}), A({U(23), U(3), S("s"), S("g"), U(0)})},
       {Encode(ClientRequest{Publish{0, "t", 7}}), A({U(22), U(0), S("t"), U(7)})},
       {Encode(ClientRequest{Broadcast{3, "s", "g", 2}}), A({U(23), U(3), S("s"), S("g"), U(2)})},
-      {Encode(ClientRequest{Dispatch{3, "s", "g"}}), A({U(24), U(3), S("s"), S("g")})},
+      {Encode(ClientRequest{Dispatch{3, "s", "g"}}), A({U(24), U(3), S("s"), S("g"), U(0)})},
+      {Encode(ClientRequest{Dispatch{3, "s", "g", 9}}), A({U(24), U(3), S("s"), S("g"), U(9)})},
+      {Encode(ClientInbound{Reply{
+           1, Status::Ok(), DispatchedBody{{{Status::Ok(), kM1}, {Status::NoMembers("x"), {}}}}}}),
+       A({U(100), U(1), U(0), S(""), U(13),
+          A({A({U(0), S(""), S("n1.5f3a9c.17")}),
+             A({U(uint64_t(Code::kNoMembers)), S("x"), S("")})})})},
       {Encode(ClientRequest{Request{3, "s", "g", 50}}), A({U(25), U(3), S("s"), S("g"), U(50)})},
       {Encode(ClientRequest{Respond{3, "n2.a.3"}}), A({U(26), U(3), S("n2.a.3")})},
       {Encode(ClientRequest{Send{3, kM1}}), A({U(27), U(3), S("n1.5f3a9c.17")})},
@@ -1275,6 +1293,30 @@ TEST(WireBadInputTest, MissingFields) {
   ExpectBad(Dec::kRequest, Pack(A({U(23), U(1), S("s"), S("g"), U(kMaxCastPayloads + 1)})),
             "a broadcast of too many", "0 to");
   ExpectBad(Dec::kRequest, Pack(A({U(22), U(1), S("t"), S("x")})), "a count that is text", "count");
+  ExpectBad(Dec::kRequest, Pack(A({U(24), U(1), S("s"), S("g"), U(kMaxCastPayloads + 1)})),
+            "a dispatch of too many", "0 to");
+  ExpectBad(Dec::kRequest, Pack(A({U(24), U(1), S("s"), S("g")})), "a dispatch without a count",
+            "missing field 'count'");
+  // A DispatchMany's outcomes: an ok one names a member, a failed one none.
+  auto dispatched = [](V outcome) {
+    return Pack(A({U(100), U(1), U(0), S(""), U(13), A({outcome})}));
+  };
+  ExpectBad(Dec::kInbound, dispatched(A({U(0), S(""), S("")})), "ok without a member",
+            "ok without a member");
+  ExpectBad(Dec::kInbound,
+            dispatched(A({U(uint64_t(Code::kNoMembers)), S("x"), S("n1.5f3a9c.17")})),
+            "failed with a member", "names a member");
+  ExpectBad(Dec::kInbound, dispatched(A({U(0), S(""), S("n1")})), "a malformed member",
+            "malformed member id");
+  ExpectBad(Dec::kInbound, dispatched(A({U(uint64_t(kLastCode) + 1), S(""), S("")})),
+            "an unknown code", "unknown code");
+  ExpectBad(Dec::kInbound, dispatched(A({U(0), S("")})), "an outcome without a member field",
+            "missing field 'member'");
+  {
+    std::vector<V> many(kMaxCastPayloads + 1, A({U(0), S(""), S("n1.5f3a9c.17")}));
+    ExpectBad(Dec::kInbound, Pack(A({U(100), U(1), U(0), S(""), U(13), A(many)})),
+              "too many outcomes", "more than");
+  }
   // A call batch holds 2 to kMaxMessageBatch calls.
   ExpectBad(Dec::kPeer, Pack(A({U(223), A({S("n1"), U(1)}), U(1)})), "a call batch of one", "2 to");
   ExpectBad(Dec::kPeer, Pack(A({U(223), A({S("n1"), U(1)}), U(kMaxMessageBatch + 1)})),

@@ -118,6 +118,44 @@ uint32_t ReadCastCount(Reader& r) {
   return n;
 }
 
+// A DispatchMany's outcomes: an ok one names its member, a failed one none.
+std::vector<DispatchOutcome> ReadDispatchOutcomes(Reader& r) {
+  std::vector<DispatchOutcome> out;
+  Reader list = r.Array("outcomes");
+  if (!list.ok()) return out;
+  if (list.size() > kMaxCastPayloads) {
+    list.Fail("holds more than " + std::to_string(kMaxCastPayloads) + " outcomes");
+    return out;
+  }
+  out.reserve(list.size());
+  while (list.has_more()) {
+    Reader item = list.Array("outcome");
+    uint64_t code = item.U64("code");
+    std::string message = item.Str("message", 1u << 16);
+    std::string member = item.Str("member", kMaxHandleBytes);
+    if (!item.ok()) return out;
+    if (code > uint64_t(kLastCode)) {
+      item.Fail("has unknown code " + std::to_string(code));
+      return out;
+    }
+    DispatchOutcome o{Status(static_cast<Code>(code), std::move(message)), {}};
+    if (o.status.ok() != !member.empty()) {
+      item.Fail(o.status.ok() ? "is ok without a member" : "failed yet names a member");
+      return out;
+    }
+    if (o.status.ok()) {
+      std::optional<MemberId> id = MemberId::Parse(member);
+      if (!id) {
+        item.Fail("names a malformed member id '" + member + "'");
+        return out;
+      }
+      o.member = *id;
+    }
+    out.push_back(std::move(o));
+  }
+  return out;
+}
+
 std::vector<Record> ReadRecords(Reader& r) {
   std::vector<Record> out;
   Reader list = r.Array("records");
@@ -447,12 +485,12 @@ std::string Encode(const ClientRequest& m) {
           pk.pack_uint32(v.count);
         } else if constexpr (std::is_same_v<T, Broadcast> || std::is_same_v<T, Dispatch>) {
           constexpr bool kBroadcast = std::is_same_v<T, Broadcast>;
-          pk.pack_array(kBroadcast ? 5 : 4);
+          pk.pack_array(5);
           pk.pack_uint16(uint16_t(kBroadcast ? Type::kBroadcast : Type::kDispatch));
           pk.pack_uint64(v.req);
           PackStr(pk, v.scope);
           PackStr(pk, v.group);
-          if constexpr (kBroadcast) pk.pack_uint32(v.count);
+          pk.pack_uint32(v.count);
         } else if constexpr (std::is_same_v<T, Request>) {
           pk.pack_array(5);
           pk.pack_uint16(uint16_t(Type::kRequest));
@@ -638,12 +676,11 @@ Result<ClientRequest> DecodeClientRequest(std::string_view frame, uint64_t* req_
     case Type::kDispatch: {
       std::string scope = r.Checked("scope", ValidateScope);
       std::string group = r.Checked("group", ValidateGroup);
+      uint32_t count = ReadCastCount(r);
       if (AsType(type) == Type::kBroadcast) {
-        Broadcast b{req, scope, group};
-        b.count = ReadCastCount(r);
-        return Finish<ClientRequest>(st, std::move(b));
+        return Finish<ClientRequest>(st, Broadcast{req, scope, group, count});
       }
-      return Finish<ClientRequest>(st, Dispatch{req, scope, group});
+      return Finish<ClientRequest>(st, Dispatch{req, scope, group, count});
     }
     case Type::kRequest: {
       Request q{req};
@@ -815,6 +852,14 @@ std::string Encode(const ClientInbound& m) {
             }
           } else if constexpr (std::is_same_v<T, RecordsBody>) {
             PackRecords(pk, b.records);
+          } else if constexpr (std::is_same_v<T, DispatchedBody>) {
+            pk.pack_array(static_cast<uint32_t>(b.outcomes.size()));
+            for (const DispatchOutcome& o : b.outcomes) {
+              pk.pack_array(3);
+              pk.pack_uint8(uint8_t(o.status.code()));
+              PackStr(pk, o.status.message());
+              PackStr(pk, o.status.ok() ? o.member.ToString() : std::string());
+            }
           } else if constexpr (std::is_same_v<T, LeaderBody>) {
             PackStr(pk, b.node);
             PackStr(pk, b.leader);
@@ -992,6 +1037,9 @@ Result<ClientInbound> DecodeClientInbound(std::string_view frame) {
         }
         case 12:
           rep.body = RecordsBody{ReadRecords(r)};
+          break;
+        case 13:
+          rep.body = DispatchedBody{ReadDispatchOutcomes(r)};
           break;
         default:
           return Status::BadMessage("reply has unknown body tag " + std::to_string(tag));

@@ -22,7 +22,8 @@
 //   [21 Unsubscribe, req, prefix]
 //   [22 Publish,     req, topic, count]          + payload; answered only on error
 //   [23 Broadcast,   req, scope, group, count]   + payload; answered only on error
-//   [24 Dispatch,    req, scope, group]          + payload; answered by `delivered`
+//   [24 Dispatch,    req, scope, group, count]   + payload; answered by `delivered`,
+//                    or with a count, by `dispatched` (one outcome per payload)
 //   [25 Request,     req, scope, group, timeout_ms]  + payload; answered by `response`
 //   [26 Respond,     req, reply_to]              + payload; reply_to as the request had it
 //   [27 Send,        req, member_id]             + payload; answered by `delivered`
@@ -43,7 +44,7 @@
 // "+ payload": a second frame, the opaque payload, forwarded as it is.
 // count 0: the payload frame is the payload; 1 to kMaxCastPayloads:
 //   it holds that many (AppendSized), each its own message to the same topic
-//   or group, in order (PublishMany, BroadcastMany).
+//   or group, in order (PublishMany, BroadcastMany, DispatchMany).
 // Broker -> client:
 //   [100 Reply, req, code, message, body_tag, body...]    body by tag:
 //        0 empty            -
@@ -61,6 +62,8 @@
 //        11 leader          node, leader, role, term, commit, applied, problem,
 //                           [[node, voter, alive, match, replication, active]...]
 //        12 records         [[key, value (bin)]...]   sorted by key
+//        13 dispatched      [[code, message, member_id ("" unless ok)]...]   a DispatchMany's
+//                           outcomes, one per payload in order
 //   [101 Event, ref, kind (1 join, 2 leave), scope, group, [member_id...]]
 //   [102 Gap,   lost]    deliveries lost for this client since the last one it got
 //   [103 Message, kind, from, topic, scope, group, reply_to]  + payload
@@ -68,8 +71,8 @@
 //        a request has reply_to), 5 direct (sent to this member by id)
 //   [104 NameEvent, ref, kind (1 registered, 2 unregistered), name, holder, metadata]
 //   [105 Messages,  count]  + one frame of `count` entries (AppendBatchEntry):
-//        publishes and broadcasts handed over together, 1 to kMaxMessageBatch of
-//        them, in the order they came
+//        publishes, broadcasts and dispatches handed over together, 1 to
+//        kMaxMessageBatch of them, in the order they came
 //
 // Broker <-> broker. `from` is [node, incarnation] in every message.
 //   control PUB/SUB:
@@ -140,7 +143,7 @@
 
 namespace meshbus::wire {
 
-inline constexpr uint32_t kProtocolVersion = 3;
+inline constexpr uint32_t kProtocolVersion = 4;
 // Upper bounds on decoded collections: a peer or client cannot make us
 // allocate without limit by sending a large count.
 inline constexpr size_t kMaxListItems = 4'000'000;
@@ -287,6 +290,7 @@ struct Broadcast {
 struct Dispatch {
   uint64_t req = 0;
   std::string scope, group;
+  uint32_t count = 0;  // as a Publish's; n > 0 is answered by a DispatchedBody
 };
 struct Request {
   uint64_t req = 0;
@@ -420,6 +424,14 @@ struct DeliveredBody {
 struct ResponseBody {  // followed by the responder's payload frame
   MemberId member;
 };
+// What became of one payload of a DispatchMany: the member that has it, or why not.
+struct DispatchOutcome {
+  Status status;
+  MemberId member;  // when status is ok
+};
+struct DispatchedBody {
+  std::vector<DispatchOutcome> outcomes;  // one per payload, in order
+};
 // A registered name. As a reply body: the answer to whereis, or who holds
 // the name when the answer is `taken` or `not_holder`.
 struct NameInfo {
@@ -461,9 +473,9 @@ struct RecordsBody {
   std::vector<Record> records;  // sorted by key
 };
 // The variant's index is the body tag on the wire.
-using ReplyBody =
-    std::variant<Empty, WelcomeBody, MembersBody, GroupsBody, MonitorBody, NodesBody, StatsBody,
-                 DeliveredBody, ResponseBody, NameInfo, NamesBody, LeaderBody, RecordsBody>;
+using ReplyBody = std::variant<Empty, WelcomeBody, MembersBody, GroupsBody, MonitorBody, NodesBody,
+                               StatsBody, DeliveredBody, ResponseBody, NameInfo, NamesBody,
+                               LeaderBody, RecordsBody, DispatchedBody>;
 
 struct Reply {
   uint64_t req = 0;
