@@ -310,9 +310,7 @@ void BrokerLoop::PollOnce() {
     }
     if (readable(kFirstLink + 2 * i + 1)) OnLinkEvent(link, now);
   }
-  FlushAllCalls(now);
-  FlushData();
-  FlushAllDeliveries();
+  FlushTurn(now);
   FlushBacklogs();
   FlushDeltas();
   OnTimers(Clock::now());
@@ -320,9 +318,7 @@ void BrokerLoop::PollOnce() {
   HandleRaftReady(Clock::now());
   FlushDeltas();
   // Whatever timers and the registry delivered: no batch waits for the next turn.
-  FlushAllCalls(Clock::now());
-  FlushData();
-  FlushAllDeliveries();
+  FlushTurn(Clock::now());
 }
 
 void BrokerLoop::OnTimers(TimePoint now) {
@@ -574,6 +570,9 @@ void Broker::DropNextData(int n) {
 }
 void Broker::FailNextCallSends(int n) {
   loop_->RunAndWait([&] { loop_->FailNextCallSends(n); });
+}
+void Broker::FailNextDeliveryFlushes(int n) {
+  loop_->RunAndWait([&] { loop_->FailNextDeliveryFlushes(n); });
 }
 void Broker::ForceResync() {
   loop_->RunAndWait([&] { loop_->ForceResync(); });

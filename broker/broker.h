@@ -54,6 +54,9 @@ class Broker {
   // The next n sends of a peer's call batch fail, as when ZeroMQ refuses
   // them (the peer's queue is full, or its link is down).
   void FailNextCallSends(int n);
+  // The next n sends of a client's batch of deliveries fail, as when its
+  // ZeroMQ queue is full.
+  void FailNextDeliveryFlushes(int n);
 
  private:
   explicit Broker(std::unique_ptr<BrokerLoop> loop);

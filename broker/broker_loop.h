@@ -169,6 +169,7 @@ class BrokerLoop {
   void DropNextDeltas(int n) { drop_next_deltas_ += n; }
   void DropNextData(int n) { drop_next_data_ += n; }
   void FailNextCallSends(int n) { fail_next_call_sends_ += n; }
+  void FailNextDeliveryFlushes(int n) { fail_next_delivery_flushes_ += n; }
   // Bytes sent to clients and not yet consumed, and waiting in backlogs.
   uint64_t QueuedClientBytes() const;
   void ForceResync();
@@ -178,6 +179,14 @@ class BrokerLoop {
   struct Frame {
     std::string body;
     std::optional<zmq::message_t> payload;
+  };
+  // A dispatch waiting in a member's batch. It is confirmed once the batch
+  // is handed to ZeroMQ, or goes to another member if it cannot be: to the
+  // broker it came from (an ack for its forward `id`), or, from a sender
+  // here (`from` is this broker), by its pending id.
+  struct BatchedDispatch {
+    wire::PeerId from;
+    uint64_t id = 0;
   };
   struct Session {
     uint64_t id = 0;
@@ -189,13 +198,15 @@ class BrokerLoop {
     std::set<uint64_t> monitors;
     uint64_t lost = 0;          // deliveries lost since the last gap notice
     std::deque<Frame> backlog;  // replies (and gap notices) not yet queued
-    // Publishes and broadcasts for it this turn, handed to ZeroMQ as one
-    // message at the end of the turn, or before anything else for it: the
-    // frame of a Messages batch (wire::AppendBatchEntry), with the header
-    // of its last entry and the bytes the client will count.
+    // Publishes, broadcasts and dispatches for it this turn, handed to
+    // ZeroMQ as one message at the end of the turn, or before anything else
+    // for it: the frame of a Messages batch (wire::AppendBatchEntry), with
+    // the header of its last entry, the bytes the client will count, and
+    // the dispatches among them.
     std::string batch_frame, batch_header;
     uint32_t batch_count = 0;
     uint64_t batch_bytes = 0;
+    std::vector<BatchedDispatch> batch_dispatches;
     uint64_t outstanding_bytes = 0;  // sent to the client and not yet consumed
     std::set<uint64_t> pending;      // its dispatches, requests and sends awaiting an outcome
     std::set<std::string> serving;   // reply_to of requests it was handed and has not answered
@@ -241,6 +252,8 @@ class BrokerLoop {
     zmq::message_t payload;
     uint32_t timeout_ms = 0;
     TimePoint deadline;
+    uint64_t batch = 0;  // its DispatchMany's, if it is one payload of one
+    uint32_t index = 0;  // which payload
   };
   // A request handed to a local member, until it answers.
   struct Serving {
@@ -313,17 +326,25 @@ class BrokerLoop {
   // counted). `payload`, if given, is consumed.
   bool Deliver(Session& session, const wire::ClientInbound& message,
                zmq::message_t* payload = nullptr);
-  // The same with the message encoded: `batchable` for a publish or broadcast.
+  // The same with the message encoded: `batchable` for a publish, broadcast
+  // or dispatch (`dispatch` says which one it is).
   bool DeliverEncoded(Session& session, const std::string& body, bool is_reply, bool batchable,
-                      zmq::message_t* payload);
+                      zmq::message_t* payload, const BatchedDispatch* dispatch = nullptr);
   // Sends now if the client's queue has room (bytes and ZeroMQ's); a
-  // batchable message (a publish or broadcast) joins the session's batch.
+  // batchable message joins the session's batch.
   bool SendToClient(Session& session, const std::string& body, zmq::message_t* payload,
-                    bool batchable = false);
-  // Hands a session's batch to ZeroMQ; if its queue is full, every message in
-  // it is lost, counted and owed to the client as a gap.
+                    bool batchable = false, const BatchedDispatch* dispatch = nullptr);
+  // Hands a session's batch to ZeroMQ. If its queue is full, the publishes
+  // and broadcasts in it are lost, counted and owed to the client as a gap,
+  // and its dispatches go to other members.
   void FlushDeliveries(Session& session);
   void FlushAllDeliveries();
+  // Confirms the dispatches that were in a member's batch, or (`why` not
+  // ok) has them routed to other members.
+  void SettleDispatches(uint64_t session, std::span<const BatchedDispatch> dispatches,
+                        const Status& why);
+  // The end of a turn: every batch (data, deliveries, calls) handed over.
+  void FlushTurn(TimePoint now);
   void Backlog(Session& session, std::string body, zmq::message_t* payload = nullptr);
   void FlushBacklogs();
   // A session that lost deliveries is told how many as soon as it has room.
@@ -346,9 +367,11 @@ class BrokerLoop {
   void SubscriptionConfirmed(const std::string& ticket, const std::string& node);
   void FinishSubscribe(const std::string& ticket, bool reply);
   void OnRespond(Session& session, const wire::Respond& respond, zmq::message_t& payload);
-  // Hands a message to a local session; false when its queue is full.
-  bool DeliverMessage(Session& session, const wire::Message& message,
-                      const zmq::message_t& payload);
+  // Hands a message to a local session; false when its queue is full. A
+  // dispatch (`dispatch` given) waits in the session's batch: see
+  // SettleDispatches.
+  bool DeliverMessage(Session& session, const wire::Message& message, const zmq::message_t& payload,
+                      const BatchedDispatch* dispatch = nullptr);
   // Numbers a message for the peers that want it and adds it to the turn's
   // batch (a copy of the payload); FlushData sends the batch.
   void PublishData(const std::string& data_topic, uint64_t session, std::string_view payload);
@@ -499,6 +522,7 @@ class BrokerLoop {
   int drop_next_deltas_ = 0;
   int drop_next_data_ = 0;
   int fail_next_call_sends_ = 0;
+  int fail_next_delivery_flushes_ = 0;
 
   uint64_t next_session_ = 1;
   std::unordered_map<uint64_t, Session> sessions_;
@@ -527,6 +551,16 @@ class BrokerLoop {
   std::unordered_map<uint64_t, Pending> pending_;
   std::set<std::pair<TimePoint, uint64_t>> pending_deadlines_;
   uint64_t next_pending_ = 1;
+  // A DispatchMany: its payloads are pendings of their own, and its one
+  // reply goes once every one has an outcome.
+  struct DispatchBatch {
+    uint64_t requester = 0;  // session
+    uint64_t req = 0;
+    size_t unresolved = 0;
+    std::vector<wire::DispatchOutcome> outcomes;
+  };
+  std::unordered_map<uint64_t, DispatchBatch> dispatch_batches_;
+  uint64_t next_dispatch_batch_ = 1;
   std::map<std::string, Serving> serving_;  // by reply_to
   std::mt19937_64 rng_{std::random_device{}()};
   std::vector<uint64_t> targets_;  // reused per message

@@ -1,5 +1,6 @@
 // SDK sessions: hello, heartbeats, requests, monitors and deliveries.
 #include <random>
+#include <utility>
 
 #include "broker/broker_loop.h"
 
@@ -54,7 +55,8 @@ bool BrokerLoop::Deliver(Session& session, const wire::ClientInbound& message,
 }
 
 bool BrokerLoop::DeliverEncoded(Session& session, const std::string& body, bool is_reply,
-                                bool batchable, zmq::message_t* payload) {
+                                bool batchable, zmq::message_t* payload,
+                                const BatchedDispatch* dispatch) {
   // In order: what waits in the batch goes first (and if it is lost, the
   // loss is counted before a gap notice is made).
   if (!batchable || session.lost > 0 || !session.backlog.empty()) FlushDeliveries(session);
@@ -94,14 +96,14 @@ bool BrokerLoop::DeliverEncoded(Session& session, const std::string& body, bool 
     }
     session.lost = 0;
   }
-  if (SendToClient(session, body, payload, batchable)) return true;
+  if (SendToClient(session, body, payload, batchable, dispatch)) return true;
   if (!is_reply) return lose();
   Backlog(session, body, payload);
   return true;
 }
 
 bool BrokerLoop::SendToClient(Session& session, const std::string& body, zmq::message_t* payload,
-                              bool batchable) {
+                              bool batchable, const BatchedDispatch* dispatch) {
   uint64_t bytes = body.size() + (payload ? payload->size() : 0);
   // A message larger than the whole budget still goes to an idle client.
   uint64_t queued = session.outstanding_bytes + session.batch_bytes;
@@ -113,6 +115,7 @@ bool BrokerLoop::SendToClient(Session& session, const std::string& body, zmq::me
     wire::AppendBatchEntry(&session.batch_frame, body, same_header, payload->to_string_view());
     ++session.batch_count;
     session.batch_bytes += bytes;
+    if (dispatch != nullptr) session.batch_dispatches.push_back(*dispatch);
     if (session.batch_count >= wire::kMaxMessageBatch ||
         session.batch_bytes >= kMaxClientBatchBytes) {
       FlushDeliveries(session);
@@ -129,18 +132,28 @@ bool BrokerLoop::SendToClient(Session& session, const std::string& body, zmq::me
 
 void BrokerLoop::FlushDeliveries(Session& session) {
   if (session.batch_count == 0) return;
+  // Taken out first: settling its dispatches may deliver to this session again.
   const uint32_t n = session.batch_count;
+  const uint64_t bytes = session.batch_bytes;
+  std::string frame = std::exchange(session.batch_frame, std::string());
+  std::vector<BatchedDispatch> dispatches = std::exchange(session.batch_dispatches, {});
+  session.batch_count = 0;
+  session.batch_bytes = 0;
   bool sent = false;
   // [routing id][Messages n][the entries]; ROUTER_MANDATORY refuses the
   // first frame when the client's queue is full, and then nothing is sent.
   const auto more = zmq::send_flags::sndmore | zmq::send_flags::dontwait;
   std::string head = wire::Encode(wire::ClientInbound(wire::MessageBatch{n}));
   try {
-    sent = clients_.send(zmq::buffer(session.routing_id), more).has_value();
+    if (fail_next_delivery_flushes_ > 0) {
+      --fail_next_delivery_flushes_;
+    } else {
+      sent = clients_.send(zmq::buffer(session.routing_id), more).has_value();
+    }
     if (sent) {
       clients_.send(zmq::buffer(head), more);
       // Handed to ZeroMQ without a copy; it frees the string when sent.
-      zmq::message_t entries = MessageOwning(std::move(session.batch_frame));
+      zmq::message_t entries = MessageOwning(std::move(frame));
       clients_.send(entries, zmq::send_flags::dontwait);
       if (n > 1) ++counters_.client_batches_out;
     }
@@ -148,30 +161,77 @@ void BrokerLoop::FlushDeliveries(Session& session) {
     sent = false;  // EHOSTUNREACH: the client is gone
   }
   if (sent) {
-    session.outstanding_bytes += session.batch_bytes;
+    session.outstanding_bytes += bytes;
     counters_.client_messages_out += n;
-    counters_.client_bytes_out += session.batch_bytes;
+    counters_.client_bytes_out += bytes;
   } else {
-    if (session.lost == 0) ++counters_.slow_consumers;
-    session.lost += n;
-    counters_.client_deliveries_lost += n;
+    // The dispatches are not lost: they go to other members.
+    const uint64_t lost = n - dispatches.size();
     counters_.messages_delivered -= std::min<uint64_t>(counters_.messages_delivered, n);
+    if (lost > 0) {
+      if (session.lost == 0) ++counters_.slow_consumers;
+      session.lost += lost;
+      counters_.client_deliveries_lost += lost;
+    }
     log_.LogLimited(LogLevel::kWarn, "client-full-" + std::to_string(session.id),
                     "session " + std::to_string(session.id) + " (" + session.name +
-                        ") is not reading: " + std::to_string(n) +
-                        " deliveries were lost and will be reported to it");
+                        ") is not reading: " + std::to_string(lost) +
+                        " deliveries were lost and will be reported to it, " +
+                        std::to_string(dispatches.size()) + " dispatches go elsewhere");
   }
-  std::string().swap(session.batch_frame);  // a slow client's batch is not kept
-  session.batch_count = 0;
-  session.batch_bytes = 0;
+  if (!dispatches.empty()) {
+    SettleDispatches(
+        session.id, dispatches,
+        sent ? Status::Ok()
+             : Status::Unavailable("the queue of " +
+                                   MemberId{self_.node, self_.incarnation, session.id}.ToString() +
+                                   " is full"));
+  }
 }
 
 void BrokerLoop::FlushAllDeliveries() {
-  for (uint64_t id : batching_) {
-    auto s = sessions_.find(id);
+  // By index: settling a batch's dispatches may start batches for others.
+  for (size_t i = 0; i < batching_.size(); ++i) {
+    auto s = sessions_.find(batching_[i]);
     if (s != sessions_.end()) FlushDeliveries(s->second);
   }
   batching_.clear();
+}
+
+void BrokerLoop::SettleDispatches(uint64_t session, std::span<const BatchedDispatch> dispatches,
+                                  const Status& why) {
+  const MemberId member{self_.node, self_.incarnation, session};
+  const TimePoint now = Clock::now();
+  for (const BatchedDispatch& d : dispatches) {
+    if (d.from.node == self_.node) {
+      auto p = pending_.find(d.id);
+      if (p == pending_.end() || p->second.target != member) continue;  // settled meanwhile
+      if (why.ok()) {
+        Resolve(d.id, Status::Ok(), wire::DeliveredBody{member});
+      } else {
+        Route(d.id, now, why);
+      }
+      continue;
+    }
+    if (!why.ok()) ++counters_.forwards_refused;
+    auto peer = peers_.find(d.from.node);
+    if (peer == peers_.end() || peer->second.id.incarnation != d.from.incarnation) {
+      continue;  // its sender's broker died: nobody awaits the answer
+    }
+    QueueCall(d.from.node, wire::PeerForwardAck{self_, d.id, why}, {});
+  }
+}
+
+void BrokerLoop::FlushTurn(TimePoint now) {
+  FlushData();
+  // Deliveries before calls, since a dispatch is confirmed once its
+  // member's batch is sent. Either may route a dispatch to another member
+  // and so start a batch: until none is left (each reroute tries a member
+  // not tried before, so it ends).
+  do {
+    FlushAllDeliveries();
+    FlushAllCalls(now);
+  } while (!batching_.empty() || !call_batches_.empty());
 }
 
 void BrokerLoop::Backlog(Session& session, std::string body, zmq::message_t* payload) {

@@ -50,10 +50,11 @@ void BrokerLoop::OnMessagingRequest(Session& session, wire::ClientRequest& reque
                                     zmq::message_t& payload, TimePoint now) {
   const std::string& rid = session.routing_id;
   uint64_t req = wire::RequestIdOf(request);
-  // A publish or broadcast may hold many payloads in its frame (count > 0).
+  // A publish, broadcast or dispatch may hold many payloads in its frame (count > 0).
   uint32_t count = 0;
   if (auto* p = std::get_if<wire::Publish>(&request)) count = p->count;
   if (auto* b = std::get_if<wire::Broadcast>(&request)) count = b->count;
+  if (auto* d = std::get_if<wire::Dispatch>(&request)) count = d->count;
   cast_payloads_.clear();
   if (count == 0) {
     cast_payloads_.push_back(payload.to_string_view());
@@ -83,17 +84,23 @@ void BrokerLoop::OnMessagingRequest(Session& session, wire::ClientRequest& reque
     return OnCast(session, request, cast_payloads_);
   }
   MemberId me{self_.node, self_.incarnation, session.id};
+  // Each holds its payload until it has an outcome: a client that sends
+  // without reading outcomes must not fill the broker's memory.
+  const size_t calls = std::max<size_t>(count, 1);
+  if ((std::holds_alternative<wire::Dispatch>(request) ||
+       std::holds_alternative<wire::Request>(request) ||
+       std::holds_alternative<wire::Send>(request)) &&
+      session.pending.size() + calls > kMaxPendingPerSession) {
+    counters_.dispatch_failures += calls;
+    Reply(rid, req,
+          Status::Unavailable(std::to_string(session.pending.size()) +
+                              " calls of this session are already awaiting an outcome (at most " +
+                              std::to_string(kMaxPendingPerSession) + ")"));
+    return;
+  }
   auto start = [&](wire::MessageKind kind, std::string scope, std::string group, MemberId target,
-                   uint32_t timeout_ms) {
-    if (session.pending.size() >= kMaxPendingPerSession) {
-      // Each holds its payload until it has an outcome: a client that sends
-      // without reading outcomes must not fill the broker's memory.
-      ++counters_.dispatch_failures;
-      Reply(rid, req,
-            Status::Unavailable(std::to_string(kMaxPendingPerSession) +
-                                " calls of this session are already awaiting an outcome"));
-      return;
-    }
+                   uint32_t timeout_ms, zmq::message_t owned, uint64_t batch = 0,
+                   uint32_t index = 0) {
     Pending p;
     p.id = next_pending_++;
     p.kind = kind;
@@ -103,8 +110,10 @@ void BrokerLoop::OnMessagingRequest(Session& session, wire::ClientRequest& reque
     p.group = std::move(group);
     p.sender = me;
     p.target = std::move(target);
-    p.payload = std::move(payload);
+    p.payload = std::move(owned);
     p.timeout_ms = timeout_ms;
+    p.batch = batch;
+    p.index = index;
     if (timeout_ms > 0) {
       p.deadline = now + std::chrono::milliseconds(timeout_ms);
       pending_deadlines_.insert({p.deadline, p.id});
@@ -116,14 +125,26 @@ void BrokerLoop::OnMessagingRequest(Session& session, wire::ClientRequest& reque
   };
 
   if (auto* d = std::get_if<wire::Dispatch>(&request)) {
-    ++counters_.dispatches_in;
-    start(wire::MessageKind::kDispatch, d->scope, d->group, {}, 0);
+    counters_.dispatches_in += calls;
+    if (count == 0) {
+      return start(wire::MessageKind::kDispatch, d->scope, d->group, {}, 0, std::move(payload));
+    }
+    // A DispatchMany: each payload its own dispatch, one reply for them all.
+    uint64_t batch = next_dispatch_batch_++;
+    dispatch_batches_.emplace(
+        batch, DispatchBatch{session.id, req, count, std::vector<wire::DispatchOutcome>(count)});
+    for (uint32_t i = 0; i < count; ++i) {
+      std::string_view p = cast_payloads_[i];
+      // A copy: each pending keeps its payload until a member has it.
+      start(wire::MessageKind::kDispatch, d->scope, d->group, {}, 0,
+            zmq::message_t(p.data(), p.size()), batch, i);
+    }
   } else if (auto* q = std::get_if<wire::Request>(&request)) {
     ++counters_.requests_in;
-    start(wire::MessageKind::kRequest, q->scope, q->group, {}, q->timeout_ms);
+    start(wire::MessageKind::kRequest, q->scope, q->group, {}, q->timeout_ms, std::move(payload));
   } else if (auto* s = std::get_if<wire::Send>(&request)) {
     ++counters_.sends_in;
-    start(wire::MessageKind::kDirect, "", "", s->member, 0);
+    start(wire::MessageKind::kDirect, "", "", s->member, 0, std::move(payload));
   } else if (auto* r = std::get_if<wire::Respond>(&request)) {
     OnRespond(session, *r, payload);
   }
@@ -187,15 +208,17 @@ void BrokerLoop::FinishSubscribe(const std::string& ticket, bool reply) {
 }
 
 bool BrokerLoop::DeliverMessage(Session& session, const wire::Message& message,
-                                const zmq::message_t& payload) {
+                                const zmq::message_t& payload, const BatchedDispatch* dispatch) {
   if (last_message_body_.empty() || message != last_message_) {
     last_message_ = message;
     last_message_body_ = wire::Encode(wire::ClientInbound(message));
   }
-  const bool batchable =
-      message.kind == wire::MessageKind::kPublish || message.kind == wire::MessageKind::kBroadcast;
+  // A dispatch is batched too, but confirmed only once its batch is sent.
+  const bool batchable = message.kind == wire::MessageKind::kPublish ||
+                         message.kind == wire::MessageKind::kBroadcast || dispatch != nullptr;
   zmq::message_t copy = CopyOf(payload);
-  if (!DeliverEncoded(session, last_message_body_, /*is_reply=*/false, batchable, &copy)) {
+  if (!DeliverEncoded(session, last_message_body_, /*is_reply=*/false, batchable, &copy,
+                      dispatch)) {
     return false;
   }
   ++counters_.messages_delivered;
@@ -541,11 +564,15 @@ void BrokerLoop::Route(uint64_t pending_id, TimePoint now, Status why_not) {
       }
       std::string reply_to = ReplyTo(self_.node, self_.incarnation, p.id);
       wire::Message msg{p.kind, p.sender, "", p.scope, p.group, is_request ? reply_to : ""};
-      // A member on this node is reached without a network hop.
-      if (!DeliverMessage(s->second, msg, p.payload)) {
+      // A member on this node is reached without a network hop; a dispatch
+      // is settled when its batch is sent (SettleDispatches).
+      const bool is_dispatch = p.kind == wire::MessageKind::kDispatch;
+      BatchedDispatch batched{self_, p.id};
+      if (!DeliverMessage(s->second, msg, p.payload, is_dispatch ? &batched : nullptr)) {
         why_not = Status::Unavailable("the queue of " + target.ToString() + " is full");
         continue;
       }
+      if (is_dispatch) return;
       if (!is_request) return Resolve(pending_id, Status::Ok(), wire::DeliveredBody{target});
       p.handed = true;
       serving_[reply_to] = Serving{target.session, p.deadline};
@@ -596,7 +623,20 @@ void BrokerLoop::Resolve(uint64_t pending_id, Status status, wire::ReplyBody bod
   auto s = sessions_.find(p.requester);
   if (s == sessions_.end()) return;  // the requester left: nobody to tell
   s->second.pending.erase(p.id);
-  Deliver(s->second, wire::Reply{p.req, std::move(status), std::move(body)}, payload);
+  if (p.batch == 0) {
+    Deliver(s->second, wire::Reply{p.req, std::move(status), std::move(body)}, payload);
+    return;
+  }
+  auto b = dispatch_batches_.find(p.batch);
+  if (b == dispatch_batches_.end()) return;
+  wire::DispatchOutcome& outcome = b->second.outcomes[p.index];
+  if (auto* delivered = std::get_if<wire::DeliveredBody>(&body)) outcome.member = delivered->member;
+  outcome.status = std::move(status);
+  if (--b->second.unresolved > 0) return;
+  wire::Reply reply{b->second.req, Status::Ok(),
+                    wire::DispatchedBody{std::move(b->second.outcomes)}};
+  dispatch_batches_.erase(b);
+  Deliver(s->second, reply);
 }
 
 // A dispatch, request or send from another broker, for a member here.
@@ -618,9 +658,13 @@ void BrokerLoop::OnForward(const wire::PeerForward& f, zmq::message_t& payload, 
   std::string reply_to = ReplyTo(f.from.node, f.from.incarnation, f.id);
   const bool is_request = f.kind == wire::MessageKind::kRequest;
   wire::Message msg{f.kind, f.sender, "", f.scope, f.group, is_request ? reply_to : ""};
-  if (!DeliverMessage(s->second, msg, payload)) {
+  // A dispatch is answered when its batch is sent (SettleDispatches).
+  const bool is_dispatch = f.kind == wire::MessageKind::kDispatch;
+  BatchedDispatch batched{f.from, f.id};
+  if (!DeliverMessage(s->second, msg, payload, is_dispatch ? &batched : nullptr)) {
     return answer(Status::Unavailable("the queue of " + target.ToString() + " is full"));
   }
+  if (is_dispatch) return;
   if (is_request) {
     serving_[reply_to] = Serving{f.session, now + std::chrono::milliseconds(f.timeout_ms)};
     s->second.serving.insert(reply_to);
@@ -742,6 +786,12 @@ void BrokerLoop::OnSessionGoneMessaging(Session& session) {
     pending_deadlines_.erase({it->second.deadline, id});
     pending_.erase(it);
   }
+  std::erase_if(dispatch_batches_, [&](const auto& b) { return b.second.requester == session.id; });
+  // Dispatches in its unsent batch: another member gets them.
+  SettleDispatches(
+      session.id, session.batch_dispatches,
+      Status::NotFound("the member " +
+                       MemberId{self_.node, self_.incarnation, session.id}.ToString() + " ended"));
 }
 
 void BrokerLoop::OnPeerGoneMessaging(const std::string& node) {
