@@ -1,10 +1,12 @@
 #include "sdk/client.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <condition_variable>
 #include <cstdlib>
 #include <deque>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <random>
@@ -240,8 +242,22 @@ struct Client::Impl {
     auto& reply = std::get<wire::Reply>(in.message);
     bool awaited = async_tickets.erase(reply.req) > 0;
     if (!awaited && !(reply.req == 0 && !reply.status.ok())) return std::nullopt;
-    Outcome out{reply.req, reply.status, {}, {}};
+    Outcome out{reply.req, reply.status, {}, {}, {}};
     if (auto* d = std::get_if<wire::DeliveredBody>(&reply.body)) out.member = d->member;
+    if (auto n = dispatch_many_sizes.find(reply.req); n != dispatch_many_sizes.end()) {
+      const size_t count = n->second;
+      dispatch_many_sizes.erase(n);
+      auto* body = std::get_if<wire::DispatchedBody>(&reply.body);
+      if (!out.status.ok()) {
+        out.dispatched.assign(count, out.status);  // refused whole
+      } else if (body == nullptr || body->outcomes.size() != count) {
+        out.status = Status::BadMessage("the broker answered a DispatchMany of " +
+                                        std::to_string(count) + " with something else");
+        out.dispatched.assign(count, out.status);
+      } else {
+        for (const wire::DispatchOutcome& o : body->outcomes) out.dispatched.push_back(ToResult(o));
+      }
+    }
     if (auto* r = std::get_if<wire::ResponseBody>(&reply.body)) {
       out.member = r->member;
       out.payload = std::move(in.payload);
@@ -317,14 +333,8 @@ struct Client::Impl {
     size_t sent = 0;
     std::string packed;
     while (sent < payloads.size()) {
-      size_t n = 0, bytes = 0;
-      while (sent + n < payloads.size() && n < wire::kMaxCastPayloads &&
-             (n == 0 || bytes + payloads[sent + n].size() <= kMaxCastBytes)) {
-        bytes += payloads[sent + n].size();
-        ++n;
-      }
-      packed.clear();
-      for (size_t i = 0; i < n; ++i) wire::AppendSized(&packed, payloads[sent + i]);
+      size_t n = NextChunk(payloads, sent);
+      Pack(payloads.subspan(sent, n), &packed);
       std::string_view frame = packed;
       if (Status s = Send(body_for(uint32_t(n)), &frame, options.call_timeout); !s.ok()) {
         if (sent == 0) return s;
@@ -335,9 +345,120 @@ struct Client::Impl {
     }
     return Status::Ok();
   }
-  // What one message of a PublishMany or BroadcastMany carries at most, so
-  // that a batch stays one modest ZeroMQ message (as the broker's own do).
+  // What one message of a PublishMany, BroadcastMany or DispatchMany
+  // carries at most, so that a batch stays one modest ZeroMQ message (as the
+  // broker's own do).
   static constexpr size_t kMaxCastBytes = 256 << 10;
+  // How many payloads from `from` on go in one request: at most
+  // kMaxCastPayloads and kMaxCastBytes, and at least one.
+  static size_t NextChunk(std::span<const std::string_view> payloads, size_t from) {
+    size_t n = 0, bytes = 0;
+    while (from + n < payloads.size() && n < wire::kMaxCastPayloads &&
+           (n == 0 || bytes + payloads[from + n].size() <= kMaxCastBytes)) {
+      bytes += payloads[from + n].size();
+      ++n;
+    }
+    return n;
+  }
+  static void Pack(std::span<const std::string_view> payloads, std::string* packed) {
+    packed->clear();
+    for (std::string_view p : payloads) wire::AppendSized(packed, p);
+  }
+
+  // A DispatchMany's requests, at most kDispatchWindow in flight, and the
+  // outcome of each payload. Only what was sent can have been delivered:
+  // what was not is failed with the reason sending stopped.
+  static constexpr size_t kDispatchWindow = 8;
+  std::vector<Result<MemberId>> DispatchMany(const std::string& scope, const std::string& group,
+                                             std::span<const std::string_view> payloads) {
+    std::vector<Result<MemberId>> out(payloads.size(), Result<MemberId>(Status::Internal("")));
+    struct Chunk {
+      size_t first = 0, n = 0;
+      Clock::time_point deadline;
+    };
+    std::map<uint64_t, Chunk> waiting;  // by req
+    auto fail = [&](const Chunk& c, const Status& why) {
+      for (size_t i = 0; i < c.n; ++i) out[c.first + i] = why;
+    };
+    // The broker answers within its own bound on the members' confirmations.
+    const auto bound = options.call_timeout + std::chrono::seconds(6);
+    size_t next = 0;
+    Status stopped;  // why the rest was not sent
+    std::string packed;
+    while (true) {
+      while (stopped.ok() && next < payloads.size() && waiting.size() < kDispatchWindow) {
+        if (closed || session_lost) {
+          stopped = closed ? Status::Unavailable("the client is closed") : LostStatus();
+          break;
+        }
+        size_t n = NextChunk(payloads, next);
+        Pack(payloads.subspan(next, n), &packed);
+        wire::ClientRequest request = wire::Dispatch{0, scope, group, static_cast<uint32_t>(n)};
+        uint64_t req = Stamp(request);
+        std::string_view frame = packed;
+        if (Status s = Send(wire::Encode(request), &frame, options.call_timeout); !s.ok()) {
+          stopped = s;
+          break;
+        }
+        waiting.emplace(req, Chunk{next, n, Clock::now() + bound});
+        next += n;
+      }
+      if (waiting.empty()) break;
+      Clock::time_point deadline = waiting.begin()->second.deadline;
+      for (const auto& [req, c] : waiting) deadline = std::min(deadline, c.deadline);
+      Result<std::optional<Inbound>> in = Read(deadline);
+      if (!in.ok()) {
+        for (const auto& [req, c] : waiting) fail(c, in.status());
+        if (stopped.ok()) stopped = in.status();
+        break;
+      }
+      if (!in->has_value()) {
+        const Status late = Status::Timeout("no answer from the broker at " + options.endpoint +
+                                            " within " + std::to_string(bound.count()) +
+                                            " ms: the members may or may not have them");
+        for (auto it = waiting.begin(); it != waiting.end();) {
+          if (it->second.deadline > Clock::now()) {
+            ++it;
+            continue;
+          }
+          fail(it->second, late);
+          it = waiting.erase(it);
+        }
+        continue;
+      }
+      Inbound& m = **in;
+      auto* reply = std::get_if<wire::Reply>(&m.message);
+      auto w = reply != nullptr ? waiting.find(reply->req) : waiting.end();
+      if (w == waiting.end()) {
+        if (std::optional<Delivery> d = ToDelivery(m)) pending.push_back(std::move(*d));
+        continue;
+      }
+      Chunk c = w->second;
+      waiting.erase(w);
+      if (!reply->status.ok()) {
+        fail(c, reply->status);  // refused whole: none of them was dispatched
+        continue;
+      }
+      auto* body = std::get_if<wire::DispatchedBody>(&reply->body);
+      if (body == nullptr || body->outcomes.size() != c.n) {
+        fail(c, Status::BadMessage("the broker answered a DispatchMany of " + std::to_string(c.n) +
+                                   " with something else"));
+        continue;
+      }
+      for (size_t i = 0; i < c.n; ++i) out[c.first + i] = ToResult(body->outcomes[i]);
+    }
+    if (!stopped.ok()) {
+      const Status unsent(stopped.code(), "not sent: " + stopped.message());
+      for (size_t i = next; i < payloads.size(); ++i) out[i] = unsent;
+    }
+    return out;
+  }
+  static Result<MemberId> ToResult(const wire::DispatchOutcome& o) {
+    if (!o.status.ok()) return o.status;
+    return o.member;
+  }
+  // The number of payloads of each DispatchManyAsync awaiting its outcome.
+  std::map<uint64_t, size_t> dispatch_many_sizes;
 
   // The encoded casts of the last publish topic and broadcast group: a
   // stream of casts to one of them is encoded and validated once.
@@ -680,6 +801,39 @@ Result<uint64_t> Client::DispatchAsync(const std::string& scope, const std::stri
   if (Status s = CheckGroup(scope, group); !s.ok()) return s;
   if (Status s = CheckPayload(payload, impl_->max_message_bytes); !s.ok()) return s;
   return impl_->CallAsync(wire::Dispatch{0, scope, group}, payload);
+}
+
+Result<std::vector<Result<MemberId>>> Client::DispatchMany(
+    const std::string& scope, const std::string& group,
+    std::span<const std::string_view> payloads) {
+  if (Status s = CheckGroup(scope, group); !s.ok()) return s;
+  if (Status s = CheckPayloads(payloads, impl_->max_message_bytes); !s.ok()) return s;
+  return impl_->DispatchMany(scope, group, payloads);
+}
+
+Result<std::vector<Result<MemberId>>> Client::DispatchMany(const std::string& scope,
+                                                           const std::string& group,
+                                                           std::span<const std::string> payloads) {
+  std::vector<std::string_view> views(payloads.begin(), payloads.end());
+  return DispatchMany(scope, group, std::span<const std::string_view>(views));
+}
+
+Result<uint64_t> Client::DispatchManyAsync(const std::string& scope, const std::string& group,
+                                           std::span<const std::string_view> payloads) {
+  if (Status s = CheckGroup(scope, group); !s.ok()) return s;
+  if (Status s = CheckPayloads(payloads, impl_->max_message_bytes); !s.ok()) return s;
+  if (payloads.empty() || Impl::NextChunk(payloads, 0) != payloads.size()) {
+    return Status::InvalidArgument(
+        "a DispatchManyAsync takes 1 to " + std::to_string(wire::kMaxCastPayloads) +
+        " payloads of at most " + std::to_string(Impl::kMaxCastBytes >> 10) +
+        " KiB in all (DispatchMany takes any number)");
+  }
+  std::string packed;
+  Impl::Pack(payloads, &packed);
+  Result<uint64_t> ticket = impl_->CallAsync(
+      wire::Dispatch{0, scope, group, static_cast<uint32_t>(payloads.size())}, packed);
+  if (ticket.ok()) impl_->dispatch_many_sizes[*ticket] = payloads.size();
+  return ticket;
 }
 
 Result<MemberId> Client::Dispatch(const std::string& scope, const std::string& group,

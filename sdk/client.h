@@ -89,6 +89,9 @@ struct Outcome {
   Status status;
   MemberId member;      // who got it (dispatch, send) or answered (request)
   std::string payload;  // request: the response
+  // DispatchManyAsync: each payload's outcome, in order (all failed with
+  // `status` when the broker refused the call whole).
+  std::vector<Result<MemberId>> dispatched;
 };
 // A registered name: its holder and the metadata it registered with.
 using NameInfo = wire::NameInfo;
@@ -183,6 +186,20 @@ class Client {
   // the group is empty.
   Result<MemberId> Dispatch(const std::string& scope, const std::string& group,
                             std::string_view payload);
+  // Each payload as its own Dispatch, to a member picked at random for each,
+  // handed to the broker wire::kMaxCastPayloads at a time with several such
+  // requests in flight: one ZeroMQ message and one reply for many, which is
+  // how to dispatch fast. Returns each payload's outcome, in order, as
+  // Dispatch would have (the member that has it, or kNoMembers,
+  // kUnavailable, kTimeout...): a failed one was not delivered, unless it is
+  // kTimeout, and may be sent again. Fails as a whole only up front, with
+  // nothing sent (a bad name; kTooLarge names the payload).
+  Result<std::vector<Result<MemberId>>> DispatchMany(const std::string& scope,
+                                                     const std::string& group,
+                                                     std::span<const std::string_view> payloads);
+  Result<std::vector<Result<MemberId>>> DispatchMany(const std::string& scope,
+                                                     const std::string& group,
+                                                     std::span<const std::string> payloads);
   // To one random member, which answers with Reply(); its answer, or
   // kNoResponders (empty group), kTimeout, or kUnavailable (the responder
   // died before answering).
@@ -200,6 +217,11 @@ class Client {
   // Pipelined forms: a ticket now, an Outcome with it through Receive().
   Result<uint64_t> DispatchAsync(const std::string& scope, const std::string& group,
                                  std::string_view payload);
+  // One request of a DispatchMany: 1 to wire::kMaxCastPayloads payloads, 256
+  // KiB in all at most (kInvalidArgument otherwise); its Outcome has each
+  // payload's result in `dispatched`.
+  Result<uint64_t> DispatchManyAsync(const std::string& scope, const std::string& group,
+                                     std::span<const std::string_view> payloads);
   Result<uint64_t> RequestAsync(const std::string& scope, const std::string& group,
                                 std::string_view payload, std::chrono::milliseconds timeout);
   Result<uint64_t> SendAsync(const MemberId& member, std::string_view payload);

@@ -688,6 +688,178 @@ TEST_F(MessagingTest, AForwardWhoseBatchCannotBeSentGoesElsewhere) {
   EXPECT_EQ(Payloads(after.messages), std::vector<std::string>{"after"});
 }
 
+// DispatchMany: every payload its own dispatch, to members here and on
+// other nodes, each reaching one member once, in order, and its outcome
+// naming that member; the broker takes them kMaxCastPayloads a request.
+TEST_F(MessagingTest, DispatchManyDispatchesEachPayloadOnceAndSaysWhoHasIt) {
+  Client sender = mesh.Connect(0);
+  Client w1 = mesh.Connect(0), w2 = mesh.Connect(1), w3 = mesh.Connect(2);
+  for (Client* w : {&w1, &w2, &w3}) ASSERT_TRUE(w->Join("jobs", "w").ok());
+  ASSERT_TRUE(SeesMembers(sender, "jobs", "w", 3));
+  constexpr size_t kCount = 1000;  // four requests' worth
+  std::vector<std::string> payloads;
+  for (size_t i = 0; i < kCount; ++i) payloads.push_back("d" + std::to_string(i));
+  const uint64_t requests = Stat(0, "client_messages_in"), in = Stat(0, "dispatches_in");
+
+  Result<std::vector<Result<MemberId>>> got = sender.DispatchMany("jobs", "w", payloads);
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  ASSERT_EQ(got->size(), kCount);
+  std::map<std::string, std::vector<std::string>> expected;  // by member
+  for (size_t i = 0; i < kCount; ++i) {
+    ASSERT_TRUE((*got)[i].ok()) << i << ": " << (*got)[i].status().ToString();
+    expected[(*got)[i]->ToString()].push_back(payloads[i]);
+  }
+  EXPECT_EQ(Stat(0, "dispatches_in") - in, kCount);
+  EXPECT_LT(Stat(0, "client_messages_in") - requests, 40u)
+      << "the payloads went to the broker one request each";
+  size_t members_used = 0;
+  for (Client* w : {&w1, &w2, &w3}) {
+    const std::vector<std::string>& want = expected[w->self().ToString()];
+    members_used += !want.empty();
+    Inbox box;
+    Collect(*w, &box, [&](const Inbox& b) { return b.messages.size() >= want.size(); });
+    EXPECT_EQ(Payloads(box.messages), want) << "not what its outcomes said, or not in order";
+    for (const Message& m : box.messages) {
+      EXPECT_EQ(m.kind, MessageKind::kDispatch);
+      EXPECT_EQ(m.from, sender.self());
+    }
+    EXPECT_EQ(Drain(*w).messages.size(), 0u) << "a payload reached a member twice";
+  }
+  EXPECT_EQ(members_used, 3u) << "the payloads were not spread";
+}
+
+TEST_F(MessagingTest, DispatchManyToAnEmptyGroupFailsEachPayload) {
+  Client sender = mesh.Connect(0);
+  const std::vector<std::string> payloads(300, "x");
+  Result<std::vector<Result<MemberId>>> got = sender.DispatchMany("jobs", "nobody", payloads);
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  ASSERT_EQ(got->size(), payloads.size());
+  for (const Result<MemberId>& r : *got) EXPECT_EQ(r.status().code(), Code::kNoMembers);
+  Result<std::vector<Result<MemberId>>> none =
+      sender.DispatchMany("jobs", "nobody", std::vector<std::string>{});
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->empty());
+}
+
+// The pipelined form: one Outcome with every payload's result.
+TEST_F(MessagingTest, DispatchManyAsyncHasAnOutcomePerPayload) {
+  Client sender = mesh.Connect(0), member = mesh.Connect(1);
+  ASSERT_TRUE(member.Join("jobs", "w").ok());
+  ASSERT_TRUE(SeesMembers(sender, "jobs", "w", 1));
+  const std::vector<std::string_view> payloads = {"a", "b", "c"};
+  Result<uint64_t> ticket = sender.DispatchManyAsync("jobs", "w", payloads);
+  ASSERT_TRUE(ticket.ok()) << ticket.status().ToString();
+  Result<uint64_t> empty = sender.DispatchManyAsync("jobs", "nobody", payloads);
+  ASSERT_TRUE(empty.ok()) << empty.status().ToString();
+  Inbox box;
+  Collect(sender, &box, [](const Inbox& b) { return b.outcomes.size() >= 2; });
+  ASSERT_EQ(box.outcomes.size(), 2u);
+  for (const Outcome& o : box.outcomes) {
+    ASSERT_TRUE(o.status.ok()) << o.status.ToString();
+    ASSERT_EQ(o.dispatched.size(), payloads.size());
+    for (const Result<MemberId>& r : o.dispatched) {
+      if (o.ticket == *ticket) {
+        ASSERT_TRUE(r.ok()) << r.status().ToString();
+        EXPECT_EQ(*r, member.self());
+      } else {
+        EXPECT_EQ(o.ticket, *empty);
+        EXPECT_EQ(r.status().code(), Code::kNoMembers);
+      }
+    }
+  }
+  Inbox got;
+  Collect(member, &got, [](const Inbox& b) { return b.messages.size() >= 3; });
+  EXPECT_EQ(Payloads(got.messages), (std::vector<std::string>{"a", "b", "c"}));
+  // One request's worth at most, and at least one payload.
+  EXPECT_EQ(sender.DispatchManyAsync("jobs", "w", {}).status().code(), Code::kInvalidArgument);
+  std::vector<std::string_view> too_many(wire::kMaxCastPayloads + 1, "x");
+  EXPECT_EQ(sender.DispatchManyAsync("jobs", "w", too_many).status().code(),
+            Code::kInvalidArgument);
+}
+
+// A dispatch is confirmed only once the batch that carries it to its member
+// is handed to ZeroMQ. A batch that cannot be (the member's queue is full)
+// sends its dispatches to other members, from a sender here or on another
+// node, and none is counted as lost to the member that never got it.
+TEST_F(MessagingTest, ADispatchWhoseDeliveryCannotBeHandedOverGoesToAnotherMember) {
+  Client sender = mesh.Connect(0);
+  Client a1 = mesh.Connect(0), a2 = mesh.Connect(0);  // on the sender's node
+  Client b1 = mesh.Connect(1), b2 = mesh.Connect(1);  // on another
+  for (Client* m : {&a1, &a2}) ASSERT_TRUE(m->Join("jobs", "here").ok());
+  for (Client* m : {&b1, &b2}) ASSERT_TRUE(m->Join("jobs", "there").ok());
+  ASSERT_TRUE(SeesMembers(sender, "jobs", "there", 2));
+  struct Case {
+    int broker;
+    std::string group;
+    Client *first, *second;
+  };
+  for (const Case& c : {Case{0, "here", &a1, &a2}, Case{1, "there", &b1, &b2}}) {
+    SCOPED_TRACE(c.group);
+    const uint64_t redispatches = Stat(0, "redispatches");
+    const uint64_t lost = Stat(c.broker, "client_deliveries_lost");
+    mesh.broker(c.broker).FailNextDeliveryFlushes(1);
+    Result<MemberId> got = sender.Dispatch("jobs", c.group, "x");
+    ASSERT_TRUE(got.ok()) << got.status().ToString();
+    EXPECT_EQ(Stat(0, "redispatches") - redispatches, 1u) << "the failed batch was not retried";
+    EXPECT_EQ(Stat(c.broker, "client_deliveries_lost"), lost);
+    Client& holder = *got == c.first->self() ? *c.first : *c.second;
+    Client& other = &holder == c.first ? *c.second : *c.first;
+    EXPECT_EQ(*got, holder.self());
+    Inbox box;
+    Collect(holder, &box, [](const Inbox& b) { return !b.messages.empty(); });
+    EXPECT_EQ(Payloads(box.messages), std::vector<std::string>{"x"});
+    Inbox nothing = Drain(other);
+    EXPECT_EQ(nothing.messages.size(), 0u);
+    EXPECT_EQ(nothing.gaps, 0u) << "a dispatch that went elsewhere was reported lost";
+  }
+  // With nobody else to take it, the dispatch fails and says why.
+  ASSERT_TRUE(a1.Join("jobs", "one").ok());
+  mesh.broker(0).FailNextDeliveryFlushes(1);
+  Result<MemberId> none = sender.Dispatch("jobs", "one", "y");
+  EXPECT_EQ(none.status().code(), Code::kUnavailable) << none.status().ToString();
+  EXPECT_NE(none.status().message().find("is full"), std::string::npos) << none.status().ToString();
+  Inbox nothing = Drain(a1);
+  EXPECT_EQ(nothing.messages.size() + nothing.gaps, 0u);
+}
+
+// A DispatchMany that would take a session past its bound of calls awaiting
+// an outcome is refused whole: no payload of it is dispatched.
+TEST_F(MessagingTest, ADispatchManyPastThePendingBoundIsRefusedWhole) {
+  Client sender = mesh.Connect(0), member = mesh.Connect(1);
+  ASSERT_TRUE(member.Join("svc", "mute").ok());
+  ASSERT_TRUE(member.Join("jobs", "w").ok());
+  ASSERT_TRUE(SeesMembers(sender, "jobs", "w", 1));
+  // Requests the member never answers hold the session just under its bound.
+  constexpr size_t kBound = 10000;  // BrokerLoop::kMaxPendingPerSession
+  for (size_t i = 0; i < kBound - 10; ++i) {
+    ASSERT_TRUE(sender.RequestAsync("svc", "mute", "q", milliseconds(60000)).ok());
+  }
+  const std::vector<std::string> payloads(20, "d");
+  Result<std::vector<Result<MemberId>>> got = sender.DispatchMany("jobs", "w", payloads);
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  ASSERT_EQ(got->size(), payloads.size());
+  for (const Result<MemberId>& r : *got) {
+    EXPECT_EQ(r.status().code(), Code::kUnavailable) << r.status().ToString();
+    EXPECT_NE(r.status().message().find("awaiting an outcome"), std::string::npos);
+  }
+  // Ten still fit.
+  got = sender.DispatchMany("jobs", "w", std::span(payloads).first(10));
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  for (const Result<MemberId>& r : *got) EXPECT_TRUE(r.ok()) << r.status().ToString();
+  Inbox box;
+  Collect(
+      member, &box,
+      [](const Inbox& b) {
+        return std::count_if(b.messages.begin(), b.messages.end(), [](const Message& m) {
+                 return m.kind == MessageKind::kDispatch;
+               }) >= 10;
+      },
+      milliseconds(20000));
+  EXPECT_EQ(std::count_if(box.messages.begin(), box.messages.end(),
+                          [](const Message& m) { return m.kind == MessageKind::kDispatch; }),
+            10);
+}
+
 // PublishMany and BroadcastMany: every payload its own message, in order and
 // from its sender, to receivers here and on other nodes, while the broker
 // takes them in a handful of requests (kMaxCastPayloads each).
@@ -807,6 +979,12 @@ TEST_F(SlowConsumerTest, OversizeAndMalformedCallsGetErrors) {
   EXPECT_EQ(whole.code(), Code::kTooLarge);
   EXPECT_NE(whole.message().find("payload 2 of 3"), std::string::npos) << whole.message();
   EXPECT_EQ(c.BroadcastMany("s", "g", one_too_big).code(), Code::kTooLarge);
+  Result<std::vector<Result<MemberId>>> refused = c.DispatchMany("s", "g", one_too_big);
+  EXPECT_EQ(refused.status().code(), Code::kTooLarge);
+  EXPECT_NE(refused.status().message().find("payload 2 of 3"), std::string::npos)
+      << refused.status().message();
+  EXPECT_EQ(c.DispatchMany("", "g", std::vector<std::string>{"x"}).status().code(),
+            Code::kInvalidArgument);
   EXPECT_EQ(c.PublishMany("bad\ntopic", std::vector<std::string>{"x"}).code(),
             Code::kInvalidArgument);
   EXPECT_EQ(c.BroadcastMany("s", "", std::vector<std::string>{"x"}).code(), Code::kInvalidArgument);
@@ -887,6 +1065,15 @@ TEST_F(SlowConsumerTest, OversizeAndMalformedCallsGetErrors) {
   EXPECT_EQ(Payloads(box.messages), good) << "a refused batch must deliver nothing";
   EXPECT_EQ(Stat(0, "publishes_in") - publishes, good.size());
   EXPECT_GE(Stat(0, "messages_too_large"), 1u);
+  // A DispatchMany's frame is checked the same way, before any is dispatched.
+  auto dispatch_many = [](uint32_t n) {
+    return wire::Encode(wire::ClientRequest(wire::Dispatch{8, "s", "g", n}));
+  };
+  const uint64_t dispatches = Stat(0, "dispatches_in");
+  EXPECT_EQ(call(dispatch_many(3), {pack({"a", "b"})}).code(), Code::kBadMessage);
+  EXPECT_EQ(call(dispatch_many(1), {pack({"a", "b"})}).code(), Code::kBadMessage);
+  EXPECT_EQ(call(dispatch_many(3), {pack({"a", big, "c"})}).code(), Code::kTooLarge);
+  EXPECT_EQ(Stat(0, "dispatches_in"), dispatches);
   // And it still serves.
   EXPECT_TRUE(c.Members("s", "g").ok());
 }
