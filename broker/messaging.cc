@@ -562,8 +562,8 @@ void BrokerLoop::Route(uint64_t pending_id, TimePoint now, Status why_not) {
         why_not = Status::NotFound("no member " + target.ToString());
         continue;
       }
-      std::string reply_to = ReplyTo(self_.node, self_.incarnation, p.id);
-      wire::Message msg{p.kind, p.sender, "", p.scope, p.group, is_request ? reply_to : ""};
+      std::string reply_to = is_request ? ReplyTo(self_.node, self_.incarnation, p.id) : "";
+      wire::Message msg{p.kind, p.sender, "", p.scope, p.group, reply_to};
       // A member on this node is reached without a network hop; a dispatch
       // is settled when its batch is sent (SettleDispatches).
       const bool is_dispatch = p.kind == wire::MessageKind::kDispatch;
@@ -655,9 +655,9 @@ void BrokerLoop::OnForward(const wire::PeerForward& f, zmq::message_t& payload, 
   if (payload.size() > options_.max_message_bytes) {
     return answer(Status::TooLarge("over " + self_.node + "'s maximum message size"));
   }
-  std::string reply_to = ReplyTo(f.from.node, f.from.incarnation, f.id);
   const bool is_request = f.kind == wire::MessageKind::kRequest;
-  wire::Message msg{f.kind, f.sender, "", f.scope, f.group, is_request ? reply_to : ""};
+  std::string reply_to = is_request ? ReplyTo(f.from.node, f.from.incarnation, f.id) : "";
+  wire::Message msg{f.kind, f.sender, "", f.scope, f.group, reply_to};
   // A dispatch is answered when its batch is sent (SettleDispatches).
   const bool is_dispatch = f.kind == wire::MessageKind::kDispatch;
   BatchedDispatch batched{f.from, f.id};
