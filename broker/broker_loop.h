@@ -328,8 +328,11 @@ class BrokerLoop {
                zmq::message_t* payload = nullptr);
   // The same with the message encoded: `batchable` for a publish, broadcast
   // or dispatch (`dispatch` says which one it is).
+  // `refusable`: a message whose sender is told when it does not fit (a
+  // dispatch, request or send), so it is not counted lost.
   bool DeliverEncoded(Session& session, const std::string& body, bool is_reply, bool batchable,
-                      zmq::message_t* payload, const BatchedDispatch* dispatch = nullptr);
+                      zmq::message_t* payload, const BatchedDispatch* dispatch = nullptr,
+                      bool refusable = false);
   // Sends now if the client's queue has room (bytes and ZeroMQ's); a
   // batchable message joins the session's batch.
   bool SendToClient(Session& session, const std::string& body, zmq::message_t* payload,
@@ -343,6 +346,7 @@ class BrokerLoop {
   // ok) has them routed to other members.
   void SettleDispatches(uint64_t session, std::span<const BatchedDispatch> dispatches,
                         const Status& why);
+  void SettleAll();  // what FlushDeliveries and ended sessions left in unsettled_
   // The end of a turn: every batch (data, deliveries, calls) handed over.
   void FlushTurn(TimePoint now);
   void Backlog(Session& session, std::string body, zmq::message_t* payload = nullptr);
@@ -560,6 +564,14 @@ class BrokerLoop {
     std::vector<wire::DispatchOutcome> outcomes;
   };
   std::unordered_map<uint64_t, DispatchBatch> dispatch_batches_;
+  // Dispatches whose member's batch was sent (or could not be, or whose
+  // member ended), to be confirmed or rerouted at the end of the turn.
+  struct Unsettled {
+    uint64_t session = 0;
+    std::vector<BatchedDispatch> dispatches;
+    Status why;
+  };
+  std::vector<Unsettled> unsettled_;
   uint64_t next_dispatch_batch_ = 1;
   std::map<std::string, Serving> serving_;  // by reply_to
   std::mt19937_64 rng_{std::random_device{}()};

@@ -56,11 +56,12 @@ bool BrokerLoop::Deliver(Session& session, const wire::ClientInbound& message,
 
 bool BrokerLoop::DeliverEncoded(Session& session, const std::string& body, bool is_reply,
                                 bool batchable, zmq::message_t* payload,
-                                const BatchedDispatch* dispatch) {
+                                const BatchedDispatch* dispatch, bool refusable) {
   // In order: what waits in the batch goes first (and if it is lost, the
   // loss is counted before a gap notice is made).
   if (!batchable || session.lost > 0 || !session.backlog.empty()) FlushDeliveries(session);
   auto lose = [&] {
+    if (refusable) return false;  // not lost: the caller sends it elsewhere or fails it
     if (session.lost++ == 0) ++counters_.slow_consumers;
     ++counters_.client_deliveries_lost;
     log_.LogLimited(LogLevel::kWarn, "client-full-" + std::to_string(session.id),
@@ -173,24 +174,28 @@ void BrokerLoop::FlushDeliveries(Session& session) {
       session.lost += lost;
       counters_.client_deliveries_lost += lost;
     }
-    log_.LogLimited(LogLevel::kWarn, "client-full-" + std::to_string(session.id),
-                    "session " + std::to_string(session.id) + " (" + session.name +
-                        ") is not reading: " + std::to_string(lost) +
-                        " deliveries were lost and will be reported to it, " +
-                        std::to_string(dispatches.size()) + " dispatches go elsewhere");
+    log_.LogLimited(
+        LogLevel::kWarn, "client-full-" + std::to_string(session.id),
+        "session " + std::to_string(session.id) + " (" + session.name + ") is not reading: " +
+            (lost > 0 ? std::to_string(lost) + " deliveries were lost and will be reported to it; "
+                      : std::string()) +
+            std::to_string(dispatches.size()) + " dispatches go to other members");
   }
   if (!dispatches.empty()) {
-    SettleDispatches(
-        session.id, dispatches,
-        sent ? Status::Ok()
-             : Status::Unavailable("the queue of " +
-                                   MemberId{self_.node, self_.incarnation, session.id}.ToString() +
-                                   " is full"));
+    // Settled at the end of the turn, not here: this may be called in the
+    // middle of a delivery (DeliverEncoded), which a reroute must not reenter.
+    unsettled_.push_back(
+        {session.id, std::move(dispatches),
+         sent ? Status::Ok()
+              : Status::Unavailable("the queue of " +
+                                    MemberId{self_.node, self_.incarnation, session.id}.ToString() +
+                                    " is full")});
   }
 }
 
 void BrokerLoop::FlushAllDeliveries() {
-  // By index: settling a batch's dispatches may start batches for others.
+  // By index: a flush may start batches for others (a full batch in the
+  // middle of a delivery).
   for (size_t i = 0; i < batching_.size(); ++i) {
     auto s = sessions_.find(batching_[i]);
     if (s != sessions_.end()) FlushDeliveries(s->second);
@@ -230,8 +235,18 @@ void BrokerLoop::FlushTurn(TimePoint now) {
   // not tried before, so it ends).
   do {
     FlushAllDeliveries();
+    SettleAll();
     FlushAllCalls(now);
-  } while (!batching_.empty() || !call_batches_.empty());
+  } while (!batching_.empty() || !call_batches_.empty() || !unsettled_.empty());
+}
+
+void BrokerLoop::SettleAll() {
+  // By index: a reroute may end in a flush that adds to the list.
+  for (size_t i = 0; i < unsettled_.size(); ++i) {
+    Unsettled u = std::move(unsettled_[i]);
+    SettleDispatches(u.session, u.dispatches, u.why);
+  }
+  unsettled_.clear();
 }
 
 void BrokerLoop::Backlog(Session& session, std::string body, zmq::message_t* payload) {

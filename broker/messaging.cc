@@ -87,11 +87,13 @@ void BrokerLoop::OnMessagingRequest(Session& session, wire::ClientRequest& reque
   // Each holds its payload until it has an outcome: a client that sends
   // without reading outcomes must not fill the broker's memory.
   const size_t calls = std::max<size_t>(count, 1);
-  if ((std::holds_alternative<wire::Dispatch>(request) ||
-       std::holds_alternative<wire::Request>(request) ||
-       std::holds_alternative<wire::Send>(request)) &&
+  const bool is_request = std::holds_alternative<wire::Request>(request);
+  if (std::holds_alternative<wire::Dispatch>(request)) counters_.dispatches_in += calls;
+  if (is_request) ++counters_.requests_in;
+  if (std::holds_alternative<wire::Send>(request)) ++counters_.sends_in;
+  if (!std::holds_alternative<wire::Respond>(request) &&
       session.pending.size() + calls > kMaxPendingPerSession) {
-    counters_.dispatch_failures += calls;
+    (is_request ? counters_.request_failures : counters_.dispatch_failures) += calls;
     Reply(rid, req,
           Status::Unavailable(std::to_string(session.pending.size()) +
                               " calls of this session are already awaiting an outcome (at most " +
@@ -125,7 +127,6 @@ void BrokerLoop::OnMessagingRequest(Session& session, wire::ClientRequest& reque
   };
 
   if (auto* d = std::get_if<wire::Dispatch>(&request)) {
-    counters_.dispatches_in += calls;
     if (count == 0) {
       return start(wire::MessageKind::kDispatch, d->scope, d->group, {}, 0, std::move(payload));
     }
@@ -140,10 +141,8 @@ void BrokerLoop::OnMessagingRequest(Session& session, wire::ClientRequest& reque
             zmq::message_t(p.data(), p.size()), batch, i);
     }
   } else if (auto* q = std::get_if<wire::Request>(&request)) {
-    ++counters_.requests_in;
     start(wire::MessageKind::kRequest, q->scope, q->group, {}, q->timeout_ms, std::move(payload));
   } else if (auto* s = std::get_if<wire::Send>(&request)) {
-    ++counters_.sends_in;
     start(wire::MessageKind::kDirect, "", "", s->member, 0, std::move(payload));
   } else if (auto* r = std::get_if<wire::Respond>(&request)) {
     OnRespond(session, *r, payload);
@@ -214,11 +213,14 @@ bool BrokerLoop::DeliverMessage(Session& session, const wire::Message& message,
     last_message_body_ = wire::Encode(wire::ClientInbound(message));
   }
   // A dispatch is batched too, but confirmed only once its batch is sent.
-  const bool batchable = message.kind == wire::MessageKind::kPublish ||
-                         message.kind == wire::MessageKind::kBroadcast || dispatch != nullptr;
+  const bool is_cast =
+      message.kind == wire::MessageKind::kPublish || message.kind == wire::MessageKind::kBroadcast;
+  const bool batchable = is_cast || dispatch != nullptr;
   zmq::message_t copy = CopyOf(payload);
-  if (!DeliverEncoded(session, last_message_body_, /*is_reply=*/false, batchable, &copy,
-                      dispatch)) {
+  // A dispatch, request or send that does not fit is not lost: the caller
+  // sends it elsewhere or fails it.
+  if (!DeliverEncoded(session, last_message_body_, /*is_reply=*/false, batchable, &copy, dispatch,
+                      /*refusable=*/!is_cast)) {
     return false;
   }
   ++counters_.messages_delivered;
@@ -685,7 +687,7 @@ void BrokerLoop::OnForwardAck(const wire::PeerForwardAck& ack, TimePoint now) {
     return Resolve(ack.id, Status::Ok(), wire::DeliveredBody{p.target});
   }
   if (p.kind == wire::MessageKind::kDirect) return Resolve(ack.id, ack.status);
-  Route(ack.id, now);  // that member could not take it: another one
+  Route(ack.id, now, ack.status);  // that member could not take it: another one
 }
 
 void BrokerLoop::OnResponse(const wire::PeerResponse& r, zmq::message_t& payload) {
@@ -787,11 +789,14 @@ void BrokerLoop::OnSessionGoneMessaging(Session& session) {
     pending_.erase(it);
   }
   std::erase_if(dispatch_batches_, [&](const auto& b) { return b.second.requester == session.id; });
-  // Dispatches in its unsent batch: another member gets them.
-  SettleDispatches(
-      session.id, session.batch_dispatches,
-      Status::NotFound("the member " +
-                       MemberId{self_.node, self_.incarnation, session.id}.ToString() + " ended"));
+  // Dispatches in its unsent batch: another member gets them, at the end of the turn.
+  if (!session.batch_dispatches.empty()) {
+    unsettled_.push_back(
+        {session.id, std::exchange(session.batch_dispatches, {}),
+         Status::NotFound("the member " +
+                          MemberId{self_.node, self_.incarnation, session.id}.ToString() +
+                          " ended")});
+  }
 }
 
 void BrokerLoop::OnPeerGoneMessaging(const std::string& node) {

@@ -408,7 +408,12 @@ struct Client::Impl {
       for (const auto& [req, c] : waiting) deadline = std::min(deadline, c.deadline);
       Result<std::optional<Inbound>> in = Read(deadline);
       if (!in.ok()) {
-        for (const auto& [req, c] : waiting) fail(c, in.status());
+        // What is in flight may have been dispatched: its outcome is unknown,
+        // which the caller knows as kTimeout.
+        const Status unknown =
+            Status::Timeout("no answer from the broker (" + in.status().ToString() +
+                            "): the members may or may not have them");
+        for (const auto& [req, c] : waiting) fail(c, unknown);
         if (stopped.ok()) stopped = in.status();
         break;
       }

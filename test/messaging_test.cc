@@ -963,6 +963,31 @@ TEST_F(SlowConsumerTest, OverflowIsCountedReportedExactlyAndBounded) {
   EXPECT_EQ(Payloads(box.messages), std::vector<std::string>{"after"});
 }
 
+// A dispatch that does not fit a member's queue is refused and goes to
+// another member, or fails with the reason: it is not a loss, so the member
+// gets no gap notice for it.
+TEST_F(SlowConsumerTest, ADispatchThatDoesNotFitIsRefusedNotLost) {
+  Client sender = mesh.Connect(0), slow = mesh.Connect(1);
+  ASSERT_TRUE(slow.Join("jobs", "solo").ok());
+  ASSERT_TRUE(SeesMembers(sender, "jobs", "solo", 1));
+  const std::string big(4000, 'd');
+  int delivered = 0;
+  Result<MemberId> last = MemberId{};
+  // The slow member reads nothing: 64 KiB hold about 16 of them.
+  for (int i = 0; i < 100 && last.ok(); ++i) {
+    last = sender.Dispatch("jobs", "solo", big);
+    delivered += last.ok();
+  }
+  ASSERT_FALSE(last.ok()) << "the queue never filled: the test proves nothing";
+  EXPECT_EQ(last.status().code(), Code::kUnavailable) << last.status().ToString();
+  EXPECT_NE(last.status().message().find("is full"), std::string::npos) << last.status().ToString();
+  EXPECT_GT(delivered, 5);
+  EXPECT_EQ(Stat(1, "client_deliveries_lost"), 0u);
+  Inbox box = Drain(slow);
+  EXPECT_EQ(int(box.messages.size()), delivered);
+  EXPECT_EQ(box.gaps, 0u) << "a refused dispatch was reported lost";
+}
+
 // ---- bad input -------------------------------------------------------------
 
 TEST_F(SlowConsumerTest, OversizeAndMalformedCallsGetErrors) {
