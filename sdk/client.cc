@@ -247,16 +247,7 @@ struct Client::Impl {
     if (auto n = dispatch_many_sizes.find(reply.req); n != dispatch_many_sizes.end()) {
       const size_t count = n->second;
       dispatch_many_sizes.erase(n);
-      auto* body = std::get_if<wire::DispatchedBody>(&reply.body);
-      if (!out.status.ok()) {
-        out.dispatched.assign(count, out.status);  // refused whole
-      } else if (body == nullptr || body->outcomes.size() != count) {
-        out.status = Status::BadMessage("the broker answered a DispatchMany of " +
-                                        std::to_string(count) + " with something else");
-        out.dispatched.assign(count, out.status);
-      } else {
-        for (const wire::DispatchOutcome& o : body->outcomes) out.dispatched.push_back(ToResult(o));
-      }
+      out.status = DispatchResults(reply, count, &out.dispatched);
     }
     if (auto* r = std::get_if<wire::ResponseBody>(&reply.body)) {
       out.member = r->member;
@@ -385,6 +376,7 @@ struct Client::Impl {
     size_t next = 0;
     Status stopped;  // why the rest was not sent
     std::string packed;
+    std::vector<Result<MemberId>> results;  // of one reply
     while (true) {
       while (stopped.ok() && next < payloads.size() && waiting.size() < kDispatchWindow) {
         if (closed || session_lost) {
@@ -440,17 +432,8 @@ struct Client::Impl {
       }
       Chunk c = w->second;
       waiting.erase(w);
-      if (!reply->status.ok()) {
-        fail(c, reply->status);  // refused whole: none of them was dispatched
-        continue;
-      }
-      auto* body = std::get_if<wire::DispatchedBody>(&reply->body);
-      if (body == nullptr || body->outcomes.size() != c.n) {
-        fail(c, Status::BadMessage("the broker answered a DispatchMany of " + std::to_string(c.n) +
-                                   " with something else"));
-        continue;
-      }
-      for (size_t i = 0; i < c.n; ++i) out[c.first + i] = ToResult(body->outcomes[i]);
+      (void)DispatchResults(*reply, c.n, &results);
+      std::move(results.begin(), results.end(), out.begin() + c.first);
     }
     if (!stopped.ok()) {
       const Status unsent(stopped.code(), "not sent: " + stopped.message());
@@ -458,9 +441,27 @@ struct Client::Impl {
     }
     return out;
   }
-  static Result<MemberId> ToResult(const wire::DispatchOutcome& o) {
-    if (!o.status.ok()) return o.status;
-    return o.member;
+  // The results of a DispatchMany request of `count` payloads, in order;
+  // returns the reply's status. A refusal (none was dispatched) and an
+  // answer of the wrong shape are every payload's.
+  static Status DispatchResults(const wire::Reply& reply, size_t count,
+                                std::vector<Result<MemberId>>* results) {
+    results->clear();
+    Status whole = reply.status;
+    auto* body = std::get_if<wire::DispatchedBody>(&reply.body);
+    if (whole.ok() && (body == nullptr || body->outcomes.size() != count)) {
+      whole = Status::BadMessage("the broker answered a DispatchMany of " + std::to_string(count) +
+                                 " with something else");
+    }
+    if (!whole.ok()) {
+      results->assign(count, whole);
+      return whole;
+    }
+    results->reserve(count);
+    for (const wire::DispatchOutcome& o : body->outcomes) {
+      results->push_back(o.status.ok() ? Result<MemberId>(o.member) : Result<MemberId>(o.status));
+    }
+    return whole;
   }
   // The number of payloads of each DispatchManyAsync awaiting its outcome.
   std::map<uint64_t, size_t> dispatch_many_sizes;
