@@ -1352,7 +1352,7 @@ void MeshDispatchPart(const testing::ProcessMesh& mesh, Table* t) {
   uint64_t got = members.handled() - before;
   // Then as DispatchMany, many payloads per request (more of them: it is faster).
   before = members.handled();
-  WindowResult many = RunDispatchMany(sender, scope, group, kCallBytes, 5 * kWindowCount,
+  WindowResult many = RunDispatchMany(sender, scope, group, kCallBytes, 20 * kWindowCount,
                                       kCastBatch, kDispatchManyWindow, ++g_run, 20s);
   PrintWindow(kDispatchManyMetric + " [meshbus]", many);
   SetWindow(t, kDispatchManyMetric, Table::kMesh, many);

@@ -467,6 +467,8 @@ std::map<std::string, uint64_t> BrokerLoop::CounterMap() const {
       {"forwards_sent", c.forwards_sent},
       {"call_batches_out", c.call_batches_out},
       {"call_batches_in", c.call_batches_in},
+      {"call_runs_out", c.call_runs_out},
+      {"call_runs_in", c.call_runs_in},
       {"forwards_received", c.forwards_received},
       {"forwards_refused", c.forwards_refused},
       {"redispatches", c.redispatches},

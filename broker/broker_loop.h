@@ -114,6 +114,8 @@ struct BrokerCounters {
   uint64_t forwards_sent = 0;
   uint64_t call_batches_out = 0;  // ZeroMQ messages that carried several calls to a peer
   uint64_t call_batches_in = 0;
+  uint64_t call_runs_out = 0;  // runs of forwards or acks sent under one header
+  uint64_t call_runs_in = 0;
   uint64_t forwards_received = 0;
   uint64_t forwards_refused = 0;  // a member here could not take one
   uint64_t redispatches = 0;
@@ -493,7 +495,15 @@ class BrokerLoop {
                  std::string_view payload, std::optional<uint64_t> forward = std::nullopt);
   void FlushCalls(const std::string& node, TimePoint now);
   void FlushAllCalls(TimePoint now);
+  struct CallBatch;
+  // Appends the batch's open run as an entry (a run of one as a plain call).
+  void CloseCallRun(CallBatch& b);
+  void AppendCallEntry(CallBatch& b, const wire::PeerMessage& message, std::string_view payload);
   void OnCallBatch(const wire::PeerCallBatch& batch, const zmq::message_t& entries, TimePoint now);
+  // `payloads`: one per forward of the run, split and checked.
+  void OnForwardRun(const wire::PeerForwardRun& run, std::span<const std::string_view> payloads,
+                    TimePoint now);
+  void OnAckRun(const wire::PeerAckRun& run, TimePoint now);
   void PublishControl(const wire::PeerMessage& message);
   wire::PeerHello MakeHello(bool is_welcome);
   wire::Snapshot SelfSnapshot();
@@ -597,10 +607,16 @@ class BrokerLoop {
   DataBatch data_batch_;
   // A turn's forwards, acks and responses to one peer (wire::PeerCallBatch).
   struct CallBatch {
-    std::string entries;  // wire::AppendBatchEntry
-    uint32_t count = 0;
-    bool lone_has_payload = false;   // the first call's: a batch of one goes as it is
+    std::string entries;             // wire::AppendBatchEntry
+    uint32_t count = 0;              // entries
+    uint32_t calls = 0;              // forwards, acks and responses, each of a run counted
+    bool lone_has_payload = false;   // the first entry's: a batch of one goes as it is
     std::vector<uint64_t> forwards;  // their pending calls, to route elsewhere if it fails
+    // The last entry, while it may still grow: forwards that share their
+    // header, or ok acks (wire::PeerForwardRun, wire::PeerAckRun).
+    std::optional<wire::PeerForwardRun> forward_run;
+    std::string run_payloads;  // wire::AppendSized, one per forward of the run
+    std::optional<wire::PeerAckRun> ack_run;
   };
   std::map<std::string, CallBatch> call_batches_;  // by node
   static constexpr size_t kMaxCallBatchBytes = 256 << 10;

@@ -166,6 +166,16 @@ void BrokerLoop::OnCallsMessage(std::vector<zmq::message_t>& frames, TimePoint n
     if (auto* forward = std::get_if<wire::PeerForward>(&*m))
       return OnForward(*forward, frames[2], now);
     if (auto* ack = std::get_if<wire::PeerForwardAck>(&*m)) return OnForwardAck(*ack, now);
+    if (auto* run = std::get_if<wire::PeerForwardRun>(&*m)) {
+      std::vector<std::string_view> payloads;
+      Status split = wire::SplitSized(frames[2].to_string_view(), run->calls.size(), &payloads);
+      if (split.ok()) return OnForwardRun(*run, payloads, now);
+      ++counters_.peer_bad_messages;
+      log_.LogLimited(LogLevel::kWarn, "calls-run",
+                      "dropped a forward run from " + from.node + ": " + split.message());
+      return;
+    }
+    if (auto* acks = std::get_if<wire::PeerAckRun>(&*m)) return OnAckRun(*acks, now);
     if (auto* check = std::get_if<wire::PeerSubscriptionCheck>(&*m)) {
       return OnSubscriptionCheck(*check, now);
     }
@@ -482,19 +492,74 @@ bool BrokerLoop::QueueCall(const std::string& node, const wire::PeerMessage& mes
     return false;
   }
   CallBatch& b = call_batches_[node];
-  wire::AppendBatchEntry(&b.entries, wire::Encode(message), /*same_header=*/false, payload);
-  if (++b.count == 1) b.lone_has_payload = wire::CarriesPayload(message);
+  const auto* f = std::get_if<wire::PeerForward>(&message);
+  const auto* ack = std::get_if<wire::PeerForwardAck>(&message);
+  if (f != nullptr) {
+    wire::PeerForwardRun* run = b.forward_run ? &*b.forward_run : nullptr;
+    if (run == nullptr || run->kind != f->kind || run->timeout_ms != f->timeout_ms ||
+        run->sender != f->sender || run->group != f->group || run->scope != f->scope) {
+      CloseCallRun(b);
+      run = &b.forward_run.emplace(
+          wire::PeerForwardRun{self_, f->kind, f->scope, f->group, f->sender, f->timeout_ms, {}});
+    }
+    run->calls.push_back({f->id, f->session});
+    wire::AppendSized(&b.run_payloads, payload);
+  } else if (ack != nullptr && ack->status.ok()) {
+    if (!b.ack_run) {
+      CloseCallRun(b);
+      b.ack_run.emplace(wire::PeerAckRun{self_, {}});
+    }
+    b.ack_run->ids.push_back(ack->id);
+  } else {
+    CloseCallRun(b);
+    AppendCallEntry(b, message, payload);
+  }
+  ++b.calls;
   if (forward) b.forwards.push_back(*forward);
-  if (b.count >= wire::kMaxMessageBatch || b.entries.size() >= kMaxCallBatchBytes) {
+  if (b.calls >= wire::kMaxMessageBatch ||
+      b.entries.size() + b.run_payloads.size() >= kMaxCallBatchBytes) {
     FlushCalls(node, Clock::now());
   }
   return true;
+}
+
+void BrokerLoop::AppendCallEntry(CallBatch& b, const wire::PeerMessage& message,
+                                 std::string_view payload) {
+  wire::AppendBatchEntry(&b.entries, wire::Encode(message), /*same_header=*/false, payload);
+  if (++b.count == 1) b.lone_has_payload = wire::CarriesPayload(message);
+}
+
+void BrokerLoop::CloseCallRun(CallBatch& b) {
+  if (b.forward_run) {
+    wire::PeerForwardRun& run = *b.forward_run;
+    if (run.calls.size() == 1) {
+      const wire::PeerForwardRun::Call& c = run.calls[0];
+      wire::PeerForward one{run.from,  c.id,      run.kind,   c.session,
+                            run.scope, run.group, run.sender, run.timeout_ms};
+      AppendCallEntry(b, one, std::string_view(b.run_payloads).substr(4));  // past its length
+    } else {
+      AppendCallEntry(b, run, b.run_payloads);
+      ++counters_.call_runs_out;
+    }
+    b.forward_run.reset();
+    b.run_payloads.clear();
+  }
+  if (b.ack_run) {
+    if (b.ack_run->ids.size() == 1) {
+      AppendCallEntry(b, wire::PeerForwardAck{self_, b.ack_run->ids[0], Status::Ok()}, {});
+    } else {
+      AppendCallEntry(b, *b.ack_run, {});
+      ++counters_.call_runs_out;
+    }
+    b.ack_run.reset();
+  }
 }
 
 // [CallBatch n][entries], or a lone call as it is: [call] or [call][payload].
 void BrokerLoop::FlushCalls(const std::string& node, TimePoint now) {
   auto it = call_batches_.find(node);
   if (it == call_batches_.end()) return;
+  CloseCallRun(it->second);
   CallBatch b = std::move(it->second);
   call_batches_.erase(it);
   bool sent = false;
@@ -562,6 +627,8 @@ void BrokerLoop::OnCallBatch(const wire::PeerCallBatch& batch, const zmq::messag
   }
   std::vector<wire::PeerMessage> calls;
   calls.reserve(entries.size());
+  std::vector<std::string_view> payloads;  // of the forwards and responses, in order
+  std::vector<std::string_view> run_payloads;
   for (const wire::BatchEntry& e : entries) {
     Result<wire::PeerMessage> m = wire::DecodePeerMessage(e.header);
     if (!m.ok()) return bad(m.status().message());
@@ -570,20 +637,54 @@ void BrokerLoop::OnCallBatch(const wire::PeerCallBatch& batch, const zmq::messag
     if (from.node != batch.from.node || from.incarnation != batch.from.incarnation) {
       return bad("it holds a call from " + from.node);
     }
-    if (!wire::CarriesPayload(*m) && !e.payload.empty()) return bad("an ack with a payload");
+    if (const auto* run = std::get_if<wire::PeerForwardRun>(&*m)) {
+      Status split = wire::SplitSized(e.payload, run->calls.size(), &run_payloads);
+      if (!split.ok()) return bad("a forward run's " + split.message());
+      payloads.insert(payloads.end(), run_payloads.begin(), run_payloads.end());
+    } else if (wire::CarriesPayload(*m)) {
+      payloads.push_back(e.payload);
+    } else if (!e.payload.empty()) {
+      return bad("an ack with a payload");
+    }
     calls.push_back(std::move(m.value()));
   }
-  for (size_t i = 0; i < calls.size(); ++i) {
-    // A copy: a payload may wait in a client's queue after this frame is gone.
-    zmq::message_t payload(entries[i].payload.data(), entries[i].payload.size());
-    if (auto* forward = std::get_if<wire::PeerForward>(&calls[i])) {
-      OnForward(*forward, payload, now);
-    } else if (auto* ack = std::get_if<wire::PeerForwardAck>(&calls[i])) {
+  std::span<const std::string_view> next(payloads);
+  for (wire::PeerMessage& call : calls) {
+    if (auto* run = std::get_if<wire::PeerForwardRun>(&call)) {
+      OnForwardRun(*run, next.first(run->calls.size()), now);
+      next = next.subspan(run->calls.size());
+    } else if (auto* ack = std::get_if<wire::PeerForwardAck>(&call)) {
       OnForwardAck(*ack, now);
+    } else if (auto* acks = std::get_if<wire::PeerAckRun>(&call)) {
+      OnAckRun(*acks, now);
     } else {
-      OnResponse(std::get<wire::PeerResponse>(calls[i]), payload);
+      // A copy: a payload may wait in a client's queue after this frame is gone.
+      zmq::message_t payload(next.front().data(), next.front().size());
+      next = next.subspan(1);
+      if (auto* forward = std::get_if<wire::PeerForward>(&call)) {
+        OnForward(*forward, payload, now);
+      } else {
+        OnResponse(std::get<wire::PeerResponse>(call), payload);
+      }
     }
   }
+}
+
+void BrokerLoop::OnForwardRun(const wire::PeerForwardRun& run,
+                              std::span<const std::string_view> payloads, TimePoint now) {
+  ++counters_.call_runs_in;
+  wire::PeerForward f{run.from, 0, run.kind, 0, run.scope, run.group, run.sender, run.timeout_ms};
+  for (size_t i = 0; i < run.calls.size(); ++i) {
+    f.id = run.calls[i].id;
+    f.session = run.calls[i].session;
+    zmq::message_t payload(payloads[i].data(), payloads[i].size());  // may outlive the frame
+    OnForward(f, payload, now);
+  }
+}
+
+void BrokerLoop::OnAckRun(const wire::PeerAckRun& run, TimePoint now) {
+  ++counters_.call_runs_in;
+  for (uint64_t id : run.ids) OnForwardAck(wire::PeerForwardAck{run.from, id, Status::Ok()}, now);
 }
 
 void BrokerLoop::PublishControl(const wire::PeerMessage& message) {

@@ -165,7 +165,15 @@ class FakePeerCalls {
       } else {
         got.push_back(m.value());
       }
-      for (const wire::PeerMessage& g : got) {
+      std::vector<wire::PeerMessage> calls;  // an ack run as the acks it stands for
+      for (wire::PeerMessage& g : got) {
+        if (auto* run = std::get_if<wire::PeerAckRun>(&g)) {
+          for (uint64_t id : run->ids) calls.push_back(wire::PeerForwardAck{run->from, id, {}});
+        } else {
+          calls.push_back(std::move(g));
+        }
+      }
+      for (const wire::PeerMessage& g : calls) {
         if (auto* p = std::get_if<wire::PeerProbe>(&g); p && !p->is_reply) {
           sock.send(frames[0], zmq::send_flags::sndmore);
           sock.send(
@@ -506,25 +514,49 @@ TEST_F(BadInputTest, CallBatchesFromAPeerAreCheckedWhole) {
             {enc(wire::PeerMessage(wire::PeerForwardAck{me, 99, Status::Ok()})), "x"}});
   batch(2, {{enc(forward(16)), "bad"}, {"\xc1", "bad"}});  // garbage
   batch(2, {}, /*with_frame=*/false);                      // no entries frame
-  EXPECT_TRUE(WaitFor([&] { return bad() >= before + 6; }));
-  EXPECT_EQ(bad(), before + 6);
+  // Forward runs: (ids, payloads packed as a run carries them).
+  auto run = [&](std::vector<uint64_t> ids, const std::vector<std::string>& payloads) {
+    wire::PeerForwardRun r{
+        me, wire::MessageKind::kDispatch, "jobs", "w", MemberId{"impostor", 7, 1}, 0, {}};
+    for (uint64_t id : ids) r.calls.push_back({id, member.self().session});
+    std::string packed;
+    for (const std::string& p : payloads) wire::AppendSized(&packed, p);
+    return Entry{enc(wire::PeerMessage(r)), packed};
+  };
+  batch(2, {{enc(forward(17)), "bad"}, run({18, 19}, {"bad"})});     // a payload short
+  batch(2, {{enc(forward(20)), "bad"}, run({21}, {"bad", "bad"})});  // one too many
+  {
+    Entry alone = run({22, 23}, {"bad"});  // not in a batch, a payload short
+    dealer.send(zmq::buffer(alone.first), zmq::send_flags::sndmore);
+    dealer.send(zmq::buffer(alone.second), zmq::send_flags::none);
+  }
+  EXPECT_TRUE(WaitFor([&] { return bad() >= before + 9; }));
+  EXPECT_EQ(bad(), before + 9);
 
   batch(3, {{enc(forward(1)), "f1"}, {enc(forward(2)), "f2"}, {enc(forward(3)), "f3"}});
+  batch(2, {{enc(forward(4)), "f4"}, run({5, 6}, {"f5", "f6"})});
+  {
+    Entry alone = run({7, 8}, {"f7", "f8"});
+    dealer.send(zmq::buffer(alone.first), zmq::send_flags::sndmore);
+    dealer.send(zmq::buffer(alone.second), zmq::send_flags::none);
+  }
+  const std::vector<std::string> want = {"f1", "f2", "f3", "f4", "f5", "f6", "f7", "f8"};
   std::vector<std::string> box;
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-  while (box.size() < 3 && std::chrono::steady_clock::now() < deadline) {
+  while (box.size() < want.size() && std::chrono::steady_clock::now() < deadline) {
     Result<Delivery> d = member.Receive(std::chrono::milliseconds(100));
     if (auto* m = d.ok() ? std::get_if<Message>(&*d) : nullptr) box.push_back(m->payload);
   }
-  EXPECT_EQ(box, (std::vector<std::string>{"f1", "f2", "f3"}))
-      << "no bad batch may deliver anything";
+  EXPECT_EQ(box, want) << "no bad batch may deliver anything";
   EXPECT_TRUE(WaitFor([&] {
     std::lock_guard<std::mutex> lock(mu);
-    return acks.size() >= 3;
+    return acks.size() >= want.size();
   }));
   std::lock_guard<std::mutex> lock(mu);
-  EXPECT_EQ(acks.size(), 3u) << "acks only for the good batch's forwards";
-  for (uint64_t id : {1, 2, 3}) EXPECT_TRUE(acks[id].ok()) << id << ": " << acks[id].ToString();
+  EXPECT_EQ(acks.size(), want.size()) << "acks only for the good batches' forwards";
+  for (uint64_t id = 1; id <= want.size(); ++id) {
+    EXPECT_TRUE(acks[id].ok()) << id << ": " << acks[id].ToString();
+  }
 }
 
 // A peer may write names only for its own members, and only well-formed

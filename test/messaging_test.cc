@@ -616,40 +616,51 @@ TEST_F(MessagingTest, ABurstTravelsInBatchesAndArrivesWholeInOrderFromItsSenders
   EXPECT_EQ(Stat(2, "data_messages_lost"), 0u);
 }
 
-// A burst of dispatches travels in call batches, forwards one way and acks
-// the other, and still every dispatch has its outcome, naming the member
-// that has it, and reaches it once, in order.
-TEST_F(MessagingTest, ABurstOfDispatchesTravelsInCallBatches) {
-  Client sender = mesh.Connect(0), member = mesh.Connect(1);
+// A burst of dispatches from two senders travels in call batches and runs
+// (forwards that share a header), forwards one way and acks the other, and
+// still every dispatch has its outcome, naming the member that has it, and
+// reaches it once, in each sender's order.
+TEST_F(MessagingTest, ABurstOfDispatchesTravelsInCallBatchesAndRuns) {
+  Client a = mesh.Connect(0), b = mesh.Connect(0), member = mesh.Connect(1);
   ASSERT_TRUE(member.Join("jobs", "w").ok());
-  ASSERT_TRUE(SeesMembers(sender, "jobs", "w", 1));
-  const uint64_t forwards = Stat(0, "call_batches_out"), acks = Stat(1, "call_batches_out");
-  const uint64_t received = Stat(1, "call_batches_in");
-  constexpr size_t kCount = 2000;
-  std::set<uint64_t> tickets;
+  ASSERT_TRUE(SeesMembers(a, "jobs", "w", 1));
+  auto shared = [&](int node) {  // ZeroMQ messages that carried several calls
+    return Stat(node, "call_batches_out") + Stat(node, "call_runs_out");
+  };
+  const uint64_t forwards = shared(0), acks = shared(1);
+  const uint64_t batches_in = Stat(1, "call_batches_in"), runs_in = Stat(1, "call_runs_in");
+  constexpr size_t kCount = 1000;  // from each sender
+  std::set<uint64_t> tickets_a, tickets_b;
   for (size_t i = 0; i < kCount; ++i) {
-    Result<uint64_t> t = sender.DispatchAsync("jobs", "w", "d" + std::to_string(i));
-    ASSERT_TRUE(t.ok()) << t.status().ToString();
-    tickets.insert(*t);
+    for (auto [c, tickets, name] : {std::tuple{&a, &tickets_a, "a"}, {&b, &tickets_b, "b"}}) {
+      Result<uint64_t> t = c->DispatchAsync("jobs", "w", name + std::to_string(i));
+      ASSERT_TRUE(t.ok()) << t.status().ToString();
+      tickets->insert(*t);
+    }
   }
-  Inbox outcomes;
-  Collect(sender, &outcomes, [](const Inbox& b) { return b.outcomes.size() >= kCount; });
-  ASSERT_EQ(outcomes.outcomes.size(), kCount);
-  for (const Outcome& o : outcomes.outcomes) {
-    EXPECT_TRUE(o.status.ok()) << o.status.ToString();
-    EXPECT_EQ(o.member, member.self());
-    EXPECT_EQ(tickets.erase(o.ticket), 1u) << "an outcome for no dispatch, or twice";
+  for (auto [c, tickets] : {std::pair{&a, &tickets_a}, {&b, &tickets_b}}) {
+    Inbox outcomes;
+    Collect(*c, &outcomes, [](const Inbox& box) { return box.outcomes.size() >= kCount; });
+    ASSERT_EQ(outcomes.outcomes.size(), kCount);
+    for (const Outcome& o : outcomes.outcomes) {
+      EXPECT_TRUE(o.status.ok()) << o.status.ToString();
+      EXPECT_EQ(o.member, member.self());
+      EXPECT_EQ(tickets->erase(o.ticket), 1u) << "an outcome for no dispatch, or twice";
+    }
   }
   Inbox got;
-  Collect(member, &got, [](const Inbox& b) { return b.messages.size() >= kCount; });
-  ASSERT_EQ(got.messages.size(), kCount);
-  for (size_t i = 0; i < kCount; ++i) {
-    EXPECT_EQ(got.messages[i].payload, "d" + std::to_string(i));
-    EXPECT_EQ(got.messages[i].kind, MessageKind::kDispatch);
+  Collect(member, &got, [](const Inbox& box) { return box.messages.size() >= 2 * kCount; });
+  ASSERT_EQ(got.messages.size(), 2 * kCount);
+  std::map<MemberId, size_t> next;  // per sender, the number it sent next
+  for (const Message& m : got.messages) {
+    const std::string name = m.from == a.self() ? "a" : "b";
+    EXPECT_EQ(m.payload, name + std::to_string(next[m.from]++)) << "out of order";
+    EXPECT_EQ(m.kind, MessageKind::kDispatch);
   }
-  EXPECT_GT(Stat(0, "call_batches_out"), forwards) << "every forward went on its own";
-  EXPECT_GT(Stat(1, "call_batches_out"), acks) << "every ack went on its own";
-  EXPECT_EQ(Stat(1, "call_batches_in") - received, Stat(0, "call_batches_out") - forwards);
+  EXPECT_GT(shared(0), forwards) << "every forward went on its own";
+  EXPECT_GT(shared(1), acks) << "every ack went on its own";
+  EXPECT_EQ(Stat(1, "call_batches_in") - batches_in + Stat(1, "call_runs_in") - runs_in,
+            shared(0) - forwards);
 }
 
 // A forward whose call batch cannot be sent goes to another member, as one
@@ -700,6 +711,10 @@ TEST_F(MessagingTest, DispatchManyDispatchesEachPayloadOnceAndSaysWhoHasIt) {
   std::vector<std::string> payloads;
   for (size_t i = 0; i < kCount; ++i) payloads.push_back("d" + std::to_string(i));
   const uint64_t requests = Stat(0, "client_messages_in"), in = Stat(0, "dispatches_in");
+  const uint64_t forwards = Stat(0, "forwards_sent"), runs = Stat(0, "call_runs_out");
+  const uint64_t ack_runs = Stat(1, "call_runs_out") + Stat(2, "call_runs_out");
+  const uint64_t runs_in = Stat(1, "call_runs_in") + Stat(2, "call_runs_in");
+  const uint64_t ack_runs_in = Stat(0, "call_runs_in");
 
   Result<std::vector<Result<MemberId>>> got = sender.DispatchMany("jobs", "w", payloads);
   ASSERT_TRUE(got.ok()) << got.status().ToString();
@@ -726,6 +741,17 @@ TEST_F(MessagingTest, DispatchManyDispatchesEachPayloadOnceAndSaysWhoHasIt) {
     EXPECT_EQ(Drain(*w).messages.size(), 0u) << "a payload reached a member twice";
   }
   EXPECT_EQ(members_used, 3u) << "the payloads were not spread";
+  // The forwards to a node went under a few headers, and their acks too.
+  const uint64_t forwarded = Stat(0, "forwards_sent") - forwards;
+  EXPECT_EQ(forwarded, kCount - expected[w1.self().ToString()].size());
+  const uint64_t sent_runs = Stat(0, "call_runs_out") - runs;
+  EXPECT_GT(sent_runs, 0u);
+  EXPECT_LE(sent_runs * 8, forwarded) << "forwards that share a header went one by one";
+  EXPECT_EQ(Stat(1, "call_runs_in") + Stat(2, "call_runs_in") - runs_in, sent_runs);
+  const uint64_t sent_ack_runs = Stat(1, "call_runs_out") + Stat(2, "call_runs_out") - ack_runs;
+  EXPECT_GT(sent_ack_runs, 0u);
+  EXPECT_LE(sent_ack_runs * 8, forwarded) << "acks went one by one";
+  EXPECT_EQ(Stat(0, "call_runs_in") - ack_runs_in, sent_ack_runs);
 }
 
 TEST_F(MessagingTest, DispatchManyToAnEmptyGroupFailsEachPayload) {

@@ -438,6 +438,14 @@ std::string D(const PeerMessage& m) {
           o << "ForwardAck " << v.id << " " << D(v.status);
         } else if constexpr (std::is_same_v<T, PeerCallBatch>) {
           o << "CallBatch " << v.count;
+        } else if constexpr (std::is_same_v<T, PeerForwardRun>) {
+          o << "ForwardRun " << int(v.kind) << " '" << v.scope << "' '" << v.group << "' "
+            << v.sender.ToString() << " " << v.timeout_ms;
+          for (const PeerForwardRun::Call& c : v.calls)
+            o << " (" << c.id << "," << c.session << ")";
+        } else if constexpr (std::is_same_v<T, PeerAckRun>) {
+          o << "AckRun";
+          for (uint64_t id : v.ids) o << " " << id;
         } else if constexpr (std::is_same_v<T, PeerResponse>) {
           o << "Response " << v.id << " " << D(v.status) << " " << v.responder.ToString();
         } else if constexpr (std::is_same_v<T, PeerData>) {
@@ -689,6 +697,12 @@ std::vector<PeerMessage> PeerMessageSamples() {
       PeerResponse{from, 4, Status::Unavailable("the responder ended"), kM2},
       PeerCallBatch{from, 2},
       PeerCallBatch{from, kMaxMessageBatch},
+      PeerForwardRun{from, MessageKind::kDispatch, "orders", "emitters", kM1, 0, {{1, 17}}},
+      PeerForwardRun{from, MessageKind::kRequest, kMaxScope, kMaxGroup, kM3, UINT32_MAX,
+                     std::vector<PeerForwardRun::Call>(kMaxMessageBatch, {UINT64_MAX, 0})},
+      PeerForwardRun{from, MessageKind::kDirect, "", "", kM2, 0, {{2, 5}, {3, 5}}},
+      PeerAckRun{from, {1}},
+      PeerAckRun{from, std::vector<uint64_t>(kMaxMessageBatch, UINT64_MAX)},
       PeerData{from, 1, {{"", 1}}, {17}, false},
       PeerData{from, UINT64_MAX, {{"Porders", UINT64_MAX}, {"P", 3}}, {UINT64_MAX}, false},
       PeerData{from, 5, {{"Pt", 9}}, std::vector<uint64_t>(kMaxDataBatch, 3), false},
@@ -1014,6 +1028,11 @@ TEST(WireTest, LayoutMatchesDocumentation) {
        A({U(201), from, U(7), A({A({U(2), S("s"), S("g"), U(8)})})})},
       {Encode(PeerMessage{PeerBye{{"n1", 5}}}), A({U(202), from})},
       {Encode(PeerMessage{PeerCallBatch{{"n1", 5}, 3}}), A({U(223), from, U(3)})},
+      {Encode(PeerMessage{PeerForwardRun{
+           {"n1", 5}, MessageKind::kDispatch, "s", "g", kM1, 0, {{7, 17}, {8, 18}}}}),
+       A({U(224), from, U(3), S("s"), S("g"), S("n1.5f3a9c.17"), U(0),
+          A({U(7), U(17), U(8), U(18)})})},
+      {Encode(PeerMessage{PeerAckRun{{"n1", 5}, {7, 8}}}), A({U(225), from, A({U(7), U(8)})})},
       {Encode(PeerMessage{
            PeerHello{{"n1", 5},
                      false,
@@ -1321,6 +1340,33 @@ TEST(WireBadInputTest, MissingFields) {
   ExpectBad(Dec::kPeer, Pack(A({U(223), A({S("n1"), U(1)}), U(1)})), "a call batch of one", "2 to");
   ExpectBad(Dec::kPeer, Pack(A({U(223), A({S("n1"), U(1)}), U(kMaxMessageBatch + 1)})),
             "too big a call batch", "2 to");
+  // A forward run holds 1 to kMaxMessageBatch [id, session] pairs, of a
+  // forward's kind, with a forward's scope and group.
+  auto run = [](V kind, V scope, V calls) {
+    return Pack(
+        A({U(224), A({S("n1"), U(1)}), kind, scope, S("g"), S("n1.5f3a9c.17"), U(0), calls}));
+  };
+  ExpectBad(Dec::kPeer, run(U(3), S("s"), A({})), "an empty forward run", "1 to");
+  ExpectBad(Dec::kPeer, run(U(3), S("s"), A({U(1)})), "a forward run's id without its session",
+            "pairs");
+  ExpectBad(Dec::kPeer, run(U(3), S("s"), A(std::vector<V>(2 * kMaxMessageBatch + 2, U(1)))),
+            "too long a forward run", "1 to");
+  ExpectBad(Dec::kPeer, run(U(3), S("s"), A({U(1), S("x")})), "a forward run's session as text",
+            "'session' is not an unsigned integer");
+  ExpectBad(Dec::kPeer, run(U(1), S("s"), A({U(1), U(2)})), "a forward run of publishes",
+            "has kind 1");
+  ExpectBad(Dec::kPeer, run(U(3), S(""), A({U(1), U(2)})), "a dispatch run with no scope",
+            "field 'scope'");
+  ExpectBad(Dec::kPeer, Pack(A({U(225), A({S("n1"), U(1)}), A({})})), "an empty ack run", "1 to");
+  ExpectBad(Dec::kPeer,
+            Pack(A({U(225), A({S("n1"), U(1)}), A(std::vector<V>(kMaxMessageBatch + 1, U(1)))})),
+            "too long an ack run", "1 to");
+  ExpectBad(Dec::kPeer, Pack(A({U(225), A({S("n1"), U(1)}), A({S("1")})})),
+            "an ack run's id as text", "'id' is not an unsigned integer");
+  EXPECT_TRUE(BatchesAsCall(PeerForwardRun{}));
+  EXPECT_TRUE(BatchesAsCall(PeerAckRun{}));
+  EXPECT_TRUE(CarriesPayload(PeerMessage{PeerForwardRun{}}));
+  EXPECT_FALSE(CarriesPayload(PeerMessage{PeerAckRun{}}));
   EXPECT_TRUE(BatchesAsCall(PeerForwardAck{}));
   EXPECT_TRUE(BatchesAsCall(PeerForward{}));
   EXPECT_TRUE(BatchesAsCall(PeerResponse{}));

@@ -368,18 +368,21 @@ Status SplitMessageBatch(std::string_view frame, uint32_t count, std::vector<Bat
   entries->reserve(count);
   std::string_view in = frame, header;
   for (uint32_t i = 0; i < count; ++i) {
-    const std::string where =
-        "message " + std::to_string(i + 1) + " of a batch of " + std::to_string(count);
+    // Built only on failure: this loop runs once per message delivered.
+    auto bad = [&](const char* why) {
+      return Status::BadMessage("message " + std::to_string(i + 1) + " of a batch of " +
+                                std::to_string(count) + why);
+    };
     uint32_t n = 0;
-    if (!ReadU32(&in, &n)) return Status::BadMessage(where + " is cut off before its header");
-    if (n == 0 && i == 0) return Status::BadMessage(where + " repeats a header before it");
-    if (n > in.size()) return Status::BadMessage(where + " has a header past the frame's end");
+    if (!ReadU32(&in, &n)) return bad(" is cut off before its header");
+    if (n == 0 && i == 0) return bad(" repeats a header before it");
+    if (n > in.size()) return bad(" has a header past the frame's end");
     if (n > 0) {
       header = in.substr(0, n);
       in.remove_prefix(n);
     }
-    if (!ReadU32(&in, &n)) return Status::BadMessage(where + " is cut off before its payload");
-    if (n > in.size()) return Status::BadMessage(where + " has a payload past the frame's end");
+    if (!ReadU32(&in, &n)) return bad(" is cut off before its payload");
+    if (n > in.size()) return bad(" has a payload past the frame's end");
     entries->push_back(BatchEntry{header, in.substr(0, n)});
     in.remove_prefix(n);
   }
@@ -393,12 +396,13 @@ Status SplitMessageBatch(std::string_view frame, uint32_t count, std::vector<Bat
 bool CarriesPayload(const PeerMessage& m) {
   if (const auto* d = std::get_if<PeerData>(&m)) return !d->is_mark;
   return std::holds_alternative<PeerForward>(m) || std::holds_alternative<PeerResponse>(m) ||
-         std::holds_alternative<PeerCallBatch>(m);
+         std::holds_alternative<PeerCallBatch>(m) || std::holds_alternative<PeerForwardRun>(m);
 }
 
 bool BatchesAsCall(const PeerMessage& m) {
   return std::holds_alternative<PeerForward>(m) || std::holds_alternative<PeerForwardAck>(m) ||
-         std::holds_alternative<PeerResponse>(m);
+         std::holds_alternative<PeerResponse>(m) || std::holds_alternative<PeerForwardRun>(m) ||
+         std::holds_alternative<PeerAckRun>(m);
 }
 
 // ---- client requests -------------------------------------------------------
@@ -1199,6 +1203,26 @@ std::string Encode(const PeerMessage& m) {
           pk.pack_uint16(uint16_t(Type::kPeerCallBatch));
           PackPeerId(pk, v.from);
           pk.pack_uint32(v.count);
+        } else if constexpr (std::is_same_v<T, PeerForwardRun>) {
+          pk.pack_array(8);
+          pk.pack_uint16(uint16_t(Type::kPeerForwardRun));
+          PackPeerId(pk, v.from);
+          pk.pack_uint8(uint8_t(v.kind));
+          PackStr(pk, v.scope);
+          PackStr(pk, v.group);
+          PackStr(pk, v.sender.ToString());
+          pk.pack_uint32(v.timeout_ms);
+          pk.pack_array(static_cast<uint32_t>(2 * v.calls.size()));
+          for (const PeerForwardRun::Call& c : v.calls) {
+            pk.pack_uint64(c.id);
+            pk.pack_uint64(c.session);
+          }
+        } else if constexpr (std::is_same_v<T, PeerAckRun>) {
+          pk.pack_array(3);
+          pk.pack_uint16(uint16_t(Type::kPeerAckRun));
+          PackPeerId(pk, v.from);
+          pk.pack_array(static_cast<uint32_t>(v.ids.size()));
+          for (uint64_t id : v.ids) pk.pack_uint64(id);
         } else if constexpr (std::is_same_v<T, PeerData>) {
           pk.pack_array(v.is_mark ? 4 : 5);
           pk.pack_uint16(uint16_t(v.is_mark ? Type::kPeerDataMark : Type::kPeerData));
@@ -1275,6 +1299,30 @@ std::string Encode(const PeerMessage& m) {
       m);
   return std::string(buf.data(), buf.size());
 }
+
+namespace {
+// A forward's kind: false (and r failed) unless a dispatch, request or send.
+bool ReadForwardKind(Reader& r, MessageKind* kind) {
+  uint64_t k = r.U64("kind");
+  if (k != uint64_t(MessageKind::kDispatch) && k != uint64_t(MessageKind::kRequest) &&
+      k != uint64_t(MessageKind::kDirect)) {
+    r.Fail("has kind " + std::to_string(k));
+    return false;
+  }
+  *kind = static_cast<MessageKind>(k);
+  return r.ok();
+}
+// A direct send names no group; the others name a valid one.
+void ReadForwardTarget(Reader& r, MessageKind kind, std::string* scope, std::string* group) {
+  if (kind == MessageKind::kDirect) {
+    *scope = r.Str("scope", 0);
+    *group = r.Str("group", 0);
+  } else {
+    *scope = r.Checked("scope", ValidateScope);
+    *group = r.Checked("group", ValidateGroup);
+  }
+}
+}  // namespace
 
 Result<PeerMessage> DecodePeerMessage(std::string_view frame) {
   Result<const msgpack::object*> obj = Unpack(frame);
@@ -1373,23 +1421,44 @@ Result<PeerMessage> DecodePeerMessage(std::string_view frame) {
       PeerForward f;
       f.from = ReadPeerId(r);
       f.id = r.U64("id");
-      uint64_t kind = r.U64("kind");
-      if (st.ok() && kind != uint64_t(MessageKind::kDispatch) &&
-          kind != uint64_t(MessageKind::kRequest) && kind != uint64_t(MessageKind::kDirect)) {
-        return Status::BadMessage("forward has kind " + std::to_string(kind));
-      }
-      f.kind = static_cast<MessageKind>(kind);
+      if (!ReadForwardKind(r, &f.kind)) return st;
       f.session = r.U64("session");
-      if (f.kind == MessageKind::kDirect) {
-        f.scope = r.Str("scope", 0);
-        f.group = r.Str("group", 0);
-      } else {
-        f.scope = r.Checked("scope", ValidateScope);
-        f.group = r.Checked("group", ValidateGroup);
-      }
+      ReadForwardTarget(r, f.kind, &f.scope, &f.group);
       f.sender = r.Member("sender", kMaxHandleBytes);
       f.timeout_ms = r.U32("timeout_ms");
       return Finish<PeerMessage>(st, std::move(f));
+    }
+    case Type::kPeerForwardRun: {
+      PeerForwardRun f;
+      f.from = ReadPeerId(r);
+      if (!ReadForwardKind(r, &f.kind)) return st;
+      ReadForwardTarget(r, f.kind, &f.scope, &f.group);
+      f.sender = r.Member("sender", kMaxHandleBytes);
+      f.timeout_ms = r.U32("timeout_ms");
+      Reader calls = r.Array("calls");
+      if (calls.ok() && (calls.size() == 0 || calls.size() % 2 != 0 ||
+                         calls.size() > 2 * size_t(kMaxMessageBatch))) {
+        calls.Fail("must hold 1 to " + std::to_string(kMaxMessageBatch) + " [id, session] pairs");
+      }
+      f.calls.reserve(calls.size() / 2);
+      while (calls.has_more()) {
+        PeerForwardRun::Call c;
+        c.id = calls.U64("id");
+        c.session = calls.U64("session");
+        f.calls.push_back(c);
+      }
+      return Finish<PeerMessage>(st, std::move(f));
+    }
+    case Type::kPeerAckRun: {
+      PeerAckRun a;
+      a.from = ReadPeerId(r);
+      Reader ids = r.Array("ids");
+      if (ids.ok() && (ids.size() == 0 || ids.size() > kMaxMessageBatch)) {
+        ids.Fail("must hold 1 to " + std::to_string(kMaxMessageBatch) + " ids");
+      }
+      a.ids.reserve(ids.size());
+      while (ids.has_more()) a.ids.push_back(ids.U64("id"));
+      return Finish<PeerMessage>(st, std::move(a));
     }
     case Type::kPeerForwardAck: {
       PeerForwardAck a;

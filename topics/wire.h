@@ -95,8 +95,13 @@
 //   [221 ForwardAck, from, id, code, message]   the member has it (ok), or why not
 //   [222 Response,   from, id, code, message, responder]  + payload: the answer to request `id`
 //   [223 CallBatch,  from, count]  + one frame of `count` entries (AppendBatchEntry), each a
-//        Forward, ForwardAck or Response with its payload (an ack's is empty): a turn's
-//        calls to one peer, 2 to kMaxMessageBatch, in the order they were made
+//        Forward, ForwardAck, Response, ForwardRun or AckRun with its payload (an ack's is
+//        empty): a turn's calls to one peer, 2 to kMaxMessageBatch entries, in the order
+//        they were made
+//   [224 ForwardRun, from, kind, scope, group, sender, timeout_ms, [id, session, id, ...]]
+//        + one frame of one payload per call (AppendSized): consecutive Forwards that
+//        differ only in id, session and payload, 1 to kMaxMessageBatch of them
+//   [225 AckRun,     from, [id...]]   consecutive ok ForwardAcks, 1 to kMaxMessageBatch
 //   [240 Raft,       from, [type, to, term, index, log_term, commit, reject,
 //                      hint_index, hint_term, context, [[term, index, data]...],
 //                      [snapshot_index, snapshot_term, snapshot_data]]]
@@ -143,7 +148,7 @@
 
 namespace meshbus::wire {
 
-inline constexpr uint32_t kProtocolVersion = 4;
+inline constexpr uint32_t kProtocolVersion = 5;
 // Upper bounds on decoded collections: a peer or client cannot make us
 // allocate without limit by sending a large count.
 inline constexpr size_t kMaxListItems = 4'000'000;
@@ -209,6 +214,8 @@ enum class Type : uint16_t {
   kPeerForwardAck = 221,
   kPeerResponse = 222,
   kPeerCallBatch = 223,
+  kPeerForwardRun = 224,
+  kPeerAckRun = 225,
   kPeerData = 230,
   kPeerDataMark = 231,
   kPeerRaft = 240,
@@ -661,6 +668,26 @@ struct PeerCallBatch {
   PeerId from;
   uint32_t count = 0;
 };
+// A burst of forwards with one header: a DispatchMany's payloads for one
+// node share everything but the id and the member. Decoding one header per
+// forward was the largest cost of a dispatch between brokers.
+struct PeerForwardRun {  // + one frame of one payload per call (AppendSized)
+  PeerId from;
+  MessageKind kind = MessageKind::kDispatch;
+  std::string scope, group;
+  MemberId sender;
+  uint32_t timeout_ms = 0;
+  struct Call {
+    uint64_t id = 0, session = 0;
+    friend bool operator==(const Call&, const Call&) = default;
+  };
+  std::vector<Call> calls;  // 1 to kMaxMessageBatch, in order
+};
+// Forwards that the member has, in the order they were acked.
+struct PeerAckRun {
+  PeerId from;
+  std::vector<uint64_t> ids;  // 1 to kMaxMessageBatch
+};
 
 // A publish or broadcast on the data channel, after its data-topic frame.
 struct StreamSeq {
@@ -728,13 +755,14 @@ struct PeerRegistryStatus {
   std::vector<RaftMemberInfo> members;  // the reply's
 };
 
-using PeerMessage = std::variant<PeerHeartbeat, PeerDelta, PeerBye, PeerHello, PeerSyncRequest,
-                                 PeerSyncReply, PeerProbe, PeerForward, PeerForwardAck,
-                                 PeerResponse, PeerData, PeerRaft, PeerSubscriptionCheck,
-                                 PeerNameCall, PeerNameAnswer, PeerRegistryStatus, PeerCallBatch>;
+using PeerMessage =
+    std::variant<PeerHeartbeat, PeerDelta, PeerBye, PeerHello, PeerSyncRequest, PeerSyncReply,
+                 PeerProbe, PeerForward, PeerForwardAck, PeerResponse, PeerData, PeerRaft,
+                 PeerSubscriptionCheck, PeerNameCall, PeerNameAnswer, PeerRegistryStatus,
+                 PeerCallBatch, PeerForwardRun, PeerAckRun>;
 bool CarriesPayload(const PeerMessage& m);
-// What a PeerCallBatch may hold: forwards, acks and responses. An entry's
-// payload is the message's (CarriesPayload), or empty.
+// What a PeerCallBatch may hold: forwards, acks, responses and their runs.
+// An entry's payload is the message's (CarriesPayload), or empty.
 bool BatchesAsCall(const PeerMessage& m);
 
 std::string Encode(const PeerMessage& m);
