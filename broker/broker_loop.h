@@ -248,9 +248,9 @@ class BrokerLoop {
     uint64_t req = 0;
     std::string scope, group;
     MemberId sender;
-    MemberId target;      // the member it went to last
-    bool handed = false;  // the target's broker confirmed the member has it
-    std::set<MemberId> tried;
+    MemberId target;              // the member it went to last
+    bool handed = false;          // the target's broker confirmed the member has it
+    std::vector<MemberId> tried;  // each once; mostly one or two
     zmq::message_t payload;
     uint32_t timeout_ms = 0;
     TimePoint deadline;

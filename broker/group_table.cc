@@ -117,7 +117,7 @@ void GroupTable::Purge(const std::string& node, GroupChanges* out) {
 std::vector<MemberId> GroupTable::Members(const std::string& scope,
                                           const std::string& group) const {
   std::vector<MemberId> out;
-  auto g = groups_.find({scope, group});
+  auto g = groups_.find(Key(scope, group));
   if (g == groups_.end()) return out;
   for (const auto& [m, n] : g->second) out.insert(out.end(), n, m);
   return out;
@@ -126,17 +126,36 @@ std::vector<MemberId> GroupTable::Members(const std::string& scope,
 std::vector<MemberId> GroupTable::DistinctMembers(const std::string& scope,
                                                   const std::string& group) const {
   std::vector<MemberId> out;
-  auto g = groups_.find({scope, group});
+  auto g = groups_.find(Key(scope, group));
   if (g == groups_.end()) return out;
   out.reserve(g->second.size());
   for (const auto& [m, n] : g->second) out.push_back(m);
   return out;
 }
 
+std::optional<MemberId> GroupTable::PickMember(const std::string& scope, const std::string& group,
+                                               std::span<const MemberId> skip, std::mt19937_64& rng,
+                                               size_t* total) const {
+  *total = 0;
+  auto g = groups_.find(Key(scope, group));
+  if (g == groups_.end()) return std::nullopt;
+  const MemberCounts& members = g->second;
+  *total = members.size();
+  size_t skipped = 0;
+  for (const MemberId& m : skip) skipped += members.count(m);
+  if (skipped == members.size()) return std::nullopt;
+  size_t k = std::uniform_int_distribution<size_t>(0, members.size() - skipped - 1)(rng);
+  for (const auto& [m, n] : members) {
+    if (std::find(skip.begin(), skip.end(), m) != skip.end()) continue;
+    if (k-- == 0) return m;
+  }
+  return std::nullopt;  // not reached: k < the members not skipped
+}
+
 std::vector<MemberId> GroupTable::LocalMembers(const std::string& scope, const std::string& group,
                                                const std::string& node) const {
   std::vector<MemberId> out;
-  auto g = groups_.find({scope, group});
+  auto g = groups_.find(Key(scope, group));
   if (g == groups_.end()) return out;
   for (const auto& [m, n] : g->second) {
     if (m.node == node) out.insert(out.end(), n, m);
@@ -177,7 +196,7 @@ std::vector<wire::MembershipEntry> GroupTable::EntriesOf(const std::string& node
 
 uint32_t GroupTable::JoinCount(const MemberId& member, const std::string& scope,
                                const std::string& group) const {
-  auto g = groups_.find({scope, group});
+  auto g = groups_.find(Key(scope, group));
   if (g == groups_.end()) return 0;
   auto m = g->second.find(member);
   return m == g->second.end() ? 0 : m->second;

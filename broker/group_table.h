@@ -10,7 +10,11 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
+#include <random>
+#include <span>
 #include <string>
+#include <string_view>
 #include <tuple>
 #include <unordered_map>
 #include <vector>
@@ -54,6 +58,12 @@ class GroupTable {
   std::vector<wire::MembershipEntry> EntriesOf(const std::string& node) const;
   // Members of a group, each once however often it joined, sorted.
   std::vector<MemberId> DistinctMembers(const std::string& scope, const std::string& group) const;
+  // One of the group's distinct members not in `skip`, each equally likely;
+  // nullopt when there is none. `*total` is told how many the group has.
+  // Copies nothing but the member chosen: a dispatch calls it each time.
+  std::optional<MemberId> PickMember(const std::string& scope, const std::string& group,
+                                     std::span<const MemberId> skip, std::mt19937_64& rng,
+                                     size_t* total) const;
   // How many times `member` joined (scope, group).
   uint32_t JoinCount(const MemberId& member, const std::string& scope,
                      const std::string& group) const;
@@ -63,12 +73,22 @@ class GroupTable {
   using GroupKey = std::pair<std::string, std::string>;  // scope, group
   // Compares the scope once, then the group (std::pair's < compares the
   // scope twice when it is equal, which it mostly is).
+  // Transparent, so that a lookup by (scope, group) copies neither.
   struct KeyLess {
-    bool operator()(const GroupKey& a, const GroupKey& b) const {
-      int c = a.first.compare(b.first);
-      return c != 0 ? c < 0 : a.second < b.second;
+    using is_transparent = void;
+    using KeyView = std::pair<std::string_view, std::string_view>;
+    static KeyView View(const GroupKey& k) { return {k.first, k.second}; }
+    static KeyView View(const KeyView& k) { return k; }
+    template <typename A, typename B>
+    bool operator()(const A& a, const B& b) const {
+      KeyView x = View(a), y = View(b);
+      int c = x.first.compare(y.first);
+      return c != 0 ? c < 0 : x.second < y.second;
     }
   };
+  static KeyLess::KeyView Key(const std::string& scope, const std::string& group) {
+    return {scope, group};
+  }
   using MemberCounts = std::map<MemberId, uint32_t>;
   // (scope, group) -> member -> join count. Ordered so listings are stable.
   std::map<GroupKey, MemberCounts, KeyLess> groups_;

@@ -536,10 +536,9 @@ void BrokerLoop::Route(uint64_t pending_id, TimePoint now, Status why_not) {
       if (!p.tried.empty()) return Resolve(pending_id, why_not);
       target = p.target;
     } else {
-      std::vector<MemberId> members = table_.DistinctMembers(p.scope, p.group);
-      size_t total = members.size();
-      std::erase_if(members, [&](const MemberId& m) { return p.tried.count(m) > 0; });
-      if (members.empty()) {
+      size_t total = 0;
+      std::optional<MemberId> pick = table_.PickMember(p.scope, p.group, p.tried, rng_, &total);
+      if (!pick) {
         std::string where = "group '" + p.group + "' of scope '" + p.scope + "'";
         if (total == 0 && p.tried.empty()) {
           return Resolve(pending_id, is_request ? Status::NoResponders("no members in " + where)
@@ -550,11 +549,10 @@ void BrokerLoop::Route(uint64_t pending_id, TimePoint now, Status why_not) {
                                            std::to_string(p.tried.size()) +
                                            " tried; last: " + why_not.message() + ")"));
       }
-      std::uniform_int_distribution<size_t> pick(0, members.size() - 1);
-      target = members[pick(rng_)];
+      target = std::move(*pick);
     }
     if (!p.tried.empty()) ++counters_.redispatches;
-    p.tried.insert(target);
+    p.tried.push_back(target);
     p.target = target;
     p.handed = false;
 

@@ -5,6 +5,10 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
+#include <optional>
+#include <random>
+#include <set>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -136,6 +140,44 @@ TEST(GroupTableTest, LeaveOfANonMember) {
   EXPECT_EQ(t.Members("s", "g"), (Ids{kA}));
   EXPECT_EQ(t.Members("s2", "g"), (Ids{kR}));
   EXPECT_EQ(GroupTable().Leave(kA, "s", "g", nullptr).code(), Code::kNotJoined);
+}
+
+// A pick is uniform over the distinct members not skipped, a double join
+// counting once; with every member skipped, or none, there is no pick.
+TEST(GroupTableTest, PickMemberChoosesAmongTheMembersNotSkipped) {
+  GroupTable t;
+  const MemberId a = M("n1", 1, 1), b = M("n2", 1, 1), c = M("n3", 1, 1);
+  for (const MemberId& m : {a, a, b, c}) t.Join(m, "s", "g", nullptr);
+  std::mt19937_64 rng(7);
+  struct Case {
+    std::vector<MemberId> skip;
+    std::set<MemberId> want;  // the members a pick may give; empty: none
+  };
+  const Case cases[] = {
+      {{}, {a, b, c}}, {{a}, {b, c}}, {{b, M("n9", 1, 1)}, {a, c}}, {{a, c}, {b}}, {{c, b, a}, {}},
+  };
+  for (const Case& k : cases) {
+    std::map<MemberId, int> picks;
+    for (int i = 0; i < 3000; ++i) {
+      size_t total = 0;
+      std::optional<MemberId> m = t.PickMember("s", "g", k.skip, rng, &total);
+      EXPECT_EQ(total, 3u);
+      if (!m) break;
+      ++picks[*m];
+    }
+    std::set<MemberId> got;
+    for (const auto& [m, n] : picks) got.insert(m);
+    EXPECT_EQ(got, k.want) << k.skip.size() << " skipped";
+    for (const auto& [m, n] : picks) {
+      // Uniform: each of the k.want.size() gets its share, within a wide margin.
+      const int share = 3000 / int(k.want.size());
+      EXPECT_GT(n, share * 8 / 10) << m.ToString();
+      EXPECT_LT(n, share * 12 / 10) << m.ToString();
+    }
+  }
+  size_t total = 9;
+  EXPECT_FALSE(t.PickMember("s", "nobody", {}, rng, &total));
+  EXPECT_EQ(total, 0u);
 }
 
 TEST(GroupTableTest, LocalMembers) {
