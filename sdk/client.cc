@@ -120,6 +120,7 @@ struct Client::Impl {
   }
 
   // Reads one message, waiting until `deadline`; nullopt on timeout.
+  static constexpr std::chrono::milliseconds kLostCheckInterval{100};
   Result<std::optional<Inbound>> Read(Clock::time_point deadline) {
     if (!unread.empty()) {
       Inbound in = std::move(unread.front());
@@ -156,7 +157,10 @@ struct Client::Impl {
         }
         auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
         if (left.count() <= 0) return std::optional<Inbound>();
-        zmq::poll(&item, 1, left);
+        // Nothing answers a session the broker ended (the heartbeat thread
+        // hears of it): say so now, not at the deadline.
+        if (session_lost) return LostStatus();
+        zmq::poll(&item, 1, std::min(left, kLostCheckInterval));
       } catch (const zmq::error_t& e) {
         if (e.num() == EINTR) return Status::Unavailable("interrupted by a signal");
         return Status::Unreachable(std::string("cannot read from the broker: ") + e.what());

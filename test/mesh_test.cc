@@ -5,6 +5,8 @@
 #include <zmq.hpp>
 
 #include <algorithm>
+#include <atomic>
+#include <thread>
 
 #include "test/test_mesh.h"
 #include "topics/wire.h"
@@ -536,6 +538,35 @@ TEST(MeshClientTest, ASessionTheBrokerNoLongerHasIsReportedToTheClient) {
   // A new client works as usual.
   Client fresh = mesh.Connect(0);
   EXPECT_TRUE(fresh.Join("app", "g").ok());
+}
+
+// A call in flight when the broker ends the session fails as soon as the
+// client hears of it, not at its timeout: nothing would ever answer it.
+TEST(MeshClientTest, ACallInFlightFailsWhenTheBrokerEndsTheSession) {
+  TestMesh mesh(1);
+  Client requester = mesh.Connect(0), responder = mesh.Connect(0);
+  ASSERT_TRUE(responder.Join("app", "silent").ok());
+  Result<Message> answer = Status::Internal("not answered");
+  std::atomic<bool> done{false};
+  std::thread t([&] {
+    answer = requester.Request("app", "silent", "q", std::chrono::seconds(30));
+    done = true;
+  });
+  // Once the responder has it, the request is in flight; the broker
+  // restarts and has never heard of either session.
+  EXPECT_TRUE(WaitFor([&] {
+    Result<Delivery> d = responder.Receive(milliseconds(20));
+    return d.ok() && std::holds_alternative<Message>(*d);
+  }));
+  const auto restart = std::chrono::steady_clock::now();
+  mesh.Stop(0, /*graceful=*/false);
+  mesh.Start(0);
+  EXPECT_TRUE(WaitFor([&] { return done.load(); })) << "still waiting for its 30 s timeout";
+  t.join();
+  EXPECT_LT(std::chrono::steady_clock::now() - restart, std::chrono::seconds(10));
+  EXPECT_EQ(answer.status().code(), Code::kUnavailable) << answer.status().ToString();
+  EXPECT_NE(answer.status().message().find("ended this session"), std::string::npos)
+      << answer.status().ToString();
 }
 
 TEST(MeshClientTest, MoveAssignmentEndsTheSessionItReplaces) {
