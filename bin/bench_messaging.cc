@@ -620,19 +620,33 @@ struct WindowResult {
   double rate() const { return seconds > 0 ? ok / seconds : 0; }
 };
 
+// A windowed run's clock and CPU meter: from its start to the last call
+// that ended, and the CPU of every thread charged to the calls that did.
+struct WindowMeter {
+  Usage usage0 = UsageNow();
+  Clock::time_point t0 = Clock::now();
+  Clock::time_point last_end = t0;
+  void Ended() { last_end = Clock::now(); }
+  void Close(uint64_t ended, WindowResult* out) const {
+    out->seconds = Seconds(last_end - t0);
+    if (ended == 0) return;
+    Usage used = UsageNow() - usage0;
+    out->cpu_us = used.cpu_ns / 1e3 / ended;
+    out->switches = static_cast<double>(used.switches) / ended;
+  }
+};
+
 // `count` calls with up to `window` in flight, started as others end.
 // Warm-up calls are sent as probes, which members do not count.
 WindowResult RunWindow(Caller& c, size_t bytes, uint64_t count, int window, uint32_t run,
                        Clock::duration limit, char kind = kBurst) {
   WindowResult out;
   std::string buf = Payload(bytes, kind, run);
-  const Usage usage0 = UsageNow();
-  const auto t0 = Clock::now();
-  const auto deadline = t0 + limit;
+  WindowMeter meter;
+  const auto deadline = meter.t0 + limit;
   uint64_t started = 0, ended = 0;
   int in_flight = 0;
   bool cannot_start = false;
-  auto last_end = t0;
   while (ended < count && Clock::now() < deadline) {
     while (in_flight < window && started < count && !cannot_start) {
       SetSeq(buf, started);
@@ -650,7 +664,7 @@ WindowResult RunWindow(Caller& c, size_t bytes, uint64_t count, int window, uint
     if (!e) continue;  // nothing ended in this slice; the deadline bounds the wait
     --in_flight;
     ++ended;
-    last_end = Clock::now();
+    meter.Ended();
     if (e->ok()) {
       ++out.ok;
     } else {
@@ -658,12 +672,7 @@ WindowResult RunWindow(Caller& c, size_t bytes, uint64_t count, int window, uint
       if (out.first_error.ok()) out.first_error = *e;
     }
   }
-  out.seconds = Seconds(last_end - t0);
-  if (ended > 0) {
-    Usage used = UsageNow() - usage0;
-    out.cpu_us = used.cpu_ns / 1e3 / ended;
-    out.switches = static_cast<double>(used.switches) / ended;
-  }
+  meter.Close(ended, &out);
   // What is still in flight after a deadline or an error: collected, so the
   // next measurement starts clean.
   for (int i = 0; in_flight > 0 && i < window; ++i) {
@@ -682,12 +691,10 @@ WindowResult RunDispatchMany(Client& c, const std::string& scope, const std::str
   WindowResult out;
   std::vector<std::string> bufs(batch, Payload(bytes, kBurst, run));
   std::vector<std::string_view> views(bufs.begin(), bufs.end());
-  const Usage usage0 = UsageNow();
-  const auto t0 = Clock::now();
-  const auto deadline = t0 + limit;
+  WindowMeter meter;
+  const auto deadline = meter.t0 + limit;
   uint64_t started = 0, ended = 0;
   int in_flight = 0;
-  auto last_end = t0;
   auto fail = [&](const Status& s, uint64_t n) {
     out.failed += n;
     if (out.first_error.ok()) out.first_error = s;
@@ -717,7 +724,7 @@ WindowResult RunDispatchMany(Client& c, const std::string& scope, const std::str
     auto* o = std::get_if<Outcome>(&*d);
     if (o == nullptr) continue;
     --in_flight;
-    last_end = Clock::now();
+    meter.Ended();
     if (o->dispatched.empty()) {  // not one of ours, or refused without a count
       fail(o->status.ok() ? Status::Internal("an outcome without payloads") : o->status, 0);
       continue;
@@ -731,12 +738,7 @@ WindowResult RunDispatchMany(Client& c, const std::string& scope, const std::str
       }
     }
   }
-  out.seconds = Seconds(last_end - t0);
-  if (ended > 0) {
-    Usage used = UsageNow() - usage0;
-    out.cpu_us = used.cpu_ns / 1e3 / ended;
-    out.switches = static_cast<double>(used.switches) / ended;
-  }
+  meter.Close(ended, &out);
   // What is still in flight after a deadline or an error: collected, so the
   // next measurement starts clean.
   for (int i = 0; in_flight > 0 && i < 10 * window; ++i) {
