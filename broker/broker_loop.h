@@ -563,7 +563,12 @@ class BrokerLoop {
   OutboundStreams outbound_;
   InboundStreams inbound_;
   std::unordered_map<uint64_t, Pending> pending_;
-  std::set<std::pair<TimePoint, uint64_t>> pending_deadlines_;
+  std::set<std::pair<TimePoint, uint64_t>> pending_deadlines_;  // requests' timeouts
+  // Forwarded dispatches and sends awaiting their ack, oldest first: every
+  // wait is kForwardAckTimeout, so appending keeps the order, at no
+  // allocation per forward. An entry whose call was settled since, or
+  // forwarded again, is dropped when it comes to the front.
+  std::deque<std::pair<TimePoint, uint64_t>> ack_deadlines_;
   uint64_t next_pending_ = 1;
   // A DispatchMany: its payloads are pendings of their own, and its one
   // reply goes once every one has an outcome.

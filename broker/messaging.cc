@@ -593,9 +593,8 @@ void BrokerLoop::Route(uint64_t pending_id, TimePoint now, Status why_not) {
     ++counters_.forwards_sent;
     if (!is_request) {
       // Until the member's broker confirms; then the answer goes back.
-      pending_deadlines_.erase({p.deadline, p.id});
       p.deadline = now + kForwardAckTimeout;
-      pending_deadlines_.insert({p.deadline, p.id});
+      ack_deadlines_.emplace_back(p.deadline, p.id);
     }
     return;
   }
@@ -607,7 +606,7 @@ void BrokerLoop::Resolve(uint64_t pending_id, Status status, wire::ReplyBody bod
   if (it == pending_.end()) return;
   Pending p = std::move(it->second);
   pending_.erase(it);
-  pending_deadlines_.erase({p.deadline, p.id});
+  if (p.kind == wire::MessageKind::kRequest) pending_deadlines_.erase({p.deadline, p.id});
   if (!status.ok()) {
     if (p.kind == wire::MessageKind::kRequest) {
       ++(status.code() == Code::kTimeout ? counters_.request_timeouts : counters_.request_failures);
@@ -839,14 +838,19 @@ void BrokerLoop::MessagingTimers(TimePoint now) {
     pending_deadlines_.erase(pending_deadlines_.begin());
     auto it = pending_.find(id);
     if (it == pending_.end()) continue;
-    const Pending& p = it->second;
-    if (p.kind == wire::MessageKind::kRequest) {
-      Resolve(id, Status::Timeout("no response within " + std::to_string(p.timeout_ms) + " ms"));
-    } else {
-      Resolve(id, Status::Timeout("no confirmation from " + p.target.node + " within " +
-                                  std::to_string(kForwardAckTimeout.count()) +
-                                  " ms: the member may or may not have it"));
-    }
+    Resolve(id,
+            Status::Timeout("no response within " + std::to_string(it->second.timeout_ms) + " ms"));
+  }
+  while (!ack_deadlines_.empty()) {
+    const auto [deadline, id] = ack_deadlines_.front();
+    auto it = pending_.find(id);
+    const bool awaited = it != pending_.end() && it->second.deadline == deadline;
+    if (awaited && deadline > now) break;
+    ack_deadlines_.pop_front();
+    if (!awaited) continue;  // settled, or forwarded again since
+    Resolve(id, Status::Timeout("no confirmation from " + it->second.target.node + " within " +
+                                std::to_string(kForwardAckTimeout.count()) +
+                                " ms: the member may or may not have it"));
   }
   if (now >= next_serving_sweep_) {
     next_serving_sweep_ = now + std::chrono::milliseconds(100);

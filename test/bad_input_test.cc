@@ -559,6 +559,39 @@ TEST_F(BadInputTest, CallBatchesFromAPeerAreCheckedWhole) {
   }
 }
 
+// A forward that the member's broker never confirms fails after the
+// sender's bound on confirmations, as outcome unknown: the member may or
+// may not have it.
+TEST_F(BadInputTest, AForwardThatIsNeverConfirmedTimesOutAsUnknown) {
+  const wire::PeerId me{"mute", 7};
+  std::atomic<int> forwards{0};
+  FakePeerCalls calls(ctx, me, [&](const wire::PeerMessage& m) {
+    if (std::holds_alternative<wire::PeerForward>(m)) ++forwards;
+  });
+  zmq::socket_t dealer = DialCalls(0);
+  wire::PeerHello h;
+  h.from = me;
+  h.endpoints = {calls.endpoint(), "tcp://127.0.0.1:1", "tcp://127.0.0.1:1"};
+  h.snapshot = wire::Snapshot{1, {{"jobs", "mute", 1, 1}}};  // its member mute.7.1
+  dealer.send(zmq::buffer(wire::Encode(wire::PeerMessage(h))), zmq::send_flags::none);
+  zmq::message_t welcome;
+  ASSERT_TRUE(dealer.recv(welcome));
+  ASSERT_TRUE(WaitFor([&] { return calls.heard_from_broker(); }));
+  Client sender = mesh.Connect(0);
+  ASSERT_TRUE(WaitFor([&] {
+    auto m = sender.Members("jobs", "mute");
+    return m.ok() && m->size() == 1;
+  }));
+  const uint64_t failures = mesh.broker(0).Stats()["dispatch_failures"];
+  Result<MemberId> r = sender.Dispatch("jobs", "mute", "x");
+  EXPECT_EQ(r.status().code(), Code::kTimeout) << r.status().ToString();
+  EXPECT_NE(r.status().message().find("no confirmation from mute"), std::string::npos)
+      << r.status().ToString();
+  EXPECT_EQ(forwards.load(), 1);
+  EXPECT_EQ(mesh.broker(0).Stats()["dispatch_failures"], failures + 1);
+  ExpectStillServing("after-a-mute-peer");
+}
+
 // A peer may write names only for its own members, and only well-formed
 // commands; registry messages from a broker with another voter set are
 // ignored. n1 (no seeds) is a one-node registry and its leader.
