@@ -210,7 +210,7 @@ class BrokerLoop {
     uint64_t batch_bytes = 0;
     std::vector<BatchedDispatch> batch_dispatches;
     uint64_t outstanding_bytes = 0;  // sent to the client and not yet consumed
-    std::set<uint64_t> pending;      // its dispatches, requests and sends awaiting an outcome
+    size_t pending = 0;              // its dispatches, requests and sends awaiting an outcome
     std::set<std::string> serving;   // reply_to of requests it was handed and has not answered
     std::set<uint64_t> name_monitors;
     bool registered = false;  // made a register call: its names are released when it ends

@@ -92,10 +92,10 @@ void BrokerLoop::OnMessagingRequest(Session& session, wire::ClientRequest& reque
   if (is_request) ++counters_.requests_in;
   if (std::holds_alternative<wire::Send>(request)) ++counters_.sends_in;
   if (!std::holds_alternative<wire::Respond>(request) &&
-      session.pending.size() + calls > kMaxPendingPerSession) {
+      session.pending + calls > kMaxPendingPerSession) {
     (is_request ? counters_.request_failures : counters_.dispatch_failures) += calls;
     Reply(rid, req,
-          Status::Unavailable(std::to_string(session.pending.size()) +
+          Status::Unavailable(std::to_string(session.pending) +
                               " calls of this session are already awaiting an outcome (at most " +
                               std::to_string(kMaxPendingPerSession) + ")"));
     return;
@@ -121,7 +121,7 @@ void BrokerLoop::OnMessagingRequest(Session& session, wire::ClientRequest& reque
       pending_deadlines_.insert({p.deadline, p.id});
     }
     uint64_t id = p.id;
-    session.pending.insert(id);
+    ++session.pending;
     pending_.emplace(id, std::move(p));
     Route(id, now);
   };
@@ -621,7 +621,7 @@ void BrokerLoop::Resolve(uint64_t pending_id, Status status, wire::ReplyBody bod
   }
   auto s = sessions_.find(p.requester);
   if (s == sessions_.end()) return;  // the requester left: nobody to tell
-  s->second.pending.erase(p.id);
+  --s->second.pending;
   if (p.batch == 0) {
     Deliver(s->second, wire::Reply{p.req, std::move(status), std::move(body)}, payload);
     return;
@@ -779,11 +779,15 @@ void BrokerLoop::OnSessionGoneMessaging(Session& session) {
   }
   for (const std::string& t : checks) FinishSubscribe(t, /*reply=*/false);
   // What it was waiting for: nobody is left to tell.
-  for (uint64_t id : session.pending) {
-    auto it = pending_.find(id);
-    if (it == pending_.end()) continue;
-    pending_deadlines_.erase({it->second.deadline, id});
-    pending_.erase(it);
+  // (A scan, as for its batches: a session ends far less often than it
+  // dispatches, and a set of its pending ids cost an allocation each.)
+  if (session.pending > 0) {
+    std::erase_if(pending_, [&](const auto& entry) {
+      const Pending& p = entry.second;
+      if (p.requester != session.id) return false;
+      if (p.kind == wire::MessageKind::kRequest) pending_deadlines_.erase({p.deadline, p.id});
+      return true;
+    });
   }
   std::erase_if(dispatch_batches_, [&](const auto& b) { return b.second.requester == session.id; });
   // Dispatches in its unsent batch: another member gets them, at the end of the turn.
