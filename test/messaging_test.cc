@@ -531,6 +531,33 @@ TEST_F(MessagingTest, ARequestHeldByAMemberThatLeavesFailsAtOnce) {
   EXPECT_LT(Clock::now() - start, milliseconds(2000));
 }
 
+// A requester that ends takes its calls awaiting an outcome with it, and
+// only its own: nobody is left to tell.
+TEST_F(MessagingTest, ARequesterThatEndsTakesOnlyItsOwnPendingCallsWithIt) {
+  Client leaver = mesh.Connect(0), stayer = mesh.Connect(0), responder = mesh.Connect(1);
+  ASSERT_TRUE(responder.Join("svc", "silent").ok());
+  ASSERT_TRUE(SeesMembers(leaver, "svc", "silent", 1));
+  const uint64_t before = Stat(0, "pending_outcomes");
+  for (int i = 0; i < 20; ++i) {
+    ASSERT_TRUE(leaver.RequestAsync("svc", "silent", "x", milliseconds(30000)).ok());
+  }
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_TRUE(stayer.RequestAsync("svc", "silent", "y", milliseconds(30000)).ok());
+  }
+  EXPECT_TRUE(WaitFor([&] { return Stat(0, "pending_outcomes") == before + 25; }))
+      << Stat(0, "pending_outcomes") - before;
+  ASSERT_TRUE(leaver.Close().ok());
+  EXPECT_TRUE(WaitFor([&] { return Stat(0, "pending_outcomes") == before + 5; }))
+      << Stat(0, "pending_outcomes") - before;
+  // The other requester's calls still have their outcome: the responder's end.
+  ASSERT_TRUE(responder.Close().ok());
+  Inbox box;
+  Collect(stayer, &box, [](const Inbox& b) { return b.outcomes.size() >= 5; });
+  ASSERT_EQ(box.outcomes.size(), 5u);
+  for (const Outcome& o : box.outcomes) EXPECT_EQ(o.status.code(), Code::kUnavailable);
+  EXPECT_EQ(Stat(0, "pending_outcomes"), before);
+}
+
 // ---- direct sends ----------------------------------------------------------
 
 TEST_F(MessagingTest, SendReachesOneMemberByIdInOrder) {
