@@ -6,6 +6,20 @@
 #include "broker/broker_loop.h"
 
 namespace meshbus {
+namespace {
+
+// A forwarded payload as OnForward takes it, from the frame it came in. A
+// dispatch is copied into its member's batch before OnForward returns (as a
+// publish is), so a view of the frame does; a request or send may be handed
+// to ZeroMQ as it is, and needs bytes of its own.
+zmq::message_t ForwardPayload(wire::MessageKind kind, std::string_view bytes) {
+  if (kind == wire::MessageKind::kDispatch) {
+    return zmq::message_t(const_cast<char*>(bytes.data()), bytes.size(), nullptr);
+  }
+  return zmq::message_t(bytes.data(), bytes.size());
+}
+
+}  // namespace
 
 std::optional<wire::PeerMessage> BrokerLoop::DecodePeer(const zmq::message_t& frame) {
   ++counters_.peer_messages_in;
@@ -657,15 +671,15 @@ void BrokerLoop::OnCallBatch(const wire::PeerCallBatch& batch, const zmq::messag
       OnForwardAck(*ack, now);
     } else if (auto* acks = std::get_if<wire::PeerAckRun>(&call)) {
       OnAckRun(*acks, now);
+    } else if (auto* forward = std::get_if<wire::PeerForward>(&call)) {
+      zmq::message_t payload = ForwardPayload(forward->kind, next.front());
+      next = next.subspan(1);
+      OnForward(*forward, payload, now);
     } else {
-      // A copy: a payload may wait in a client's queue after this frame is gone.
+      // A copy: a response may wait in a client's backlog after this frame is gone.
       zmq::message_t payload(next.front().data(), next.front().size());
       next = next.subspan(1);
-      if (auto* forward = std::get_if<wire::PeerForward>(&call)) {
-        OnForward(*forward, payload, now);
-      } else {
-        OnResponse(std::get<wire::PeerResponse>(call), payload);
-      }
+      OnResponse(std::get<wire::PeerResponse>(call), payload);
     }
   }
 }
@@ -677,7 +691,7 @@ void BrokerLoop::OnForwardRun(const wire::PeerForwardRun& run,
   for (size_t i = 0; i < run.calls.size(); ++i) {
     f.id = run.calls[i].id;
     f.session = run.calls[i].session;
-    zmq::message_t payload(payloads[i].data(), payloads[i].size());  // may outlive the frame
+    zmq::message_t payload = ForwardPayload(run.kind, payloads[i]);
     OnForward(f, payload, now);
   }
 }
