@@ -324,6 +324,8 @@ class BrokerLoop {
   void HandleRequest(const std::string& rid, wire::ClientRequest& request, zmq::message_t* payload,
                      TimePoint now);
   void Reply(const std::string& rid, uint64_t req, Status status, wire::ReplyBody body = {});
+  // A batched delivery of `bytes` would not fit the session's batch.
+  bool BatchIsFull(const Session& session, uint64_t bytes) const;
   // Queues one message for a session, in order; false when it was lost (and
   // counted). `payload`, if given, is consumed.
   bool Deliver(Session& session, const wire::ClientInbound& message,

@@ -54,12 +54,22 @@ bool BrokerLoop::Deliver(Session& session, const wire::ClientInbound& message,
                         std::holds_alternative<wire::Reply>(message), batchable, payload);
 }
 
+bool BrokerLoop::BatchIsFull(const Session& session, uint64_t bytes) const {
+  return session.batch_count >= wire::kMaxMessageBatch ||
+         (session.batch_count > 0 && session.batch_bytes + bytes > kMaxClientBatchBytes);
+}
+
 bool BrokerLoop::DeliverEncoded(Session& session, const std::string& body, bool is_reply,
                                 bool batchable, zmq::message_t* payload,
                                 const BatchedDispatch* dispatch, bool refusable) {
   // In order: what waits in the batch goes first (and if it is lost, the
-  // loss is counted before a gap notice is made).
-  if (!batchable || session.lost > 0 || !session.backlog.empty()) FlushDeliveries(session);
+  // loss is counted before a gap notice is made). A full batch goes before
+  // this message starts the next, so that every message it holds was
+  // counted delivered, and a notice of its loss comes before this one.
+  const uint64_t bytes = body.size() + (payload ? payload->size() : 0);
+  if (!batchable || session.lost > 0 || !session.backlog.empty() || BatchIsFull(session, bytes)) {
+    FlushDeliveries(session);
+  }
   auto lose = [&] {
     if (refusable) return false;  // not lost: the caller sends it elsewhere or fails it
     if (session.lost++ == 0) ++counters_.slow_consumers;
@@ -110,6 +120,9 @@ bool BrokerLoop::SendToClient(Session& session, const std::string& body, zmq::me
   uint64_t queued = session.outstanding_bytes + session.batch_bytes;
   if (queued > 0 && queued + bytes > options_.client_queue_bytes) return false;
   if (batchable && payload != nullptr) {
+    // DeliverEncoded sent a full batch before this (and any notice of what
+    // it lost): a batch holds at most kMaxMessageBatch.
+    if (BatchIsFull(session, bytes)) FlushDeliveries(session);
     if (session.batch_count == 0) batching_.push_back(session.id);
     const bool same_header = session.batch_count > 0 && session.batch_header == body;
     if (!same_header) session.batch_header = body;
@@ -117,10 +130,6 @@ bool BrokerLoop::SendToClient(Session& session, const std::string& body, zmq::me
     ++session.batch_count;
     session.batch_bytes += bytes;
     if (dispatch != nullptr) session.batch_dispatches.push_back(*dispatch);
-    if (session.batch_count >= wire::kMaxMessageBatch ||
-        session.batch_bytes >= kMaxClientBatchBytes) {
-      FlushDeliveries(session);
-    }
     return true;
   }
   FlushDeliveries(session);

@@ -875,6 +875,32 @@ TEST_F(MessagingTest, ADispatchWhoseDeliveryCannotBeHandedOverGoesToAnotherMembe
   EXPECT_EQ(nothing.messages.size() + nothing.gaps, 0u);
 }
 
+// A batch that fills up in the middle of a turn and cannot be handed over
+// loses exactly its messages: none is counted delivered, each is counted
+// lost and reported, and the next message comes after the notice.
+TEST_F(MessagingTest, AFullBatchThatCannotBeSentLosesExactlyItsMessages) {
+  Client pub = mesh.Connect(0), sub = mesh.Connect(0);
+  ASSERT_TRUE(sub.Subscribe("full.").ok());
+  constexpr size_t kBatch = 256;  // wire::kMaxMessageBatch
+  std::vector<std::string> payloads;
+  for (size_t i = 0; i < kBatch + 1; ++i) payloads.push_back("p" + std::to_string(i));
+  const uint64_t delivered = Stat(0, "messages_delivered");
+  const uint64_t lost = Stat(0, "client_deliveries_lost");
+  mesh.broker(0).FailNextDeliveryFlushes(1);
+  // One request, one turn: the first kBatch fill the batch, the last finds
+  // it full, and it cannot be sent.
+  ASSERT_TRUE(pub.PublishMany("full.x", payloads).ok());
+  ASSERT_TRUE(pub.Publish("full.x", "after").ok());
+  Inbox box;
+  Collect(sub, &box, [](const Inbox& b) { return b.messages.size() >= 2; });
+  EXPECT_EQ(box.lost, kBatch);
+  EXPECT_EQ(box.gaps, 1u);
+  const std::vector<std::string> want = {"p" + std::to_string(kBatch), "after"};
+  EXPECT_EQ(Payloads(box.messages), want);
+  EXPECT_EQ(Stat(0, "client_deliveries_lost") - lost, kBatch);
+  EXPECT_EQ(Stat(0, "messages_delivered") - delivered, 2u);
+}
+
 // A DispatchMany that would take a session past its bound of calls awaiting
 // an outcome is refused whole: no payload of it is dispatched.
 TEST_F(MessagingTest, ADispatchManyPastThePendingBoundIsRefusedWhole) {
