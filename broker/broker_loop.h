@@ -566,10 +566,12 @@ class BrokerLoop {
   InboundStreams inbound_;
   std::unordered_map<uint64_t, Pending> pending_;
   std::set<std::pair<TimePoint, uint64_t>> pending_deadlines_;  // requests' timeouts
-  // Forwarded dispatches and sends awaiting their ack, oldest first: every
-  // wait is kForwardAckTimeout, so appending keeps the order, at no
-  // allocation per forward. An entry whose call was settled since, or
-  // forwarded again, is dropped when it comes to the front.
+  // Forwarded dispatches and sends awaiting their ack, in deadline order at
+  // no allocation per forward: every wait is kForwardAckTimeout (or a
+  // little more, to keep the order). An entry whose call was settled since,
+  // or forwarded again, is dropped when it comes to the front, or when the
+  // deque is compacted (it may not hold more than a few times the pending
+  // calls: one unconfirmed forward must not keep millions behind it).
   std::deque<std::pair<TimePoint, uint64_t>> ack_deadlines_;
   uint64_t next_pending_ = 1;
   // A DispatchMany: its payloads are pendings of their own, and its one
@@ -617,6 +619,7 @@ class BrokerLoop {
     std::string entries;             // wire::AppendBatchEntry
     uint32_t count = 0;              // entries
     uint32_t calls = 0;              // forwards, acks and responses, each of a run counted
+    uint32_t runs = 0;               // entries that are runs
     bool lone_has_payload = false;   // the first entry's: a batch of one goes as it is
     std::vector<uint64_t> forwards;  // their pending calls, to route elsewhere if it fails
     // The last entry, while it may still grow: forwards that share their

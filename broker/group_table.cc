@@ -141,12 +141,15 @@ std::optional<MemberId> GroupTable::PickMember(const std::string& scope, const s
   if (g == groups_.end()) return std::nullopt;
   const MemberCounts& members = g->second;
   *total = members.size();
-  size_t skipped = 0;
-  for (const MemberId& m : skip) skipped += members.count(m);
+  auto skipped_member = [&](const MemberId& m) {
+    return std::find(skip.begin(), skip.end(), m) != skip.end();
+  };
+  size_t skipped = 0;  // (a walk, not a count per skip: skip may repeat a member)
+  for (const auto& [m, n] : members) skipped += skipped_member(m);
   if (skipped == members.size()) return std::nullopt;
   size_t k = std::uniform_int_distribution<size_t>(0, members.size() - skipped - 1)(rng);
   for (const auto& [m, n] : members) {
-    if (std::find(skip.begin(), skip.end(), m) != skip.end()) continue;
+    if (skipped_member(m)) continue;
     if (k-- == 0) return m;
   }
   return std::nullopt;  // not reached: k < the members not skipped

@@ -593,7 +593,9 @@ void BrokerLoop::Route(uint64_t pending_id, TimePoint now, Status why_not) {
     ++counters_.forwards_sent;
     if (!is_request) {
       // Until the member's broker confirms; then the answer goes back.
+      // `now` may be the turn's start, earlier than the last entry's.
       p.deadline = now + kForwardAckTimeout;
+      if (!ack_deadlines_.empty()) p.deadline = std::max(p.deadline, ack_deadlines_.back().first);
       ack_deadlines_.emplace_back(p.deadline, p.id);
     }
     return;
@@ -855,6 +857,12 @@ void BrokerLoop::MessagingTimers(TimePoint now) {
     Resolve(id, Status::Timeout("no confirmation from " + it->second.target.node + " within " +
                                 std::to_string(kForwardAckTimeout.count()) +
                                 " ms: the member may or may not have it"));
+  }
+  if (ack_deadlines_.size() > 4 * pending_.size() + 4096) {
+    std::erase_if(ack_deadlines_, [&](const auto& entry) {
+      auto it = pending_.find(entry.second);
+      return it == pending_.end() || it->second.deadline != entry.first;
+    });
   }
   if (now >= next_serving_sweep_) {
     next_serving_sweep_ = now + std::chrono::milliseconds(100);

@@ -505,6 +505,16 @@ bool BrokerLoop::QueueCall(const std::string& node, const wire::PeerMessage& mes
     ++counters_.peer_sends_failed;
     return false;
   }
+  if (auto full = call_batches_.find(node); full != call_batches_.end()) {
+    const CallBatch& q = full->second;
+    if (q.calls >= wire::kMaxMessageBatch ||
+        q.entries.size() + q.run_payloads.size() + payload.size() > kMaxCallBatchBytes) {
+      // Sent before this call joins the next batch: if it cannot be sent,
+      // what it reroutes is calls made before, none of them this one (whose
+      // caller is still in the middle of it).
+      FlushCalls(node, Clock::now());
+    }
+  }
   CallBatch& b = call_batches_[node];
   const auto* f = std::get_if<wire::PeerForward>(&message);
   const auto* ack = std::get_if<wire::PeerForwardAck>(&message);
@@ -530,10 +540,6 @@ bool BrokerLoop::QueueCall(const std::string& node, const wire::PeerMessage& mes
   }
   ++b.calls;
   if (forward) b.forwards.push_back(*forward);
-  if (b.calls >= wire::kMaxMessageBatch ||
-      b.entries.size() + b.run_payloads.size() >= kMaxCallBatchBytes) {
-    FlushCalls(node, Clock::now());
-  }
   return true;
 }
 
@@ -553,7 +559,7 @@ void BrokerLoop::CloseCallRun(CallBatch& b) {
       AppendCallEntry(b, one, std::string_view(b.run_payloads).substr(4));  // past its length
     } else {
       AppendCallEntry(b, run, b.run_payloads);
-      ++counters_.call_runs_out;
+      ++b.runs;
     }
     b.forward_run.reset();
     b.run_payloads.clear();
@@ -563,7 +569,7 @@ void BrokerLoop::CloseCallRun(CallBatch& b) {
       AppendCallEntry(b, wire::PeerForwardAck{self_, b.ack_run->ids[0], Status::Ok()}, {});
     } else {
       AppendCallEntry(b, *b.ack_run, {});
-      ++counters_.call_runs_out;
+      ++b.runs;
     }
     b.ack_run.reset();
   }
@@ -607,7 +613,10 @@ void BrokerLoop::FlushCalls(const std::string& node, TimePoint now) {
       sent = false;
     }
   }
-  if (sent) return;
+  if (sent) {
+    counters_.call_runs_out += b.runs;
+    return;
+  }
   ++counters_.peer_sends_failed;
   // Acks and responses lost here time out where they were awaited; the
   // forwards still waiting for this node go to another member (a direct

@@ -119,8 +119,10 @@ struct Client::Impl {
     return Status::Unreachable("broker not reachable at " + options.endpoint);
   }
 
-  // Reads one message, waiting until `deadline`; nullopt on timeout.
+  // How often a wait looks whether the broker ended the session.
   static constexpr std::chrono::milliseconds kLostCheckInterval{100};
+  // Reads one message, waiting until `deadline`; nullopt on timeout, and
+  // the session's loss once nothing is left to read.
   Result<std::optional<Inbound>> Read(Clock::time_point deadline) {
     if (!unread.empty()) {
       Inbound in = std::move(unread.front());

@@ -128,6 +128,7 @@ class Client {
   ~Client();
 
   // Ends the session: memberships are left and monitors removed everywhere.
+  // A session the broker ended already is closed at once (kUnavailable).
   Status Close();
 
   // This session's member id, e.g. "n1.18a3f5b2c9d4e.17".

@@ -690,6 +690,37 @@ TEST_F(MessagingTest, ABurstOfDispatchesTravelsInCallBatchesAndRuns) {
             shared(0) - forwards);
 }
 
+// A call batch that fills up and cannot be sent fails exactly the forwards
+// it held, and the broker goes on with the next batch. (The batch is sent
+// before the call that finds it full joins the next: flushing after it,
+// the failure rerouted the very call whose routing was still under way.)
+TEST_F(MessagingTest, AFullCallBatchThatCannotBeSentFailsExactlyItsForwards) {
+  Client sender = mesh.Connect(0), member = mesh.Connect(2);
+  ASSERT_TRUE(member.Join("jobs", "one").ok());
+  ASSERT_TRUE(SeesMembers(sender, "jobs", "one", 1));
+  constexpr size_t kBatch = 256, kCount = kBatch + 44;  // wire::kMaxMessageBatch calls
+  std::vector<std::string> payloads;
+  for (size_t i = 0; i < kCount; ++i) payloads.push_back("d" + std::to_string(i));
+  mesh.broker(0).FailNextCallSends(1);
+  Result<std::vector<Result<MemberId>>> got = sender.DispatchMany("jobs", "one", payloads);
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  ASSERT_EQ(got->size(), kCount);
+  for (size_t i = 0; i < kCount; ++i) {
+    const Result<MemberId>& r = (*got)[i];
+    if (i < kBatch) {
+      EXPECT_EQ(r.status().code(), Code::kUnavailable) << i << ": " << r.status().ToString();
+    } else {
+      ASSERT_TRUE(r.ok()) << i << ": " << r.status().ToString();
+      EXPECT_EQ(*r, member.self());
+    }
+  }
+  Inbox box;
+  Collect(member, &box, [&](const Inbox& b) { return b.messages.size() >= kCount - kBatch; });
+  EXPECT_EQ(Payloads(box.messages),
+            std::vector<std::string>(payloads.begin() + kBatch, payloads.end()));
+  EXPECT_EQ(Drain(member).messages.size(), 0u);
+}
+
 // A forward whose call batch cannot be sent goes to another member, as one
 // its node refused would; with no other member, the dispatch says so.
 TEST_F(MessagingTest, AForwardWhoseBatchCannotBeSentGoesElsewhere) {

@@ -1440,7 +1440,7 @@ Result<PeerMessage> DecodePeerMessage(std::string_view frame) {
                          calls.size() > 2 * size_t(kMaxMessageBatch))) {
         calls.Fail("must hold 1 to " + std::to_string(kMaxMessageBatch) + " [id, session] pairs");
       }
-      f.calls.reserve(calls.size() / 2);
+      f.calls.reserve(calls.ok() ? calls.size() / 2 : 0);
       while (calls.has_more()) {
         PeerForwardRun::Call c;
         c.id = calls.U64("id");
@@ -1456,7 +1456,7 @@ Result<PeerMessage> DecodePeerMessage(std::string_view frame) {
       if (ids.ok() && (ids.size() == 0 || ids.size() > kMaxMessageBatch)) {
         ids.Fail("must hold 1 to " + std::to_string(kMaxMessageBatch) + " ids");
       }
-      a.ids.reserve(ids.size());
+      a.ids.reserve(ids.ok() ? ids.size() : 0);
       while (ids.has_more()) a.ids.push_back(ids.U64("id"));
       return Finish<PeerMessage>(st, std::move(a));
     }
