@@ -495,7 +495,8 @@ class BrokerLoop {
   // to route elsewhere if the batch cannot be sent.
   bool QueueCall(const std::string& node, const wire::PeerMessage& message,
                  std::string_view payload, std::optional<uint64_t> forward = std::nullopt);
-  void FlushCalls(const std::string& node, TimePoint now);
+  // `node` by value: callers pass the batch map's own key, which the flush erases.
+  void FlushCalls(std::string node, TimePoint now);
   void FlushAllCalls(TimePoint now);
   struct CallBatch;
   // Appends the batch's open run as an entry (a run of one as a plain call).

@@ -576,7 +576,7 @@ void BrokerLoop::CloseCallRun(CallBatch& b) {
 }
 
 // [CallBatch n][entries], or a lone call as it is: [call] or [call][payload].
-void BrokerLoop::FlushCalls(const std::string& node, TimePoint now) {
+void BrokerLoop::FlushCalls(std::string node, TimePoint now) {
   auto it = call_batches_.find(node);
   if (it == call_batches_.end()) return;
   CloseCallRun(it->second);
