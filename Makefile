@@ -3,7 +3,7 @@
 BUILD ?= build
 JOBS ?= $(shell nproc)
 
-.PHONY: all build deps test demo bench compare format clean
+.PHONY: all build deps test sanitize demo bench compare format clean
 
 all: build
 
@@ -19,6 +19,17 @@ build: deps $(BUILD)/CMakeCache.txt
 test: build
 	cd $(BUILD) && ctest --output-on-failure
 
+# The unit and mesh tests built with AddressSanitizer and UBSan, in their own
+# build directory (a few minutes more than `make test`; not part of it).
+SANITIZE_BUILD ?= build-sanitize
+sanitize: deps
+	cmake -S . -B $(SANITIZE_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DCMAKE_CXX_FLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
+	  -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined"
+	cmake --build $(SANITIZE_BUILD) -j $(JOBS) --target unit_test mesh_test
+	ASAN_OPTIONS=detect_leaks=0 $(SANITIZE_BUILD)/bin/unit_test
+	ASAN_OPTIONS=detect_leaks=0 $(SANITIZE_BUILD)/bin/mesh_test
+
 demo: build
 	scripts/demo.sh
 
@@ -32,4 +43,4 @@ format:
 	clang-format -i $$(git ls-files '*.cc' '*.h')
 
 clean:
-	rm -rf $(BUILD)
+	rm -rf $(BUILD) $(SANITIZE_BUILD)
