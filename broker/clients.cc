@@ -120,9 +120,8 @@ bool BrokerLoop::SendToClient(Session& session, const std::string& body, zmq::me
   uint64_t queued = session.outstanding_bytes + session.batch_bytes;
   if (queued > 0 && queued + bytes > options_.client_queue_bytes) return false;
   if (batchable && payload != nullptr) {
-    // DeliverEncoded sent a full batch before this (and any notice of what
-    // it lost): a batch holds at most kMaxMessageBatch.
-    if (BatchIsFull(session, bytes)) FlushDeliveries(session);
+    // Not full: DeliverEncoded, the one caller with a batchable message,
+    // sent a full batch (and any notice of what it lost) before this.
     if (session.batch_count == 0) batching_.push_back(session.id);
     const bool same_header = session.batch_count > 0 && session.batch_header == body;
     if (!same_header) session.batch_header = body;

@@ -847,22 +847,24 @@ void BrokerLoop::MessagingTimers(TimePoint now) {
     Resolve(id,
             Status::Timeout("no response within " + std::to_string(it->second.timeout_ms) + " ms"));
   }
+  // The pending call an entry still stands for; null once it was settled,
+  // or forwarded again (with another deadline).
+  auto awaited = [&](const std::pair<TimePoint, uint64_t>& entry) -> const Pending* {
+    auto it = pending_.find(entry.second);
+    return it != pending_.end() && it->second.deadline == entry.first ? &it->second : nullptr;
+  };
   while (!ack_deadlines_.empty()) {
-    const auto [deadline, id] = ack_deadlines_.front();
-    auto it = pending_.find(id);
-    const bool awaited = it != pending_.end() && it->second.deadline == deadline;
-    if (awaited && deadline > now) break;
+    const auto entry = ack_deadlines_.front();
+    const Pending* p = awaited(entry);
+    if (p != nullptr && entry.first > now) break;
     ack_deadlines_.pop_front();
-    if (!awaited) continue;  // settled, or forwarded again since
-    Resolve(id, Status::Timeout("no confirmation from " + it->second.target.node + " within " +
-                                std::to_string(kForwardAckTimeout.count()) +
-                                " ms: the member may or may not have it"));
+    if (p == nullptr) continue;
+    Resolve(entry.second, Status::Timeout("no confirmation from " + p->target.node + " within " +
+                                          std::to_string(kForwardAckTimeout.count()) +
+                                          " ms: the member may or may not have it"));
   }
   if (ack_deadlines_.size() > 4 * pending_.size() + 4096) {
-    std::erase_if(ack_deadlines_, [&](const auto& entry) {
-      auto it = pending_.find(entry.second);
-      return it == pending_.end() || it->second.deadline != entry.first;
-    });
+    std::erase_if(ack_deadlines_, [&](const auto& entry) { return awaited(entry) == nullptr; });
   }
   if (now >= next_serving_sweep_) {
     next_serving_sweep_ = now + std::chrono::milliseconds(100);
