@@ -998,9 +998,18 @@ TEST(WireTest, LayoutMatchesDocumentation) {
       {Encode(ClientRequest{Dispatch{3, "s", "g", 9}}), A({U(24), U(3), S("s"), S("g"), U(9)})},
       {Encode(ClientInbound{Reply{
            1, Status::Ok(), DispatchedBody{{{Status::Ok(), kM1}, {Status::NoMembers("x"), {}}}}}}),
-       A({U(100), U(1), U(0), S(""), U(13),
-          A({A({U(0), S(""), S("n1.5f3a9c.17")}),
-             A({U(uint64_t(Code::kNoMembers)), S("x"), S("")})})})},
+       A({U(100), U(1), U(0), S(""), U(13), A({S("n1.5f3a9c.17")}),
+          A({U(0), A({U(uint64_t(Code::kNoMembers)), S("x")})})})},
+      // Each member listed once, in the order of its first payload.
+      {Encode(ClientInbound{Reply{1, Status::Ok(),
+                                  DispatchedBody{{{Status::Ok(), kM3},
+                                                  {Status::Ok(), kM1},
+                                                  {Status::Unavailable(""), {}},
+                                                  {Status::Ok(), kM3}}}}}),
+       A({U(100), U(1), U(0), S(""), U(13), A({S(kM3.ToString()), S("n1.5f3a9c.17")}),
+          A({U(0), U(1), A({U(uint64_t(Code::kUnavailable)), S("")}), U(0)})})},
+      {Encode(ClientInbound{Reply{1, Status::Ok(), DispatchedBody{}}}),
+       A({U(100), U(1), U(0), S(""), U(13), A({}), A({})})},
       {Encode(ClientRequest{Request{3, "s", "g", 50}}), A({U(25), U(3), S("s"), S("g"), U(50)})},
       {Encode(ClientRequest{Respond{3, "n2.a.3"}}), A({U(26), U(3), S("n2.a.3")})},
       {Encode(ClientRequest{Send{3, kM1}}), A({U(27), U(3), S("n1.5f3a9c.17")})},
@@ -1257,12 +1266,17 @@ TEST(WireBadInputTest, WrongFieldTypeInEachPosition) {
     for (const std::vector<size_t>& path : paths) {
       V probe = original;
       for (const V& wrong : WrongTypesFor(At(probe, path))) {
-        // The one place where a second type is valid: Monitor's group may be
-        // nil (the whole scope).
+        // The places where a second type is valid: Monitor's group may be
+        // nil (the whole scope), and a DispatchMany's outcome is a member's
+        // index or a failure's array.
         bool monitor_group = e.dec == Dec::kRequest &&
                              original.a[0].u == uint64_t(Type::kMonitor) &&
                              path == std::vector<size_t>{3};
         if (monitor_group && wrong.k == V::K::kNil) continue;
+        bool dispatch_outcome = e.dec == Dec::kInbound &&
+                                original.a[0].u == uint64_t(Type::kReply) &&
+                                original.a[4].u == 13 && path.size() == 2 && path[0] == 6;
+        if (dispatch_outcome && wrong.k == V::K::kUint) continue;
         V bad = original;
         At(bad, path) = wrong;
         ExpectBad(e.dec, Pack(bad),
@@ -1316,25 +1330,35 @@ TEST(WireBadInputTest, MissingFields) {
             "a dispatch of too many", "0 to");
   ExpectBad(Dec::kRequest, Pack(A({U(24), U(1), S("s"), S("g")})), "a dispatch without a count",
             "missing field 'count'");
-  // A DispatchMany's outcomes: an ok one names a member, a failed one none.
-  auto dispatched = [](V outcome) {
-    return Pack(A({U(100), U(1), U(0), S(""), U(13), A({outcome})}));
+  // A DispatchMany's outcomes: a listed member's index, or a failure's [code, message].
+  auto dispatched = [](V members, V outcomes) {
+    return Pack(A({U(100), U(1), U(0), S(""), U(13), members, outcomes}));
   };
-  ExpectBad(Dec::kInbound, dispatched(A({U(0), S(""), S("")})), "ok without a member",
-            "ok without a member");
+  const V one = A({S("n1.5f3a9c.17")});
+  ExpectBad(Dec::kInbound, dispatched(one, A({U(1)})), "an index past the members",
+            "names member 1 of 1");
+  ExpectBad(Dec::kInbound, dispatched(A({}), A({U(0)})), "an index and no members",
+            "names member 0 of 0");
+  ExpectBad(Dec::kInbound, dispatched(one, A({A({U(0), S("")})})), "a failure with code ok",
+            "not a failure's");
+  ExpectBad(Dec::kInbound, dispatched(one, A({A({U(uint64_t(kLastCode) + 1), S("")})})),
+            "an unknown code", "not a failure's");
+  ExpectBad(Dec::kInbound, dispatched(one, A({A({U(uint64_t(Code::kNoMembers))})})),
+            "a failure without a message", "missing field 'message'");
   ExpectBad(Dec::kInbound,
-            dispatched(A({U(uint64_t(Code::kNoMembers)), S("x"), S("n1.5f3a9c.17")})),
-            "failed with a member", "names a member");
-  ExpectBad(Dec::kInbound, dispatched(A({U(0), S(""), S("n1")})), "a malformed member",
+            dispatched(one, A({A({U(uint64_t(Code::kNoMembers)), S("x"), S("n1.5f3a9c.17")})})),
+            "a failure that names a member", "unexpected trailing");
+  ExpectBad(Dec::kInbound, dispatched(A({S("n1")}), A({U(0)})), "a malformed member",
             "malformed member id");
-  ExpectBad(Dec::kInbound, dispatched(A({U(uint64_t(kLastCode) + 1), S(""), S("")})),
-            "an unknown code", "unknown code");
-  ExpectBad(Dec::kInbound, dispatched(A({U(0), S("")})), "an outcome without a member field",
-            "missing field 'member'");
+  ExpectBad(Dec::kInbound, dispatched(one, A({S("n1.5f3a9c.17")})), "a member in place of an index",
+            "not an unsigned integer");
+  ExpectBad(Dec::kInbound, Pack(A({U(100), U(1), U(0), S(""), U(13), one})),
+            "members without outcomes", "missing field 'outcomes'");
   {
-    std::vector<V> many(kMaxCastPayloads + 1, A({U(0), S(""), S("n1.5f3a9c.17")}));
-    ExpectBad(Dec::kInbound, Pack(A({U(100), U(1), U(0), S(""), U(13), A(many)})),
-              "too many outcomes", "more than");
+    std::vector<V> many(kMaxCastPayloads + 1, U(0));
+    ExpectBad(Dec::kInbound, dispatched(one, A(many)), "too many outcomes", "more than");
+    std::vector<V> members(kMaxCastPayloads + 1, S("n1.5f3a9c.17"));
+    ExpectBad(Dec::kInbound, dispatched(A(members), A({U(0)})), "too many members", "more than");
   }
   // A call batch holds 2 to kMaxMessageBatch calls.
   ExpectBad(Dec::kPeer, Pack(A({U(223), A({S("n1"), U(1)}), U(1)})), "a call batch of one", "2 to");

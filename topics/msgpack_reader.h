@@ -121,6 +121,7 @@ class MsgpackReader {
     return o->via.boolean;
   }
   bool PeekNil() const { return ok() && i_ < n_ && items_[i_].type == msgpack::type::NIL; }
+  bool PeekArray() const { return ok() && i_ < n_ && items_[i_].type == msgpack::type::ARRAY; }
   std::string Str(std::string_view field, size_t max_bytes) {
     return Bytes(field, msgpack::type::STR, "a string", max_bytes);
   }

@@ -118,9 +118,19 @@ uint32_t ReadCastCount(Reader& r) {
   return n;
 }
 
-// A DispatchMany's outcomes: an ok one names its member, a failed one none.
+// A DispatchMany's outcomes: the members that took payloads, then for each
+// payload the index of its member or, when it failed, [code, message].
 std::vector<DispatchOutcome> ReadDispatchOutcomes(Reader& r) {
   std::vector<DispatchOutcome> out;
+  std::vector<MemberId> members;
+  Reader listed = r.Array("members");
+  if (!listed.ok()) return out;
+  if (listed.size() > kMaxCastPayloads) {
+    listed.Fail("holds more than " + std::to_string(kMaxCastPayloads) + " members");
+    return out;
+  }
+  members.reserve(listed.size());
+  while (listed.has_more()) members.push_back(listed.Member("member", kMaxHandleBytes));
   Reader list = r.Array("outcomes");
   if (!list.ok()) return out;
   if (list.size() > kMaxCastPayloads) {
@@ -129,29 +139,27 @@ std::vector<DispatchOutcome> ReadDispatchOutcomes(Reader& r) {
   }
   out.reserve(list.size());
   while (list.has_more()) {
-    Reader item = list.Array("outcome");
-    uint64_t code = item.U64("code");
-    std::string message = item.Str("message", 1u << 16);
-    std::string member = item.Str("member", kMaxHandleBytes);
-    if (!item.ok()) return out;
-    if (code > uint64_t(kLastCode)) {
-      item.Fail("has unknown code " + std::to_string(code));
-      return out;
-    }
-    DispatchOutcome o{Status(static_cast<Code>(code), std::move(message)), {}};
-    if (o.status.ok() != !member.empty()) {
-      item.Fail(o.status.ok() ? "is ok without a member" : "failed yet names a member");
-      return out;
-    }
-    if (o.status.ok()) {
-      std::optional<MemberId> id = MemberId::Parse(member);
-      if (!id) {
-        item.Fail("names a malformed member id '" + member + "'");
+    if (!list.PeekArray()) {
+      uint64_t index = list.U64("outcome");
+      if (!list.ok()) return out;
+      if (index >= members.size()) {
+        list.Fail("names member " + std::to_string(index) + " of " +
+                  std::to_string(members.size()));
         return out;
       }
-      o.member = *id;
+      out.push_back({Status::Ok(), members[index]});
+      continue;
     }
-    out.push_back(std::move(o));
+    Reader failed = list.Array("failure");
+    uint64_t code = failed.U64("code");
+    std::string message = failed.Str("message", 1u << 16);
+    failed.End();
+    if (!failed.ok()) return out;
+    if (code == 0 || code > uint64_t(kLastCode)) {
+      failed.Fail("has code " + std::to_string(code) + ", not a failure's");
+      return out;
+    }
+    out.push_back({Status(static_cast<Code>(code), std::move(message)), {}});
   }
   return out;
 }
@@ -777,7 +785,8 @@ std::string Encode(const ClientInbound& m) {
             return 0;
           else if constexpr (std::is_same_v<T, WelcomeBody>)
             return 8;
-          else if constexpr (std::is_same_v<T, MonitorBody> || std::is_same_v<T, NamesBody>)
+          else if constexpr (std::is_same_v<T, MonitorBody> || std::is_same_v<T, NamesBody> ||
+                             std::is_same_v<T, DispatchedBody>)
             return 2;
           else if constexpr (std::is_same_v<T, NameInfo>)
             return 3;
@@ -857,12 +866,29 @@ std::string Encode(const ClientInbound& m) {
           } else if constexpr (std::is_same_v<T, RecordsBody>) {
             PackRecords(pk, b.records);
           } else if constexpr (std::is_same_v<T, DispatchedBody>) {
+            // Each member once: most payloads went to one of a few.
+            std::vector<const MemberId*> members;
+            std::vector<uint32_t> index(b.outcomes.size());
+            for (size_t i = 0; i < b.outcomes.size(); ++i) {
+              if (!b.outcomes[i].status.ok()) continue;
+              const MemberId& m = b.outcomes[i].member;
+              auto at = std::find_if(members.begin(), members.end(),
+                                     [&](const MemberId* seen) { return *seen == m; });
+              index[i] = static_cast<uint32_t>(at - members.begin());
+              if (at == members.end()) members.push_back(&m);
+            }
+            pk.pack_array(static_cast<uint32_t>(members.size()));
+            for (const MemberId* m : members) PackStr(pk, m->ToString());
             pk.pack_array(static_cast<uint32_t>(b.outcomes.size()));
-            for (const DispatchOutcome& o : b.outcomes) {
-              pk.pack_array(3);
-              pk.pack_uint8(uint8_t(o.status.code()));
-              PackStr(pk, o.status.message());
-              PackStr(pk, o.status.ok() ? o.member.ToString() : std::string());
+            for (size_t i = 0; i < b.outcomes.size(); ++i) {
+              const Status& s = b.outcomes[i].status;
+              if (s.ok()) {
+                pk.pack_uint32(index[i]);
+                continue;
+              }
+              pk.pack_array(2);
+              pk.pack_uint8(uint8_t(s.code()));
+              PackStr(pk, s.message());
             }
           } else if constexpr (std::is_same_v<T, LeaderBody>) {
             PackStr(pk, b.node);

@@ -62,8 +62,10 @@
 //        11 leader          node, leader, role, term, commit, applied, problem,
 //                           [[node, voter, alive, match, replication, active]...]
 //        12 records         [[key, value (bin)]...]   sorted by key
-//        13 dispatched      [[code, message, member_id ("" unless ok)]...]   a DispatchMany's
-//                           outcomes, one per payload in order
+//        13 dispatched      [member_id...], [outcome...]   a DispatchMany's outcomes, one per
+//                           payload in order: the index of the member that has it in the
+//                           list before, or [code, message] (code not 0) when it failed.
+//                           Each member is listed once, however many payloads it took.
 //   [101 Event, ref, kind (1 join, 2 leave), scope, group, [member_id...]]
 //   [102 Gap,   lost]    deliveries lost for this client since the last one it got
 //   [103 Message, kind, from, topic, scope, group, reply_to]  + payload
@@ -148,7 +150,7 @@
 
 namespace meshbus::wire {
 
-inline constexpr uint32_t kProtocolVersion = 5;
+inline constexpr uint32_t kProtocolVersion = 6;
 // Upper bounds on decoded collections: a peer or client cannot make us
 // allocate without limit by sending a large count.
 inline constexpr size_t kMaxListItems = 4'000'000;
