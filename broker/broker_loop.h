@@ -249,13 +249,23 @@ class BrokerLoop {
     std::string scope, group;
     MemberId sender;
     MemberId target;              // the member it went to last
+    bool routed = false;          // target is set: it went to a member, or was addressed to one
     bool handed = false;          // the target's broker confirmed the member has it
-    std::vector<MemberId> tried;  // each once; mostly one or two
-    zmq::message_t payload;
+    std::vector<MemberId> tried;  // the members before target, each once (mostly none)
+    zmq::message_t payload;       // its own, unless it is one payload of a DispatchMany:
+    // then the request's frame, shared by its payloads (one allocation for
+    // them all, freed when the last has an outcome), and where it lies in it.
+    std::shared_ptr<const zmq::message_t> frame;
+    uint32_t offset = 0, size = 0;
     uint32_t timeout_ms = 0;
     TimePoint deadline;
     uint64_t batch = 0;  // its DispatchMany's, if it is one payload of one
     uint32_t index = 0;  // which payload
+
+    std::string_view Payload() const {
+      if (!frame) return payload.to_string_view();
+      return frame->to_string_view().substr(offset, size);
+    }
   };
   // A request handed to a local member, until it answers.
   struct Serving {
@@ -489,16 +499,26 @@ class BrokerLoop {
   // the peer's call batch goes first.
   bool SendToPeer(const std::string& node, const wire::PeerMessage& message,
                   zmq::message_t* payload = nullptr);
-  // A forward, ack or response for the peer's call batch, sent at the end
-  // of the turn (or when full, or before any other call to the peer). False
-  // when the peer cannot be reached now. `forward` names the pending call
-  // to route elsewhere if the batch cannot be sent.
+  // The link to `node`'s calls socket; nullptr when it is not a live peer,
+  // is blocked (a test's partition), or has no link (a failed send, counted
+  // unless the caller counts its failure itself).
+  Link* CallLink(const std::string& node, bool count_unlinked = true);
+  // An ack or response for the peer's call batch, sent at the end of the
+  // turn (or when full, or before any other call to the peer). False when
+  // the peer cannot be reached now.
   bool QueueCall(const std::string& node, const wire::PeerMessage& message,
-                 std::string_view payload, std::optional<uint64_t> forward = std::nullopt);
+                 std::string_view payload);
+  // The same for a pending call forwarded to `target`, which is routed
+  // elsewhere if the batch cannot be sent. Consecutive forwards that share
+  // their header go as one run.
+  bool QueueForward(const Pending& p, const MemberId& target);
+  // The batch a call of `payload_bytes` joins (a full one is sent first);
+  // nullptr when the node cannot be reached.
+  struct CallBatch;
+  CallBatch* CallBatchFor(const std::string& node, size_t payload_bytes);
   // `node` by value: callers pass the batch map's own key, which the flush erases.
   void FlushCalls(std::string node, TimePoint now);
   void FlushAllCalls(TimePoint now);
-  struct CallBatch;
   // Appends the batch's open run as an entry (a run of one as a plain call).
   void CloseCallRun(CallBatch& b);
   void AppendCallEntry(CallBatch& b, const wire::PeerMessage& message, std::string_view payload);

@@ -100,24 +100,21 @@ void BrokerLoop::OnMessagingRequest(Session& session, wire::ClientRequest& reque
                               std::to_string(kMaxPendingPerSession) + ")"));
     return;
   }
-  auto start = [&](wire::MessageKind kind, std::string scope, std::string group, MemberId target,
-                   uint32_t timeout_ms, zmq::message_t owned, uint64_t batch = 0,
-                   uint32_t index = 0) {
+  // A call of this request, to be followed until it has an outcome.
+  auto call = [](wire::MessageKind kind, const std::string& scope, const std::string& group) {
     Pending p;
-    p.id = next_pending_++;
     p.kind = kind;
+    p.scope = scope;
+    p.group = group;
+    return p;
+  };
+  auto start = [&](Pending&& p) {
+    p.id = next_pending_++;
     p.requester = session.id;
     p.req = req;
-    p.scope = std::move(scope);
-    p.group = std::move(group);
     p.sender = me;
-    p.target = std::move(target);
-    p.payload = std::move(owned);
-    p.timeout_ms = timeout_ms;
-    p.batch = batch;
-    p.index = index;
-    if (timeout_ms > 0) {
-      p.deadline = now + std::chrono::milliseconds(timeout_ms);
+    if (p.timeout_ms > 0) {
+      p.deadline = now + std::chrono::milliseconds(p.timeout_ms);
       pending_deadlines_.insert({p.deadline, p.id});
     }
     uint64_t id = p.id;
@@ -128,22 +125,37 @@ void BrokerLoop::OnMessagingRequest(Session& session, wire::ClientRequest& reque
 
   if (auto* d = std::get_if<wire::Dispatch>(&request)) {
     if (count == 0) {
-      return start(wire::MessageKind::kDispatch, d->scope, d->group, {}, 0, std::move(payload));
+      Pending p = call(wire::MessageKind::kDispatch, d->scope, d->group);
+      p.payload = std::move(payload);
+      return start(std::move(p));
     }
     // A DispatchMany: each payload its own dispatch, one reply for them all.
     uint64_t batch = next_dispatch_batch_++;
     dispatch_batches_.emplace(
         batch, DispatchBatch{session.id, req, count, std::vector<wire::DispatchOutcome>(count)});
+    // Where each payload lies, taken before the frame moves (a small one
+    // moves with its bytes).
+    const char* base = static_cast<const char*>(payload.data());
+    auto frame = std::make_shared<const zmq::message_t>(std::move(payload));
     for (uint32_t i = 0; i < count; ++i) {
-      std::string_view p = cast_payloads_[i];
-      // A copy: each pending keeps its payload until a member has it.
-      start(wire::MessageKind::kDispatch, d->scope, d->group, {}, 0,
-            zmq::message_t(p.data(), p.size()), batch, i);
+      Pending p = call(wire::MessageKind::kDispatch, d->scope, d->group);
+      p.frame = frame;
+      p.offset = static_cast<uint32_t>(cast_payloads_[i].data() - base);
+      p.size = static_cast<uint32_t>(cast_payloads_[i].size());
+      p.batch = batch;
+      p.index = i;
+      start(std::move(p));
     }
   } else if (auto* q = std::get_if<wire::Request>(&request)) {
-    start(wire::MessageKind::kRequest, q->scope, q->group, {}, q->timeout_ms, std::move(payload));
+    Pending p = call(wire::MessageKind::kRequest, q->scope, q->group);
+    p.payload = std::move(payload);
+    p.timeout_ms = q->timeout_ms;
+    start(std::move(p));
   } else if (auto* s = std::get_if<wire::Send>(&request)) {
-    start(wire::MessageKind::kDirect, "", "", s->member, 0, std::move(payload));
+    Pending p = call(wire::MessageKind::kDirect, "", "");
+    p.target = s->member;
+    p.payload = std::move(payload);
+    start(std::move(p));
   } else if (auto* r = std::get_if<wire::Respond>(&request)) {
     OnRespond(session, *r, payload);
   }
@@ -533,9 +545,10 @@ void BrokerLoop::Route(uint64_t pending_id, TimePoint now, Status why_not) {
   while (true) {
     MemberId target;
     if (p.kind == wire::MessageKind::kDirect) {
-      if (!p.tried.empty()) return Resolve(pending_id, why_not);
+      if (p.routed) return Resolve(pending_id, why_not);
       target = p.target;
     } else {
+      if (p.routed) p.tried.push_back(p.target);
       size_t total = 0;
       std::optional<MemberId> pick = table_.PickMember(p.scope, p.group, p.tried, rng_, &total);
       if (!pick) {
@@ -551,8 +564,8 @@ void BrokerLoop::Route(uint64_t pending_id, TimePoint now, Status why_not) {
       }
       target = std::move(*pick);
     }
-    if (!p.tried.empty()) ++counters_.redispatches;
-    p.tried.push_back(target);
+    if (p.routed) ++counters_.redispatches;
+    p.routed = true;
     p.target = target;
     p.handed = false;
 
@@ -568,7 +581,12 @@ void BrokerLoop::Route(uint64_t pending_id, TimePoint now, Status why_not) {
       // is settled when its batch is sent (SettleDispatches).
       const bool is_dispatch = p.kind == wire::MessageKind::kDispatch;
       BatchedDispatch batched{self_, p.id};
-      if (!DeliverMessage(s->second, msg, p.payload, is_dispatch ? &batched : nullptr)) {
+      // A DispatchMany's payload as a view of its frame: a dispatch is
+      // copied into its member's batch before DeliverMessage returns.
+      std::string_view bytes = p.Payload();
+      zmq::message_t view(const_cast<char*>(bytes.data()), bytes.size(), nullptr);
+      if (!DeliverMessage(s->second, msg, p.frame ? view : p.payload,
+                          is_dispatch ? &batched : nullptr)) {
         why_not = Status::Unavailable("the queue of " + target.ToString() + " is full");
         continue;
       }
@@ -584,9 +602,7 @@ void BrokerLoop::Route(uint64_t pending_id, TimePoint now, Status why_not) {
       why_not = Status::NotFound("no member " + target.ToString() + ": its node is not alive");
       continue;
     }
-    wire::PeerForward f{self_,   p.id,    p.kind,   target.session,
-                        p.scope, p.group, p.sender, p.timeout_ms};
-    if (!QueueCall(target.node, f, p.payload.to_string_view(), p.id)) {
+    if (!QueueForward(p, target)) {
       why_not = Status::Unavailable("cannot reach " + target.node);
       continue;
     }
@@ -631,7 +647,9 @@ void BrokerLoop::Resolve(uint64_t pending_id, Status status, wire::ReplyBody bod
   auto b = dispatch_batches_.find(p.batch);
   if (b == dispatch_batches_.end()) return;
   wire::DispatchOutcome& outcome = b->second.outcomes[p.index];
-  if (auto* delivered = std::get_if<wire::DeliveredBody>(&body)) outcome.member = delivered->member;
+  if (auto* delivered = std::get_if<wire::DeliveredBody>(&body)) {
+    outcome.member = std::move(delivered->member);
+  }
   outcome.status = std::move(status);
   if (--b->second.unresolved > 0) return;
   wire::Reply reply{b->second.req, Status::Ok(),

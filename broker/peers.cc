@@ -469,26 +469,31 @@ void BrokerLoop::SendHello(Link& link, TimePoint now) {
   }
 }
 
-bool BrokerLoop::SendToPeer(const std::string& node, const wire::PeerMessage& message,
-                            zmq::message_t* payload) {
-  if (blocked_.count(node)) return false;
+BrokerLoop::Link* BrokerLoop::CallLink(const std::string& node, bool count_unlinked) {
+  if (blocked_.count(node)) return nullptr;
   auto peer = peers_.find(node);
-  if (peer == peers_.end()) return false;
+  if (peer == peers_.end()) return nullptr;
   auto link = links_.find(peer->second.endpoints.calls);
   if (link == links_.end()) {
-    ++counters_.peer_sends_failed;
-    return false;
+    if (count_unlinked) ++counters_.peer_sends_failed;  // a live peer we have no link to
+    return nullptr;
   }
+  return link->second.get();
+}
+
+bool BrokerLoop::SendToPeer(const std::string& node, const wire::PeerMessage& message,
+                            zmq::message_t* payload) {
+  Link* link = CallLink(node);
+  if (link == nullptr) return false;
   if (call_batches_.count(node)) FlushCalls(node, Clock::now());  // in the order they were made
   try {
-    zmq::socket_t& dealer = link->second->dealer;
     std::string body = wire::Encode(message);
     if (payload == nullptr) {
-      if (dealer.send(zmq::buffer(body), zmq::send_flags::dontwait)) return true;
-    } else if (dealer.send(zmq::buffer(body),
-                           zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
+      if (link->dealer.send(zmq::buffer(body), zmq::send_flags::dontwait)) return true;
+    } else if (link->dealer.send(zmq::buffer(body),
+                                 zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
       // The first frame taken, the rest of the message is too.
-      if (dealer.send(*payload, zmq::send_flags::dontwait)) return true;
+      if (link->dealer.send(*payload, zmq::send_flags::dontwait)) return true;
     }
   } catch (const zmq::error_t&) {
   }
@@ -496,50 +501,59 @@ bool BrokerLoop::SendToPeer(const std::string& node, const wire::PeerMessage& me
   return false;
 }
 
+BrokerLoop::CallBatch* BrokerLoop::CallBatchFor(const std::string& node, size_t payload_bytes) {
+  auto open = call_batches_.find(node);
+  if (open != call_batches_.end()) {
+    CallBatch& q = open->second;
+    // Open means the node was reachable when it opened (its death drops
+    // it); FlushCalls looks again when it sends.
+    if (q.calls < wire::kMaxMessageBatch &&
+        q.entries.size() + q.run_payloads.size() + payload_bytes <= kMaxCallBatchBytes) {
+      return &q;
+    }
+    // Sent before this call joins the next batch: if it cannot be sent,
+    // what it reroutes is calls made before, none of them this one (whose
+    // caller is still in the middle of it).
+    FlushCalls(node, Clock::now());
+  }
+  if (CallLink(node) == nullptr) return nullptr;
+  return &call_batches_[node];
+}
+
 bool BrokerLoop::QueueCall(const std::string& node, const wire::PeerMessage& message,
-                           std::string_view payload, std::optional<uint64_t> forward) {
-  if (blocked_.count(node)) return false;
-  auto peer = peers_.find(node);
-  if (peer == peers_.end()) return false;
-  if (!links_.count(peer->second.endpoints.calls)) {
-    ++counters_.peer_sends_failed;
-    return false;
-  }
-  if (auto full = call_batches_.find(node); full != call_batches_.end()) {
-    const CallBatch& q = full->second;
-    if (q.calls >= wire::kMaxMessageBatch ||
-        q.entries.size() + q.run_payloads.size() + payload.size() > kMaxCallBatchBytes) {
-      // Sent before this call joins the next batch: if it cannot be sent,
-      // what it reroutes is calls made before, none of them this one (whose
-      // caller is still in the middle of it).
-      FlushCalls(node, Clock::now());
-    }
-  }
-  CallBatch& b = call_batches_[node];
-  const auto* f = std::get_if<wire::PeerForward>(&message);
+                           std::string_view payload) {
+  CallBatch* b = CallBatchFor(node, payload.size());
+  if (b == nullptr) return false;
   const auto* ack = std::get_if<wire::PeerForwardAck>(&message);
-  if (f != nullptr) {
-    wire::PeerForwardRun* run = b.forward_run ? &*b.forward_run : nullptr;
-    if (run == nullptr || run->kind != f->kind || run->timeout_ms != f->timeout_ms ||
-        run->sender != f->sender || run->group != f->group || run->scope != f->scope) {
-      CloseCallRun(b);
-      run = &b.forward_run.emplace(
-          wire::PeerForwardRun{self_, f->kind, f->scope, f->group, f->sender, f->timeout_ms, {}});
+  if (ack != nullptr && ack->status.ok()) {
+    if (!b->ack_run) {
+      CloseCallRun(*b);
+      b->ack_run.emplace(wire::PeerAckRun{self_, {}});
     }
-    run->calls.push_back({f->id, f->session});
-    wire::AppendSized(&b.run_payloads, payload);
-  } else if (ack != nullptr && ack->status.ok()) {
-    if (!b.ack_run) {
-      CloseCallRun(b);
-      b.ack_run.emplace(wire::PeerAckRun{self_, {}});
-    }
-    b.ack_run->ids.push_back(ack->id);
+    b->ack_run->ids.push_back(ack->id);
   } else {
-    CloseCallRun(b);
-    AppendCallEntry(b, message, payload);
+    CloseCallRun(*b);
+    AppendCallEntry(*b, message, payload);
   }
-  ++b.calls;
-  if (forward) b.forwards.push_back(*forward);
+  ++b->calls;
+  return true;
+}
+
+bool BrokerLoop::QueueForward(const Pending& p, const MemberId& target) {
+  std::string_view payload = p.Payload();
+  CallBatch* b = CallBatchFor(target.node, payload.size());
+  if (b == nullptr) return false;
+  wire::PeerForwardRun* run = b->forward_run ? &*b->forward_run : nullptr;
+  if (run == nullptr || run->kind != p.kind || run->timeout_ms != p.timeout_ms ||
+      run->sender != p.sender || run->group != p.group || run->scope != p.scope) {
+    CloseCallRun(*b);
+    run = &b->forward_run.emplace(
+        wire::PeerForwardRun{self_, p.kind, p.scope, p.group, p.sender, p.timeout_ms, {}});
+  }
+  run->calls.push_back({p.id, target.session});
+  wire::AppendSized(&b->run_payloads, payload);
+  ++b->calls;
+  b->forwards.push_back(p.id);
   return true;
 }
 
@@ -583,12 +597,10 @@ void BrokerLoop::FlushCalls(std::string node, TimePoint now) {
   CallBatch b = std::move(it->second);
   call_batches_.erase(it);
   bool sent = false;
-  auto peer = peers_.find(node);
-  auto link = peer == peers_.end() ? links_.end() : links_.find(peer->second.endpoints.calls);
   if (fail_next_call_sends_ > 0) {
     --fail_next_call_sends_;
-  } else if (link != links_.end() && !blocked_.count(node)) {
-    zmq::socket_t& dealer = link->second->dealer;
+  } else if (Link* link = CallLink(node, /*count_unlinked=*/false)) {  // counted below
+    zmq::socket_t& dealer = link->dealer;
     const auto more = zmq::send_flags::sndmore | zmq::send_flags::dontwait;
     try {
       if (b.count == 1) {

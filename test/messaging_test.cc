@@ -906,6 +906,54 @@ TEST_F(MessagingTest, ADispatchWhoseDeliveryCannotBeHandedOverGoesToAnotherMembe
   EXPECT_EQ(nothing.messages.size() + nothing.gaps, 0u);
 }
 
+// A DispatchMany's payloads stay in its request's frame until each has an
+// outcome. Those that go to another member, after the batch to their first
+// could not be sent, carry their own bytes, from a member here and from one
+// on another node (rerouted turns later, when the ack comes back), also
+// when the frame is small enough to live inside its ZeroMQ message.
+TEST_F(MessagingTest, ADispatchManyPayloadRoutedAgainCarriesItsOwnBytes) {
+  Client sender = mesh.Connect(0);
+  Client a1 = mesh.Connect(0), a2 = mesh.Connect(0);
+  Client b1 = mesh.Connect(1), b2 = mesh.Connect(1);
+  for (Client* m : {&a1, &a2}) ASSERT_TRUE(m->Join("jobs", "here").ok());
+  for (Client* m : {&b1, &b2}) ASSERT_TRUE(m->Join("jobs", "there").ok());
+  ASSERT_TRUE(SeesMembers(sender, "jobs", "there", 2));
+  struct Case {
+    int broker;
+    std::string group;
+    Client *first, *second;
+  };
+  for (const Case& c : {Case{0, "here", &a1, &a2}, Case{1, "there", &b1, &b2}}) {
+    for (size_t n : {2, 200}) {  // a frame of 14 bytes, and one of 1.7 KB
+      SCOPED_TRACE(c.group + ", " + std::to_string(n) + " payloads");
+      std::vector<std::string> payloads;
+      for (size_t i = 0; i < n; ++i) payloads.push_back(c.group.substr(0, 1) + std::to_string(i));
+      const uint64_t redispatches = Stat(0, "redispatches");
+      mesh.broker(c.broker).FailNextDeliveryFlushes(1);
+      Result<std::vector<Result<MemberId>>> got = sender.DispatchMany("jobs", c.group, payloads);
+      ASSERT_TRUE(got.ok()) << got.status().ToString();
+      ASSERT_EQ(got->size(), n);
+      std::map<std::string, std::vector<std::string>> expected;  // by member
+      for (size_t i = 0; i < n; ++i) {
+        ASSERT_TRUE((*got)[i].ok()) << i << ": " << (*got)[i].status().ToString();
+        expected[(*got)[i]->ToString()].push_back(payloads[i]);
+      }
+      EXPECT_GT(Stat(0, "redispatches"), redispatches) << "no batch failed, nothing was rerouted";
+      for (Client* m : {c.first, c.second}) {
+        std::vector<std::string> want = expected[m->self().ToString()];
+        Inbox box;
+        Collect(*m, &box, [&](const Inbox& b) { return b.messages.size() >= want.size(); });
+        // Those rerouted come after the rest.
+        std::vector<std::string> have = Payloads(box.messages);
+        std::sort(have.begin(), have.end());
+        std::sort(want.begin(), want.end());
+        EXPECT_EQ(have, want);
+        EXPECT_EQ(Drain(*m).messages.size(), 0u) << "a payload reached a member twice";
+      }
+    }
+  }
+}
+
 // A batch that fills up in the middle of a turn and cannot be handed over
 // loses exactly its messages: none is counted delivered, each is counted
 // lost and reported, and the next message comes after the notice.
