@@ -52,7 +52,15 @@ std::vector<pid_t> g_broker_pids;
 
 struct Usage {
   uint64_t cpu_ns = 0, switches = 0;
-  Usage operator-(const Usage& o) const { return {cpu_ns - o.cpu_ns, switches - o.switches}; }
+  uint64_t self_ns = 0;             // this process's share of cpu_ns
+  std::vector<uint64_t> broker_ns;  // and each broker's, as g_broker_pids
+  Usage operator-(const Usage& o) const {
+    Usage d{cpu_ns - o.cpu_ns, switches - o.switches, self_ns - o.self_ns, broker_ns};
+    for (size_t i = 0; i < d.broker_ns.size() && i < o.broker_ns.size(); ++i) {
+      d.broker_ns[i] -= o.broker_ns[i];
+    }
+    return d;
+  }
 };
 
 Usage UsageNow() {
@@ -62,7 +70,9 @@ Usage UsageNow() {
   out.cpu_ns = (u.ru_utime.tv_sec + u.ru_stime.tv_sec) * uint64_t{1'000'000'000} +
                (u.ru_utime.tv_usec + u.ru_stime.tv_usec) * uint64_t{1000};
   out.switches = u.ru_nvcsw + u.ru_nivcsw;
+  out.self_ns = out.cpu_ns;
   for (pid_t pid : g_broker_pids) {
+    out.broker_ns.push_back(0);
     std::error_code ec;
     for (const auto& task :
          std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec)) {
@@ -70,6 +80,7 @@ Usage UsageNow() {
       uint64_t run_ns = 0, wait_ns = 0, slices = 0;  // slices: times it was given a CPU
       if (stat >> run_ns >> wait_ns >> slices) {
         out.cpu_ns += run_ns;
+        out.broker_ns.back() += run_ns;
         out.switches += slices;
       }
     }
@@ -616,6 +627,9 @@ struct WindowResult {
   double seconds = 0;
   double cpu_us = 0;    // per call, every thread of every process
   double switches = 0;  // context switches per call, likewise
+  // Where cpu_us went: this process (the clients), then each broker.
+  double self_cpu_us = 0;
+  std::vector<double> broker_cpu_us;
   Status first_error;
   double rate() const { return seconds > 0 ? ok / seconds : 0; }
 };
@@ -633,6 +647,8 @@ struct WindowMeter {
     Usage used = UsageNow() - usage0;
     out->cpu_us = used.cpu_ns / 1e3 / ended;
     out->switches = static_cast<double>(used.switches) / ended;
+    out->self_cpu_us = used.self_ns / 1e3 / ended;
+    for (uint64_t ns : used.broker_ns) out->broker_cpu_us.push_back(ns / 1e3 / ended);
   }
 };
 
@@ -1174,11 +1190,23 @@ void RawBroadcast(Table* t) {
 }
 
 void PrintWindow(const std::string& what, const WindowResult& w) {
+  std::string where;  // the clients' process, then n1, n2, ...
+  if (!w.broker_cpu_us.empty()) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, " (clients %.2f", w.self_cpu_us);
+    where = buf;
+    for (size_t i = 0; i < w.broker_cpu_us.size(); ++i) {
+      std::snprintf(buf, sizeof buf, ", n%zu %.2f", i + 1, w.broker_cpu_us[i]);
+      where += buf;
+    }
+    where += ")";
+  }
   std::printf(
-      "  %-52s %llu ok, %llu failed in %.2f s = %s; per call: CPU %.2f us, %.1f switches%s\n",
+      "  %-52s %llu ok, %llu failed in %.2f s = %s; per call: CPU %.2f us%s, %.1f switches%s\n",
       what.c_str(), static_cast<unsigned long long>(w.ok),
       static_cast<unsigned long long>(w.failed), w.seconds, RateText(w.rate()).c_str(), w.cpu_us,
-      w.switches, w.first_error.ok() ? "" : (" first error: " + w.first_error.ToString()).c_str());
+      where.c_str(), w.switches,
+      w.first_error.ok() ? "" : (" first error: " + w.first_error.ToString()).c_str());
   std::fflush(stdout);
 }
 
