@@ -19,16 +19,16 @@ build: deps $(BUILD)/CMakeCache.txt
 test: build
 	cd $(BUILD) && ctest --output-on-failure
 
-# The unit and mesh tests built with AddressSanitizer and UBSan, in their own
-# build directory (a few minutes more than `make test`; not part of it).
+# Every test built with AddressSanitizer and UBSan, in their own build
+# directory (not part of `make test`). The process tests start the sanitized
+# meshbusd and meshbus beside them (scripts/sanitize-run.sh).
 SANITIZE_BUILD ?= build-sanitize
 sanitize: deps
 	cmake -S . -B $(SANITIZE_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 	  -DCMAKE_CXX_FLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
 	  -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined"
-	cmake --build $(SANITIZE_BUILD) -j $(JOBS) --target unit_test mesh_test
-	ASAN_OPTIONS=detect_leaks=0 $(SANITIZE_BUILD)/bin/unit_test
-	ASAN_OPTIONS=detect_leaks=0 $(SANITIZE_BUILD)/bin/mesh_test
+	cmake --build $(SANITIZE_BUILD) -j $(JOBS) --target unit_test mesh_test process_test meshbusd meshbus
+	scripts/sanitize-run.sh $(SANITIZE_BUILD)
 
 demo: build
 	scripts/demo.sh
