@@ -136,6 +136,12 @@ Status BrokerLoop::Bind() {
   // descriptor, it costs less on every wake-up than a ZeroMQ pipe would.
   wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (wake_fd_ < 0) return Status::Internal(std::string("eventfd: ") + std::strerror(errno));
+  // The loop sends on each of them, or connects and subscribes the SUBs.
+  inputs_[kClientsInput] = PolledSocket(clients_, /*sent_on=*/true);
+  inputs_[kCallsInput] = PolledSocket(calls_, /*sent_on=*/true);
+  inputs_[kControlInput] = PolledSocket(control_sub_, /*sent_on=*/true);
+  inputs_[kDataInput] = PolledSocket(data_sub_, /*sent_on=*/true);
+  inputs_[kSubscriptionsInput] = PolledSocket(data_pub_, /*sent_on=*/true);
   return Status::Ok();
 }
 
@@ -241,74 +247,69 @@ BrokerLoop::TimePoint BrokerLoop::NextTimer() const {
 }
 
 // Receives up to a budget of messages from one socket, so that no socket
-// starves the others, handing each to `handle`.
+// starves the others, handing each to `handle`. Returns whether the socket
+// may have more (it stopped at the budget, not because a receive would block).
 template <typename Handler>
-void BrokerLoop::Drain(zmq::socket_t& socket, Handler&& handle) {
+bool BrokerLoop::Drain(zmq::socket_t& socket, Handler&& handle) {
   constexpr int kBudget = 2000;
   for (int i = 0; i < kBudget; ++i) {
     frames_.clear();
     if (!zmq::recv_multipart(socket, std::back_inserter(frames_), zmq::recv_flags::dontwait))
-      return;
+      return false;
     handle(frames_);
   }
+  return true;
 }
 
 void BrokerLoop::PollOnce() {
-  // Every polled ZeroMQ socket costs system calls on every wake-up, so the
-  // poll set holds only what can have input: the wake-up eventfd (a plain
-  // descriptor), the three inbound sockets, and each link's DEALER and
-  // monitor.
-  poll_items_.clear();
-  poll_items_.push_back({nullptr, wake_fd_, ZMQ_POLLIN, 0});
-  poll_items_.push_back({clients_.handle(), 0, ZMQ_POLLIN, 0});
-  poll_items_.push_back({calls_.handle(), 0, ZMQ_POLLIN, 0});
-  poll_items_.push_back({control_sub_.handle(), 0, ZMQ_POLLIN, 0});
-  poll_items_.push_back({data_sub_.handle(), 0, ZMQ_POLLIN, 0});
-  poll_items_.push_back({data_pub_.handle(), 0, ZMQ_POLLIN, 0});
-  constexpr size_t kFirstLink = 6;
+  // The wake-up eventfd (a plain descriptor), the inbound sockets, and each
+  // link's DEALER and monitor (input_poller.h: why not zmq_poll).
+  polled_.clear();
+  for (PolledSocket& s : inputs_) polled_.push_back(&s);
   poll_links_.clear();
   for (auto& [ep, link] : links_) {
-    poll_items_.push_back({link->dealer.handle(), 0, ZMQ_POLLIN, 0});
-    poll_items_.push_back({link->monitor.handle(), 0, ZMQ_POLLIN, 0});
+    polled_.push_back(&link->dealer_input);
+    polled_.push_back(&link->monitor_input);
     poll_links_.push_back(link.get());
   }
   auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(NextTimer() - Clock::now());
-  zmq::poll(poll_items_.data(), poll_items_.size(), std::max(wait, std::chrono::milliseconds(0)));
+  const bool woken = poller_.Wait(polled_, wake_fd_, wait);
 
   TimePoint now = Clock::now();
-  auto readable = [&](size_t i) { return (poll_items_[i].revents & ZMQ_POLLIN) != 0; };
-  if (readable(0)) DrainPosted();
+  if (woken) DrainPosted();
   if (stopping_) return;
-  if (readable(1)) Drain(clients_, [&](auto& frames) { OnClientMessage(frames, now); });
-  if (readable(2)) Drain(calls_, [&](auto& frames) { OnCallsMessage(frames, now); });
-  if (readable(3)) {
-    Drain(control_sub_, [&](auto& frames) {
+  // Each socket that may have input is read until it would block or its
+  // budget is spent; what is left is read next turn, which does not wait.
+  auto drain = [&](PolledSocket& input, zmq::socket_t& socket, auto&& handle) {
+    if (input.may_have_input) input.may_have_input = Drain(socket, handle);
+  };
+  drain(inputs_[kClientsInput], clients_, [&](auto& frames) { OnClientMessage(frames, now); });
+  drain(inputs_[kCallsInput], calls_, [&](auto& frames) { OnCallsMessage(frames, now); });
+  drain(inputs_[kControlInput], control_sub_, [&](auto& frames) {
+    if (frames.size() != 1) {
+      ++counters_.peer_messages_in;
+      ++counters_.peer_bad_messages;
+      log_.LogLimited(
+          LogLevel::kWarn, "control-frames",
+          "dropped a control message with " + std::to_string(frames.size()) + " frames");
+      return;
+    }
+    OnControlMessage(frames[0], now);
+  });
+  drain(inputs_[kDataInput], data_sub_, [&](auto& frames) { OnDataMessage(frames, now); });
+  drain(inputs_[kSubscriptionsInput], data_pub_, [&](auto& frames) { OnDataSubscription(frames); });
+  for (Link* link : poll_links_) {
+    drain(link->dealer_input, link->dealer, [&](auto& frames) {
       if (frames.size() != 1) {
         ++counters_.peer_messages_in;
         ++counters_.peer_bad_messages;
-        log_.LogLimited(
-            LogLevel::kWarn, "control-frames",
-            "dropped a control message with " + std::to_string(frames.size()) + " frames");
         return;
       }
-      OnControlMessage(frames[0], now);
+      OnLinkMessage(*link, frames[0], now);
     });
-  }
-  if (readable(4)) Drain(data_sub_, [&](auto& frames) { OnDataMessage(frames, now); });
-  if (readable(5)) Drain(data_pub_, [&](auto& frames) { OnDataSubscription(frames); });
-  for (size_t i = 0; i < poll_links_.size(); ++i) {
-    Link& link = *poll_links_[i];
-    if (readable(kFirstLink + 2 * i)) {
-      Drain(link.dealer, [&](auto& frames) {
-        if (frames.size() != 1) {
-          ++counters_.peer_messages_in;
-          ++counters_.peer_bad_messages;
-          return;
-        }
-        OnLinkMessage(link, frames[0], now);
-      });
+    if (link->monitor_input.may_have_input) {
+      link->monitor_input.may_have_input = OnLinkEvent(*link, now);
     }
-    if (readable(kFirstLink + 2 * i + 1)) OnLinkEvent(link, now);
   }
   FlushTurn(now);
   FlushBacklogs();

@@ -11,6 +11,7 @@
 // naming.cc (the name registry: its consensus, client calls, releases).
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -36,6 +37,7 @@
 #include "broker/data_streams.h"
 #include "broker/failure_detector.h"
 #include "broker/group_table.h"
+#include "broker/input_poller.h"
 #include "broker/log.h"
 #include "broker/options.h"
 #include "broker/origin_tracker.h"
@@ -226,6 +228,7 @@ class BrokerLoop {
     std::string endpoint;
     zmq::socket_t dealer;
     zmq::socket_t monitor;
+    PolledSocket dealer_input, monitor_input;
     std::string node;  // known once a welcome came back on it
     TimePoint last_hello{};
     int unanswered_hellos = 0;
@@ -317,7 +320,7 @@ class BrokerLoop {
   void PollOnce();
   void DrainPosted();
   template <typename Handler>
-  void Drain(zmq::socket_t& socket, Handler&& handle);
+  bool Drain(zmq::socket_t& socket, Handler&& handle);
   void OnTimers(TimePoint now);
   TimePoint NextTimer() const;
   void FlushDeltas();
@@ -479,7 +482,8 @@ class BrokerLoop {
   void OnControlMessage(zmq::message_t& frame, TimePoint now);
   void OnCallsMessage(std::vector<zmq::message_t>& frames, TimePoint now);
   void OnLinkMessage(Link& link, zmq::message_t& frame, TimePoint now);
-  void OnLinkEvent(Link& link, TimePoint now);
+  // Returns whether the monitor may have more events (it stopped at its budget).
+  bool OnLinkEvent(Link& link, TimePoint now);
   // Decodes and screens a peer message; nullopt when it was dropped (counted).
   std::optional<wire::PeerMessage> DecodePeer(const zmq::message_t& frame);
   // True when `from` is a live peer of that incarnation (and notes liveness).
@@ -714,8 +718,19 @@ class BrokerLoop {
   // since it leads (a node that died while no leader watched).
   static constexpr std::chrono::milliseconds kUnseenHolderGrace{10000};
 
+  // The inbound sockets' input, as the poller sees it; set up by Bind.
+  enum InputIndex {
+    kClientsInput,
+    kCallsInput,
+    kControlInput,
+    kDataInput,
+    kSubscriptionsInput,  // data_pub_: the peers' subscriptions
+    kInputCount
+  };
+  std::array<PolledSocket, kInputCount> inputs_;
+  InputPoller poller_;
   // Reused by every turn of the loop, to spare allocations.
-  std::vector<zmq::pollitem_t> poll_items_;
+  std::vector<PolledSocket*> polled_;
   std::vector<Link*> poll_links_;
   std::vector<zmq::message_t> frames_;
 

@@ -241,11 +241,11 @@ void BrokerLoop::OnLinkMessage(Link& link, zmq::message_t& frame, TimePoint now)
   ++counters_.peer_bad_messages;
 }
 
-void BrokerLoop::OnLinkEvent(Link& link, TimePoint now) {
+bool BrokerLoop::OnLinkEvent(Link& link, TimePoint now) {
   for (int i = 0; i < 64; ++i) {
     std::vector<zmq::message_t> frames;
     if (!zmq::recv_multipart(link.monitor, std::back_inserter(frames), zmq::recv_flags::dontwait))
-      return;
+      return false;
     if (frames.size() < 1 || frames[0].size() < 6) continue;
     uint16_t event;
     std::memcpy(&event, frames[0].data(), sizeof event);
@@ -276,6 +276,7 @@ void BrokerLoop::OnLinkEvent(Link& link, TimePoint now) {
         break;
     }
   }
+  return true;
 }
 
 void BrokerLoop::MeetPeer(const wire::PeerHello& hello, TimePoint now) {
@@ -448,6 +449,8 @@ BrokerLoop::Link* BrokerLoop::EnsureLink(const std::string& endpoint) {
     link->monitor.set(zmq::sockopt::linger, 0);
     link->monitor.connect(mon);
     link->dealer.connect(endpoint);
+    link->dealer_input = PolledSocket(link->dealer, /*sent_on=*/true);
+    link->monitor_input = PolledSocket(link->monitor, /*sent_on=*/false);  // only read
   } catch (const zmq::error_t& e) {
     ++counters_.links_refused;
     log_.LogLimited(LogLevel::kWarn, "link-" + endpoint,
