@@ -1,5 +1,7 @@
 #include "sdk/client.h"
 
+#include <poll.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
@@ -59,6 +61,7 @@ struct Client::Impl {
   ClientOptions options;
   zmq::context_t& context = SharedContext();
   zmq::socket_t dealer;
+  int dealer_fd = -1;  // its ZMQ_FD
   MemberId self;
   uint64_t token = 0;
   std::chrono::milliseconds heartbeat_interval{200};
@@ -129,7 +132,6 @@ struct Client::Impl {
       unread.pop_front();
       return std::optional<Inbound>(std::move(in));
     }
-    zmq::pollitem_t item{dealer.handle(), 0, ZMQ_POLLIN, 0};
     while (true) {
       try {
         zmq::message_t msg;
@@ -162,7 +164,14 @@ struct Client::Impl {
         // Nothing answers a session the broker ended (the heartbeat thread
         // hears of it): say so now, not at the deadline.
         if (session_lost) return LostStatus();
-        zmq::poll(&item, 1, std::min(left, kLostCheckInterval));
+        // The receive that would block took in the socket's commands, so its
+        // descriptor alone signals new input: one poll(2), where zmq_poll
+        // would also ask the socket before and after it sleeps.
+        pollfd fd{dealer_fd, POLLIN, 0};
+        if (::poll(&fd, 1, static_cast<int>(std::min(left, kLostCheckInterval).count())) < 0 &&
+            errno == EINTR) {
+          return Status::Unavailable("interrupted by a signal");
+        }
       } catch (const zmq::error_t& e) {
         if (e.num() == EINTR) return Status::Unavailable("interrupted by a signal");
         return Status::Unreachable(std::string("cannot read from the broker: ") + e.what());
@@ -586,6 +595,7 @@ Result<Client> Client::Connect(ClientOptions options) {
     // the broker (ROUTER_HANDOVER) still knows it as this session.
     impl->dealer.set(zmq::sockopt::routing_id, RandomRoutingId());
     impl->dealer.connect(options.endpoint);
+    impl->dealer_fd = static_cast<int>(impl->dealer.get(zmq::sockopt::fd));
     hb = zmq::socket_t(impl->context, zmq::socket_type::dealer);
     hb.set(zmq::sockopt::linger, 0);
     hb.set(zmq::sockopt::immediate, 1);
