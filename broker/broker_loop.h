@@ -44,6 +44,7 @@
 #include "broker/raft.h"
 #include "broker/raft_storage.h"
 #include "broker/registry.h"
+#include "broker/slot_table.h"
 #include "broker/topic_index.h"
 #include "topics/wire.h"
 
@@ -589,7 +590,9 @@ class BrokerLoop {
   std::unordered_map<std::string, uint32_t> local_groups_;  // broadcast data topic -> sessions
   OutboundStreams outbound_;
   InboundStreams inbound_;
-  std::unordered_map<uint64_t, Pending> pending_;
+  // Calls awaiting an outcome, by id (the id peers and reply_to echo back).
+  using PendingTable = SlotTable<Pending>;
+  PendingTable pending_;
   std::set<std::pair<TimePoint, uint64_t>> pending_deadlines_;  // requests' timeouts
   // Forwarded dispatches and sends awaiting their ack, in deadline order at
   // no allocation per forward: every wait is kForwardAckTimeout (or a
@@ -598,7 +601,6 @@ class BrokerLoop {
   // deque is compacted (it may not hold more than a few times the pending
   // calls: one unconfirmed forward must not keep millions behind it).
   std::deque<std::pair<TimePoint, uint64_t>> ack_deadlines_;
-  uint64_t next_pending_ = 1;
   // A DispatchMany: its payloads are pendings of their own, and its one
   // reply goes once every one has an outcome.
   struct DispatchBatch {

@@ -217,8 +217,8 @@ void BrokerLoop::SettleDispatches(uint64_t session, std::span<const BatchedDispa
   const TimePoint now = Clock::now();
   for (const BatchedDispatch& d : dispatches) {
     if (d.from.node == self_.node) {
-      auto p = pending_.find(d.id);
-      if (p == pending_.end() || p->second.target != member) continue;  // settled meanwhile
+      const Pending* p = pending_.Find(d.id);
+      if (p == nullptr || p->target != member) continue;  // settled meanwhile
       if (why.ok()) {
         Resolve(d.id, Status::Ok(), wire::DeliveredBody{member});
       } else {

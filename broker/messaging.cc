@@ -100,34 +100,42 @@ void BrokerLoop::OnMessagingRequest(Session& session, wire::ClientRequest& reque
                               std::to_string(kMaxPendingPerSession) + ")"));
     return;
   }
-  // A call of this request, to be followed until it has an outcome.
-  auto call = [](wire::MessageKind kind, const std::string& scope, const std::string& group) {
-    Pending p;
-    p.kind = kind;
-    p.scope = scope;
-    p.group = group;
-    return p;
+  if (pending_.size() + calls > PendingTable::kMaxEntries) {
+    (is_request ? counters_.request_failures : counters_.dispatch_failures) += calls;
+    Reply(rid, req,
+          Status::Unavailable(std::to_string(pending_.size()) +
+                              " calls are already awaiting an outcome at this broker (at most " +
+                              std::to_string(PendingTable::kMaxEntries) + ")"));
+    return;
+  }
+  // A call of this request, to be followed until it has an outcome: the
+  // caller fills in the rest, then routes it.
+  auto open = [&](wire::MessageKind kind, const std::string& scope,
+                  const std::string& group) -> Pending& {
+    auto [id, p] = pending_.Insert();  // not null: there is room, checked above
+    p->id = id;
+    p->kind = kind;
+    p->scope = scope;
+    p->group = group;
+    p->requester = session.id;
+    p->req = req;
+    p->sender = me;
+    ++session.pending;
+    return *p;
   };
-  auto start = [&](Pending&& p) {
-    p.id = next_pending_++;
-    p.requester = session.id;
-    p.req = req;
-    p.sender = me;
+  auto route = [&](Pending& p) {
     if (p.timeout_ms > 0) {
       p.deadline = now + std::chrono::milliseconds(p.timeout_ms);
       pending_deadlines_.insert({p.deadline, p.id});
     }
-    uint64_t id = p.id;
-    ++session.pending;
-    pending_.emplace(id, std::move(p));
-    Route(id, now);
+    Route(p.id, now);
   };
 
   if (auto* d = std::get_if<wire::Dispatch>(&request)) {
     if (count == 0) {
-      Pending p = call(wire::MessageKind::kDispatch, d->scope, d->group);
+      Pending& p = open(wire::MessageKind::kDispatch, d->scope, d->group);
       p.payload = std::move(payload);
-      return start(std::move(p));
+      return route(p);
     }
     // A DispatchMany: each payload its own dispatch, one reply for them all.
     uint64_t batch = next_dispatch_batch_++;
@@ -138,24 +146,24 @@ void BrokerLoop::OnMessagingRequest(Session& session, wire::ClientRequest& reque
     const char* base = static_cast<const char*>(payload.data());
     auto frame = std::make_shared<const zmq::message_t>(std::move(payload));
     for (uint32_t i = 0; i < count; ++i) {
-      Pending p = call(wire::MessageKind::kDispatch, d->scope, d->group);
+      Pending& p = open(wire::MessageKind::kDispatch, d->scope, d->group);
       p.frame = frame;
       p.offset = static_cast<uint32_t>(cast_payloads_[i].data() - base);
       p.size = static_cast<uint32_t>(cast_payloads_[i].size());
       p.batch = batch;
       p.index = i;
-      start(std::move(p));
+      route(p);
     }
   } else if (auto* q = std::get_if<wire::Request>(&request)) {
-    Pending p = call(wire::MessageKind::kRequest, q->scope, q->group);
+    Pending& p = open(wire::MessageKind::kRequest, q->scope, q->group);
     p.payload = std::move(payload);
     p.timeout_ms = q->timeout_ms;
-    start(std::move(p));
+    route(p);
   } else if (auto* s = std::get_if<wire::Send>(&request)) {
-    Pending p = call(wire::MessageKind::kDirect, "", "");
+    Pending& p = open(wire::MessageKind::kDirect, "", "");
     p.target = s->member;
     p.payload = std::move(payload);
-    start(std::move(p));
+    route(p);
   } else if (auto* r = std::get_if<wire::Respond>(&request)) {
     OnRespond(session, *r, payload);
   }
@@ -538,9 +546,9 @@ void BrokerLoop::RemoveLocalGroup(const std::string& scope, const std::string& g
 // ---- dispatch, requests and direct sends ----------------------------------
 
 void BrokerLoop::Route(uint64_t pending_id, TimePoint now, Status why_not) {
-  auto it = pending_.find(pending_id);
-  if (it == pending_.end()) return;
-  Pending& p = it->second;
+  Pending* found = pending_.Find(pending_id);
+  if (found == nullptr) return;
+  Pending& p = *found;
   const bool is_request = p.kind == wire::MessageKind::kRequest;
   while (true) {
     MemberId target;
@@ -620,33 +628,39 @@ void BrokerLoop::Route(uint64_t pending_id, TimePoint now, Status why_not) {
 
 void BrokerLoop::Resolve(uint64_t pending_id, Status status, wire::ReplyBody body,
                          zmq::message_t* payload) {
-  auto it = pending_.find(pending_id);
-  if (it == pending_.end()) return;
-  Pending p = std::move(it->second);
-  pending_.erase(it);
-  if (p.kind == wire::MessageKind::kRequest) pending_deadlines_.erase({p.deadline, p.id});
+  const Pending* found = pending_.Find(pending_id);
+  if (found == nullptr) return;
+  // What the outcome needs, then the entry goes before anything below can
+  // look for it again (a batch sent to a client settles other calls).
+  const Pending& p = *found;
+  const bool is_request = p.kind == wire::MessageKind::kRequest;
+  if (is_request) pending_deadlines_.erase({p.deadline, p.id});
+  const bool local_responder = is_request && p.handed && p.target.node == self_.node;
+  const uint64_t requester = p.requester, req = p.req, batch = p.batch;
+  const uint32_t index = p.index;
+  pending_.Erase(pending_id);
   if (!status.ok()) {
-    if (p.kind == wire::MessageKind::kRequest) {
+    if (is_request) {
       ++(status.code() == Code::kTimeout ? counters_.request_timeouts : counters_.request_failures);
     } else {
       ++counters_.dispatch_failures;
     }
   }
-  if (p.kind == wire::MessageKind::kRequest && p.handed && p.target.node == self_.node) {
+  if (local_responder) {
     // A local responder that has not answered: its answer is no longer awaited.
-    auto s = serving_.find(ReplyTo(self_.node, self_.incarnation, p.id));
+    auto s = serving_.find(ReplyTo(self_.node, self_.incarnation, pending_id));
     if (s != serving_.end()) ForgetServing(s);
   }
-  auto s = sessions_.find(p.requester);
+  auto s = sessions_.find(requester);
   if (s == sessions_.end()) return;  // the requester left: nobody to tell
   --s->second.pending;
-  if (p.batch == 0) {
-    Deliver(s->second, wire::Reply{p.req, std::move(status), std::move(body)}, payload);
+  if (batch == 0) {
+    Deliver(s->second, wire::Reply{req, std::move(status), std::move(body)}, payload);
     return;
   }
-  auto b = dispatch_batches_.find(p.batch);
+  auto b = dispatch_batches_.find(batch);
   if (b == dispatch_batches_.end()) return;
-  wire::DispatchOutcome& outcome = b->second.outcomes[p.index];
+  wire::DispatchOutcome& outcome = b->second.outcomes[index];
   if (auto* delivered = std::get_if<wire::DeliveredBody>(&body)) {
     outcome.member = std::move(delivered->member);
   }
@@ -692,9 +706,9 @@ void BrokerLoop::OnForward(const wire::PeerForward& f, zmq::message_t& payload, 
 }
 
 void BrokerLoop::OnForwardAck(const wire::PeerForwardAck& ack, TimePoint now) {
-  auto it = pending_.find(ack.id);
-  if (it == pending_.end()) return;  // resolved already (timed out, requester left)
-  Pending& p = it->second;
+  Pending* found = pending_.Find(ack.id);
+  if (found == nullptr) return;  // resolved already (timed out, requester left)
+  Pending& p = *found;
   if (p.target.node != ack.from.node || p.handed) return;
   if (ack.status.ok()) {
     if (p.kind == wire::MessageKind::kRequest) {
@@ -708,9 +722,8 @@ void BrokerLoop::OnForwardAck(const wire::PeerForwardAck& ack, TimePoint now) {
 }
 
 void BrokerLoop::OnResponse(const wire::PeerResponse& r, zmq::message_t& payload) {
-  auto it = pending_.find(r.id);
-  if (it == pending_.end() || it->second.kind != wire::MessageKind::kRequest ||
-      it->second.target.node != r.from.node) {
+  const Pending* p = pending_.Find(r.id);
+  if (p == nullptr || p->kind != wire::MessageKind::kRequest || p->target.node != r.from.node) {
     ++counters_.responses_unclaimed;
     return;
   }
@@ -747,8 +760,8 @@ void BrokerLoop::OnRespond(Session& session, const wire::Respond& respond,
 void BrokerLoop::AnswerRequester(const MemberId& origin, Status status, const MemberId& responder,
                                  zmq::message_t& payload) {
   if (origin.node == self_.node) {
-    auto p = pending_.find(origin.session);
-    if (origin.incarnation != self_.incarnation || p == pending_.end() || !p->second.handed) {
+    const Pending* p = pending_.Find(origin.session);
+    if (origin.incarnation != self_.incarnation || p == nullptr || !p->handed) {
       ++counters_.responses_unclaimed;
       return;
     }
@@ -802,8 +815,7 @@ void BrokerLoop::OnSessionGoneMessaging(Session& session) {
   // (A scan, as for its batches: a session ends far less often than it
   // dispatches, and a set of its pending ids cost an allocation each.)
   if (session.pending > 0) {
-    std::erase_if(pending_, [&](const auto& entry) {
-      const Pending& p = entry.second;
+    pending_.EraseIf([&](uint64_t, const Pending& p) {
       if (p.requester != session.id) return false;
       if (p.kind == wire::MessageKind::kRequest) pending_deadlines_.erase({p.deadline, p.id});
       return true;
@@ -828,13 +840,11 @@ void BrokerLoop::OnPeerGoneMessaging(const std::string& node) {
   }
   for (const std::string& t : checks) SubscriptionConfirmed(t, node);  // nothing to wait for
   call_batches_.erase(node);  // what waited for it is rerouted or resolved below
-  std::vector<uint64_t> affected;
-  for (const auto& [id, p] : pending_) {
-    if (p.target.node == node) affected.push_back(id);
-  }
   TimePoint now = Clock::now();
-  for (uint64_t id : affected) {
-    Pending& p = pending_.at(id);
+  for (uint64_t id : pending_.Ids()) {
+    Pending* found = pending_.Find(id);  // (a reroute may have settled it)
+    if (found == nullptr || found->target.node != node) continue;
+    Pending& p = *found;
     if (p.handed) {
       // The responder had it: whether it acted is unknown, so it is not
       // asked of another member.
@@ -860,16 +870,15 @@ void BrokerLoop::MessagingTimers(TimePoint now) {
   while (!pending_deadlines_.empty() && pending_deadlines_.begin()->first <= now) {
     uint64_t id = pending_deadlines_.begin()->second;
     pending_deadlines_.erase(pending_deadlines_.begin());
-    auto it = pending_.find(id);
-    if (it == pending_.end()) continue;
-    Resolve(id,
-            Status::Timeout("no response within " + std::to_string(it->second.timeout_ms) + " ms"));
+    const Pending* p = pending_.Find(id);
+    if (p == nullptr) continue;
+    Resolve(id, Status::Timeout("no response within " + std::to_string(p->timeout_ms) + " ms"));
   }
   // The pending call an entry still stands for; null once it was settled,
   // or forwarded again (with another deadline).
   auto awaited = [&](const std::pair<TimePoint, uint64_t>& entry) -> const Pending* {
-    auto it = pending_.find(entry.second);
-    return it != pending_.end() && it->second.deadline == entry.first ? &it->second : nullptr;
+    const Pending* p = pending_.Find(entry.second);
+    return p != nullptr && p->deadline == entry.first ? p : nullptr;
   };
   while (!ack_deadlines_.empty()) {
     const auto entry = ack_deadlines_.front();

@@ -638,8 +638,8 @@ void BrokerLoop::FlushCalls(std::string node, TimePoint now) {
   // send has none: it fails), the others were settled meanwhile.
   const Status why = Status::Unavailable("cannot reach " + node);
   for (uint64_t id : b.forwards) {
-    auto p = pending_.find(id);
-    if (p == pending_.end() || p->second.target.node != node || p->second.handed) continue;
+    const Pending* p = pending_.Find(id);
+    if (p == nullptr || p->target.node != node || p->handed) continue;
     Route(id, now, why);
   }
 }
