@@ -141,6 +141,10 @@ std::optional<MemberId> GroupTable::PickMember(const std::string& scope, const s
   if (g == groups_.end()) return std::nullopt;
   const MemberCounts& members = g->second;
   *total = members.size();
+  if (skip.empty()) {  // a first try, as most are: one walk, to the member picked
+    auto k = std::uniform_int_distribution<size_t>(0, members.size() - 1)(rng);
+    return std::next(members.begin(), static_cast<std::ptrdiff_t>(k))->first;
+  }
   auto skipped_member = [&](const MemberId& m) {
     return std::find(skip.begin(), skip.end(), m) != skip.end();
   };
