@@ -95,7 +95,42 @@ struct Client::Impl {
     wire::ClientInbound message;
     std::string payload;
   };
-  std::deque<Inbound> unread;  // the rest of a batch Read took in
+  // The rest of a batch Read took in, left in its frame until it is read:
+  // its distinct headers, decoded once each, and each message's header and
+  // where its payload lies (offsets: a small frame's bytes move with it).
+  struct UnreadBatch {
+    zmq::message_t frame;
+    std::vector<wire::Message> headers;
+    struct Entry {
+      uint32_t header = 0;
+      uint32_t offset = 0, size = 0;  // the payload's, in frame
+    };
+    std::vector<Entry> entries;
+    size_t next = 0;
+
+    bool empty() const { return next == entries.size(); }
+    void clear() {
+      headers.clear();
+      entries.clear();
+      next = 0;
+      frame.rebuild(size_t{0});
+    }
+    // The next message, as the user gets it: a copy of its header's fields
+    // and its payload, nothing more.
+    Message Take() {
+      const Entry& e = entries[next++];
+      const wire::Message& h = headers[e.header];
+      Message m{h.kind,
+                h.from,
+                h.topic,
+                h.scope,
+                h.group,
+                h.reply_to,
+                std::string(static_cast<const char*>(frame.data()) + e.offset, e.size)};
+      if (empty()) clear();  // the frame goes as soon as its last message is read
+      return m;
+    }
+  } unread;
 
   // Sends [body] or [body][payload], waiting up to `timeout` for room. Most
   // sends go at once: the clock is read only when one must wait.
@@ -128,9 +163,14 @@ struct Client::Impl {
   // the session's loss once nothing is left to read.
   Result<std::optional<Inbound>> Read(Clock::time_point deadline) {
     if (!unread.empty()) {
-      Inbound in = std::move(unread.front());
-      unread.pop_front();
-      return std::optional<Inbound>(std::move(in));
+      Message m = unread.Take();
+      wire::Message header{m.kind,
+                           std::move(m.from),
+                           std::move(m.topic),
+                           std::move(m.scope),
+                           std::move(m.group),
+                           std::move(m.reply_to)};
+      return std::optional<Inbound>(Inbound{std::move(header), std::move(m.payload)});
     }
     while (true) {
       try {
@@ -200,23 +240,28 @@ struct Client::Impl {
     // Counted as the broker counts them: each message's header and payload.
     size_t bytes = 0;
     for (const wire::BatchEntry& e : entries) bytes += e.header.size() + e.payload.size();
-    std::string_view decoded;  // the header `last` was decoded from
-    wire::Message last;
+    unread.clear();
+    std::string_view decoded;  // the header of unread.headers.back()
+    const char* base = static_cast<const char*>(frames[0].data());
     for (const wire::BatchEntry& e : entries) {
       if (e.header.data() != decoded.data()) {
         Result<wire::ClientInbound> m = wire::DecodeClientInbound(e.header);
         if (!m.ok()) return bad(m.status().message());
         auto* message = std::get_if<wire::Message>(&*m);
         if (message == nullptr) return bad("a batch holds only messages");
-        last = std::move(*message);
+        unread.headers.push_back(std::move(*message));
         decoded = e.header;
       }
-      unread.push_back(Inbound{last, std::string(e.payload)});
+      unread.entries.push_back({static_cast<uint32_t>(unread.headers.size() - 1),
+                                static_cast<uint32_t>(e.payload.data() - base),
+                                static_cast<uint32_t>(e.payload.size())});
     }
+    // The views above are into frames[0] where it lies now; the offsets
+    // hold wherever the moved frame keeps its bytes.
+    unread.frame = std::move(frames[0]);
     Consumed(bytes);
-    Inbound first = std::move(unread.front());
-    unread.pop_front();
-    return std::optional<Inbound>(std::move(first));
+    if (unread.empty()) return std::optional<Inbound>();  // (a batch has entries: not reached)
+    return Read(Clock::now());
   }
   std::vector<wire::BatchEntry> entries;  // Unbatch's, kept for its capacity
 
@@ -961,12 +1006,8 @@ Result<Delivery> Client::Receive(std::chrono::milliseconds timeout) {
     return d;
   }
   if (impl_->closed) return Status::Unavailable("the client is closed");
-  // The rest of a batch needs no clock.
-  while (!impl_->unread.empty()) {
-    Impl::Inbound in = std::move(impl_->unread.front());
-    impl_->unread.pop_front();
-    if (std::optional<Delivery> d = impl_->ToDelivery(in)) return std::move(*d);
-  }
+  // The rest of a batch needs no clock, and is a message each (checked).
+  if (!impl_->unread.empty()) return Delivery(impl_->unread.Take());
   auto deadline = Impl::Clock::now() + timeout;
   while (true) {
     Result<std::optional<Impl::Inbound>> in = impl_->Read(deadline);

@@ -1070,6 +1070,42 @@ TEST_F(MessagingTest, PublishManyAndBroadcastManyCarryManyMessagesPerRequest) {
   EXPECT_TRUE(pub.PublishMany("many.x", std::span<const std::string_view>()).ok());
 }
 
+// The SDK keeps the rest of a batch in its frame until it is read: a call
+// that waits for its reply in the middle of one must leave those messages,
+// and the ones after them, to be received in order and whole.
+TEST_F(MessagingTest, ACallInTheMiddleOfABatchLeavesTheRestInOrder) {
+  Client pub = mesh.Connect(0), sub = mesh.Connect(2);
+  ASSERT_TRUE(sub.Subscribe("mid.").ok());
+  ASSERT_TRUE(AwaitSubscribed(pub, sub, "mid.probe"));
+  std::vector<std::string> payloads;
+  for (size_t i = 0; i < 200; ++i) {
+    // Sizes that vary, the empty payload among them.
+    payloads.push_back(std::string(i % 7 == 0 ? 0 : i, static_cast<char>('a' + i % 26)));
+  }
+  const uint64_t batches = Stat(2, "client_batches_out");
+  ASSERT_TRUE(pub.PublishMany("mid.x", payloads).ok());
+  std::vector<std::string> got;
+  auto receive_one = [&] {
+    Result<Delivery> d = sub.Receive(std::chrono::milliseconds(5000));
+    if (!d.ok()) return false;
+    if (auto* m = std::get_if<Message>(&*d)) {
+      EXPECT_EQ(m->topic, "mid.x");
+      EXPECT_EQ(m->from, pub.self());
+      got.push_back(m->payload);
+    }
+    return true;
+  };
+  ASSERT_TRUE(receive_one());
+  // Calls whose replies come after messages still unread.
+  ASSERT_TRUE(sub.Members("mid", "nobody").ok());
+  ASSERT_TRUE(receive_one());
+  ASSERT_TRUE(sub.Nodes().ok());
+  while (got.size() < payloads.size() && receive_one()) {
+  }
+  EXPECT_EQ(got, payloads);
+  EXPECT_GT(Stat(2, "client_batches_out"), batches) << "the messages did not come in batches";
+}
+
 // The first messages of a topic the subscriber has never seen, lost between
 // brokers: numbered in the stream of its subscription, so the loss shows.
 TEST_F(MessagingTest, LostFirstMessagesOfANewTopicAreReported) {
