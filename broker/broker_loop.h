@@ -413,7 +413,15 @@ class BrokerLoop {
   void Route(uint64_t pending_id, TimePoint now, Status why_not = Status::Ok());
   void Resolve(uint64_t pending_id, Status status, wire::ReplyBody body = {},
                zmq::message_t* payload = nullptr);
-  void OnForward(const wire::PeerForward& forward, zmq::message_t& payload, TimePoint now);
+  // What the forwards of one run share, worked out once for them all: the
+  // message header (reply_to aside, theirs is the same), and whether each
+  // of its few target sessions is in the group.
+  struct ForwardRunMemo {
+    std::optional<wire::Message> message;
+    std::vector<std::pair<uint64_t, bool>> joined;  // session -> in the group
+  };
+  void OnForward(const wire::PeerForward& forward, zmq::message_t& payload, TimePoint now,
+                 ForwardRunMemo* memo = nullptr);
   void OnForwardAck(const wire::PeerForwardAck& ack, TimePoint now);
   void OnResponse(const wire::PeerResponse& response, zmq::message_t& payload);
   // A response to a request this broker made (pending_id) or relayed.
@@ -513,6 +521,8 @@ class BrokerLoop {
   // the peer cannot be reached now.
   bool QueueCall(const std::string& node, const wire::PeerMessage& message,
                  std::string_view payload);
+  // An ok ack of forward `id`, without building its message.
+  bool QueueAck(const std::string& node, uint64_t id);
   // The same for a pending call forwarded to `target`, which is routed
   // elsewhere if the batch cannot be sent. Consecutive forwards that share
   // their header go as one run.
@@ -593,6 +603,7 @@ class BrokerLoop {
   // Calls awaiting an outcome, by id (the id peers and reply_to echo back).
   using PendingTable = SlotTable<Pending>;
   PendingTable pending_;
+  ForwardRunMemo forward_run_memo_;  // OnForwardRun's, kept for its capacity
   std::set<std::pair<TimePoint, uint64_t>> pending_deadlines_;  // requests' timeouts
   // Forwarded dispatches and sends awaiting their ack, in deadline order at
   // no allocation per forward: every wait is kForwardAckTimeout (or a

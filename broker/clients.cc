@@ -215,6 +215,9 @@ void BrokerLoop::SettleDispatches(uint64_t session, std::span<const BatchedDispa
                                   const Status& why) {
   const MemberId member{self_.node, self_.incarnation, session};
   const TimePoint now = Clock::now();
+  // Mostly from one peer after another: its broker is looked up once.
+  const wire::PeerId* from = nullptr;
+  bool from_alive = false;
   for (const BatchedDispatch& d : dispatches) {
     if (d.from.node == self_.node) {
       const Pending* p = pending_.Find(d.id);
@@ -227,11 +230,17 @@ void BrokerLoop::SettleDispatches(uint64_t session, std::span<const BatchedDispa
       continue;
     }
     if (!why.ok()) ++counters_.forwards_refused;
-    auto peer = peers_.find(d.from.node);
-    if (peer == peers_.end() || peer->second.id.incarnation != d.from.incarnation) {
-      continue;  // its sender's broker died: nobody awaits the answer
+    if (from == nullptr || *from != d.from) {
+      auto peer = peers_.find(d.from.node);
+      from = &d.from;
+      from_alive = peer != peers_.end() && peer->second.id.incarnation == d.from.incarnation;
     }
-    QueueCall(d.from.node, wire::PeerForwardAck{self_, d.id, why}, {});
+    if (!from_alive) continue;  // its sender's broker died: nobody awaits the answer
+    if (why.ok()) {
+      QueueAck(d.from.node, d.id);
+    } else {
+      QueueCall(d.from.node, wire::PeerForwardAck{self_, d.id, why}, {});
+    }
   }
 }
 

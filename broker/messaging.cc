@@ -673,29 +673,46 @@ void BrokerLoop::Resolve(uint64_t pending_id, Status status, wire::ReplyBody bod
 }
 
 // A dispatch, request or send from another broker, for a member here.
-void BrokerLoop::OnForward(const wire::PeerForward& f, zmq::message_t& payload, TimePoint now) {
+void BrokerLoop::OnForward(const wire::PeerForward& f, zmq::message_t& payload, TimePoint now,
+                           ForwardRunMemo* memo) {
   ++counters_.forwards_received;
   auto answer = [&](Status s) {
     if (!s.ok()) ++counters_.forwards_refused;
     QueueCall(f.from.node, wire::PeerForwardAck{self_, f.id, std::move(s)}, {});
   };
-  MemberId target{self_.node, self_.incarnation, f.session};
   auto s = sessions_.find(f.session);
-  if (s == sessions_.end()) return answer(Status::NotFound("no member " + target.ToString()));
-  if (f.kind != wire::MessageKind::kDirect && table_.JoinCount(target, f.scope, f.group) == 0) {
-    return answer(Status::NotJoined(target.ToString() + " left the group"));
+  auto target = [&] { return MemberId{self_.node, self_.incarnation, f.session}; };
+  if (s == sessions_.end()) return answer(Status::NotFound("no member " + target().ToString()));
+  if (f.kind != wire::MessageKind::kDirect) {
+    auto joined = [&] { return table_.JoinCount(target(), f.scope, f.group) > 0; };
+    bool in_group;
+    if (memo == nullptr) {
+      in_group = joined();
+    } else {
+      auto known = std::find_if(memo->joined.begin(), memo->joined.end(),
+                                [&](const auto& e) { return e.first == f.session; });
+      if (known != memo->joined.end()) {
+        in_group = known->second;
+      } else {
+        in_group = joined();
+        memo->joined.emplace_back(f.session, in_group);
+      }
+    }
+    if (!in_group) return answer(Status::NotJoined(target().ToString() + " left the group"));
   }
   if (payload.size() > options_.max_message_bytes) {
     return answer(Status::TooLarge("over " + self_.node + "'s maximum message size"));
   }
   const bool is_request = f.kind == wire::MessageKind::kRequest;
   std::string reply_to = is_request ? ReplyTo(f.from.node, f.from.incarnation, f.id) : "";
-  wire::Message msg{f.kind, f.sender, "", f.scope, f.group, reply_to};
+  std::optional<wire::Message> own;
+  std::optional<wire::Message>& header = memo != nullptr && !is_request ? memo->message : own;
+  if (!header) header.emplace(wire::Message{f.kind, f.sender, "", f.scope, f.group, reply_to});
   // A dispatch is answered when its batch is sent (SettleDispatches).
   const bool is_dispatch = f.kind == wire::MessageKind::kDispatch;
   BatchedDispatch batched{f.from, f.id};
-  if (!DeliverMessage(s->second, msg, payload, is_dispatch ? &batched : nullptr)) {
-    return answer(Status::Unavailable("the queue of " + target.ToString() + " is full"));
+  if (!DeliverMessage(s->second, *header, payload, is_dispatch ? &batched : nullptr)) {
+    return answer(Status::Unavailable("the queue of " + target().ToString() + " is full"));
   }
   if (is_dispatch) return;
   if (is_request) {

@@ -525,19 +525,24 @@ BrokerLoop::CallBatch* BrokerLoop::CallBatchFor(const std::string& node, size_t 
 
 bool BrokerLoop::QueueCall(const std::string& node, const wire::PeerMessage& message,
                            std::string_view payload) {
+  const auto* ack = std::get_if<wire::PeerForwardAck>(&message);
+  if (ack != nullptr && ack->status.ok()) return QueueAck(node, ack->id);
   CallBatch* b = CallBatchFor(node, payload.size());
   if (b == nullptr) return false;
-  const auto* ack = std::get_if<wire::PeerForwardAck>(&message);
-  if (ack != nullptr && ack->status.ok()) {
-    if (!b->ack_run) {
-      CloseCallRun(*b);
-      b->ack_run.emplace(wire::PeerAckRun{self_, {}});
-    }
-    b->ack_run->ids.push_back(ack->id);
-  } else {
+  CloseCallRun(*b);
+  AppendCallEntry(*b, message, payload);
+  ++b->calls;
+  return true;
+}
+
+bool BrokerLoop::QueueAck(const std::string& node, uint64_t id) {
+  CallBatch* b = CallBatchFor(node, 0);
+  if (b == nullptr) return false;
+  if (!b->ack_run) {
     CloseCallRun(*b);
-    AppendCallEntry(*b, message, payload);
+    b->ack_run.emplace(wire::PeerAckRun{self_, {}});
   }
+  b->ack_run->ids.push_back(id);
   ++b->calls;
   return true;
 }
@@ -712,11 +717,14 @@ void BrokerLoop::OnForwardRun(const wire::PeerForwardRun& run,
                               std::span<const std::string_view> payloads, TimePoint now) {
   ++counters_.call_runs_in;
   wire::PeerForward f{run.from, 0, run.kind, 0, run.scope, run.group, run.sender, run.timeout_ms};
+  ForwardRunMemo& memo = forward_run_memo_;
+  memo.message.reset();
+  memo.joined.clear();
   for (size_t i = 0; i < run.calls.size(); ++i) {
     f.id = run.calls[i].id;
     f.session = run.calls[i].session;
     zmq::message_t payload = ForwardPayload(run.kind, payloads[i]);
-    OnForward(f, payload, now);
+    OnForward(f, payload, now, &memo);
   }
 }
 
