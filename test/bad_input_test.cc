@@ -559,6 +559,80 @@ TEST_F(BadInputTest, CallBatchesFromAPeerAreCheckedWhole) {
   }
 }
 
+// The forwards of one run share their header and their group, and the
+// broker works those out once per run; each forward is still answered for
+// its own target: a member in the group has it, a session that is not in
+// the group or does not exist refuses it, however the targets repeat.
+TEST_F(BadInputTest, EachForwardOfARunIsAnsweredForItsOwnTarget) {
+  Client member = mesh.Connect(0), outsider = mesh.Connect(0);
+  ASSERT_TRUE(member.Join("jobs", "w").ok());
+  ASSERT_TRUE(outsider.Join("jobs", "other").ok());
+  const wire::PeerId me{"impostor", 7};
+  std::mutex mu;
+  std::map<uint64_t, Status> acks;
+  FakePeerCalls calls(ctx, me, [&](const wire::PeerMessage& m) {
+    if (auto* a = std::get_if<wire::PeerForwardAck>(&m)) {
+      std::lock_guard<std::mutex> lock(mu);
+      acks[a->id] = a->status;
+    }
+  });
+  zmq::socket_t dealer = DialCalls(0);
+  wire::PeerHello h;
+  h.from = me;
+  h.endpoints = {calls.endpoint(), "tcp://127.0.0.1:1", "tcp://127.0.0.1:1"};
+  dealer.send(zmq::buffer(wire::Encode(wire::PeerMessage(h))), zmq::send_flags::none);
+  zmq::message_t welcome;
+  ASSERT_TRUE(dealer.recv(welcome));
+  ASSERT_TRUE(WaitFor([&] { return calls.heard_from_broker(); }));
+
+  const MemberId sender{"impostor", 7, 1};
+  const uint64_t in = member.self().session, out = outsider.self().session, gone = 999999;
+  const struct {
+    uint64_t id, session;
+    Code want;
+  } forwards[] = {
+      {1, in, Code::kOk},         {2, out, Code::kNotJoined}, {3, in, Code::kOk},
+      {4, out, Code::kNotJoined}, {5, gone, Code::kNotFound}, {6, gone, Code::kNotFound},
+      {7, in, Code::kOk},
+  };
+  wire::PeerForwardRun run{me, wire::MessageKind::kDispatch, "jobs", "w", sender, 0, {}};
+  std::string packed;
+  for (const auto& f : forwards) {
+    run.calls.push_back({f.id, f.session});
+    wire::AppendSized(&packed, "p" + std::to_string(f.id));
+  }
+  // Alone, as a run that is a peer's only call of its turn goes.
+  dealer.send(zmq::buffer(wire::Encode(wire::PeerMessage(run))), zmq::send_flags::sndmore);
+  dealer.send(zmq::buffer(packed), zmq::send_flags::none);
+
+  std::vector<std::string> got;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (got.size() < 3 && std::chrono::steady_clock::now() < deadline) {
+    Result<Delivery> d = member.Receive(std::chrono::milliseconds(100));
+    if (auto* m = d.ok() ? std::get_if<Message>(&*d) : nullptr) {
+      EXPECT_EQ(m->kind, MessageKind::kDispatch);
+      EXPECT_EQ(m->from, sender);
+      EXPECT_EQ(m->scope, "jobs");
+      EXPECT_EQ(m->group, "w");
+      got.push_back(m->payload);
+    }
+  }
+  EXPECT_EQ(got, (std::vector<std::string>{"p1", "p3", "p7"}));
+  ASSERT_TRUE(WaitFor([&] {
+    std::lock_guard<std::mutex> lock(mu);
+    return acks.size() >= std::size(forwards);
+  }));
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    for (const auto& f : forwards) {
+      EXPECT_EQ(acks[f.id].code(), f.want) << f.id << ": " << acks[f.id].ToString();
+    }
+  }
+  Result<Delivery> extra = outsider.Receive(std::chrono::milliseconds(200));
+  EXPECT_FALSE(extra.ok() && std::holds_alternative<Message>(*extra))
+      << "a session outside the group got a forward";
+}
+
 // A forward that the member's broker never confirms fails after the
 // sender's bound on confirmations, as outcome unknown: the member may or
 // may not have it.
