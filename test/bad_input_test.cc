@@ -193,6 +193,31 @@ class FakePeerCalls {
   std::thread thread_;
 };
 
+// The acks of forwards a fake peer got back, by forward id.
+class AckLog {
+ public:
+  void Record(const wire::PeerMessage& m) {
+    if (auto* a = std::get_if<wire::PeerForwardAck>(&m)) {
+      std::lock_guard<std::mutex> lock(mu_);
+      acks_[a->id] = a->status;
+    }
+  }
+  size_t size() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return acks_.size();
+  }
+  // The ack of forward `id`; kNotFound if none came.
+  Status Of(uint64_t id) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = acks_.find(id);
+    return it == acks_.end() ? Status::NotFound("no ack of " + std::to_string(id)) : it->second;
+  }
+
+ private:
+  std::mutex mu_;
+  std::map<uint64_t, Status> acks_;
+};
+
 class BadInputTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -210,6 +235,24 @@ class BadInputTest : public ::testing::Test {
     }));
     // A fake peer a test made is declared dead once it falls silent.
     EXPECT_TRUE(WaitFor([&] { return mesh.AllConverged(); }));
+  }
+
+  // The hello of fake peer `me`, reached at `calls` (its other endpoints
+  // lead nowhere).
+  static wire::PeerHello HelloOf(const wire::PeerId& me, const FakePeerCalls& calls) {
+    wire::PeerHello h;
+    h.from = me;
+    h.endpoints = {calls.endpoint(), "tcp://127.0.0.1:1", "tcp://127.0.0.1:1"};
+    return h;
+  }
+  // Says `hello` on `dealer`; true once the broker welcomed it and has come
+  // through on its own link to the fake peer's calls socket.
+  static bool Greet(zmq::socket_t& dealer, const wire::PeerHello& hello,
+                    const FakePeerCalls& calls) {
+    dealer.send(zmq::buffer(wire::Encode(wire::PeerMessage(hello))), zmq::send_flags::none);
+    zmq::message_t welcome;
+    if (!dealer.recv(welcome)) return false;
+    return WaitFor([&] { return calls.heard_from_broker(); });
   }
 
   // A DEALER to broker i's calls socket, as a peer's link would be.
@@ -471,22 +514,11 @@ TEST_F(BadInputTest, CallBatchesFromAPeerAreCheckedWhole) {
   Client member = mesh.Connect(0);
   ASSERT_TRUE(member.Join("jobs", "w").ok());
   const wire::PeerId me{"impostor", 7};
-  std::mutex mu;
-  std::map<uint64_t, Status> acks;
-  FakePeerCalls calls(ctx, me, [&](const wire::PeerMessage& m) {
-    if (auto* a = std::get_if<wire::PeerForwardAck>(&m)) {
-      std::lock_guard<std::mutex> lock(mu);
-      acks[a->id] = a->status;
-    }
-  });
+  AckLog acks;
+  FakePeerCalls calls(ctx, me, [&](const wire::PeerMessage& m) { acks.Record(m); });
   zmq::socket_t dealer = DialCalls(0);
-  wire::PeerHello h;
-  h.from = me;
-  h.endpoints = {calls.endpoint(), "tcp://127.0.0.1:1", "tcp://127.0.0.1:1"};
-  dealer.send(zmq::buffer(wire::Encode(wire::PeerMessage(h))), zmq::send_flags::none);
-  zmq::message_t welcome;
-  ASSERT_TRUE(dealer.recv(welcome));
-  ASSERT_TRUE(WaitFor([&] { return calls.heard_from_broker(); }));
+  const wire::PeerHello h = HelloOf(me, calls);
+  ASSERT_TRUE(Greet(dealer, h, calls));
 
   auto forward = [&](uint64_t id, wire::PeerId from = {}) {
     return wire::PeerMessage(wire::PeerForward{from.node.empty() ? me : from, id,
@@ -548,14 +580,10 @@ TEST_F(BadInputTest, CallBatchesFromAPeerAreCheckedWhole) {
     if (auto* m = d.ok() ? std::get_if<Message>(&*d) : nullptr) box.push_back(m->payload);
   }
   EXPECT_EQ(box, want) << "no bad batch may deliver anything";
-  EXPECT_TRUE(WaitFor([&] {
-    std::lock_guard<std::mutex> lock(mu);
-    return acks.size() >= want.size();
-  }));
-  std::lock_guard<std::mutex> lock(mu);
+  EXPECT_TRUE(WaitFor([&] { return acks.size() >= want.size(); }));
   EXPECT_EQ(acks.size(), want.size()) << "acks only for the good batches' forwards";
   for (uint64_t id = 1; id <= want.size(); ++id) {
-    EXPECT_TRUE(acks[id].ok()) << id << ": " << acks[id].ToString();
+    EXPECT_TRUE(acks.Of(id).ok()) << id << ": " << acks.Of(id).ToString();
   }
 }
 
@@ -568,22 +596,11 @@ TEST_F(BadInputTest, EachForwardOfARunIsAnsweredForItsOwnTarget) {
   ASSERT_TRUE(member.Join("jobs", "w").ok());
   ASSERT_TRUE(outsider.Join("jobs", "other").ok());
   const wire::PeerId me{"impostor", 7};
-  std::mutex mu;
-  std::map<uint64_t, Status> acks;
-  FakePeerCalls calls(ctx, me, [&](const wire::PeerMessage& m) {
-    if (auto* a = std::get_if<wire::PeerForwardAck>(&m)) {
-      std::lock_guard<std::mutex> lock(mu);
-      acks[a->id] = a->status;
-    }
-  });
+  AckLog acks;
+  FakePeerCalls calls(ctx, me, [&](const wire::PeerMessage& m) { acks.Record(m); });
   zmq::socket_t dealer = DialCalls(0);
-  wire::PeerHello h;
-  h.from = me;
-  h.endpoints = {calls.endpoint(), "tcp://127.0.0.1:1", "tcp://127.0.0.1:1"};
-  dealer.send(zmq::buffer(wire::Encode(wire::PeerMessage(h))), zmq::send_flags::none);
-  zmq::message_t welcome;
-  ASSERT_TRUE(dealer.recv(welcome));
-  ASSERT_TRUE(WaitFor([&] { return calls.heard_from_broker(); }));
+  const wire::PeerHello h = HelloOf(me, calls);
+  ASSERT_TRUE(Greet(dealer, h, calls));
 
   const MemberId sender{"impostor", 7, 1};
   const uint64_t in = member.self().session, out = outsider.self().session, gone = 999999;
@@ -618,15 +635,9 @@ TEST_F(BadInputTest, EachForwardOfARunIsAnsweredForItsOwnTarget) {
     }
   }
   EXPECT_EQ(got, (std::vector<std::string>{"p1", "p3", "p7"}));
-  ASSERT_TRUE(WaitFor([&] {
-    std::lock_guard<std::mutex> lock(mu);
-    return acks.size() >= std::size(forwards);
-  }));
-  {
-    std::lock_guard<std::mutex> lock(mu);
-    for (const auto& f : forwards) {
-      EXPECT_EQ(acks[f.id].code(), f.want) << f.id << ": " << acks[f.id].ToString();
-    }
+  ASSERT_TRUE(WaitFor([&] { return acks.size() >= std::size(forwards); }));
+  for (const auto& f : forwards) {
+    EXPECT_EQ(acks.Of(f.id).code(), f.want) << f.id << ": " << acks.Of(f.id).ToString();
   }
   Result<Delivery> extra = outsider.Receive(std::chrono::milliseconds(200));
   EXPECT_FALSE(extra.ok() && std::holds_alternative<Message>(*extra))
@@ -643,14 +654,9 @@ TEST_F(BadInputTest, AForwardThatIsNeverConfirmedTimesOutAsUnknown) {
     if (std::holds_alternative<wire::PeerForward>(m)) ++forwards;
   });
   zmq::socket_t dealer = DialCalls(0);
-  wire::PeerHello h;
-  h.from = me;
-  h.endpoints = {calls.endpoint(), "tcp://127.0.0.1:1", "tcp://127.0.0.1:1"};
+  wire::PeerHello h = HelloOf(me, calls);
   h.snapshot = wire::Snapshot{1, {{"jobs", "mute", 1, 1}}};  // its member mute.7.1
-  dealer.send(zmq::buffer(wire::Encode(wire::PeerMessage(h))), zmq::send_flags::none);
-  zmq::message_t welcome;
-  ASSERT_TRUE(dealer.recv(welcome));
-  ASSERT_TRUE(WaitFor([&] { return calls.heard_from_broker(); }));
+  ASSERT_TRUE(Greet(dealer, h, calls));
   Client sender = mesh.Connect(0);
   ASSERT_TRUE(WaitFor([&] {
     auto m = sender.Members("jobs", "mute");
@@ -686,16 +692,11 @@ TEST_F(BadInputTest, RegistryCallsFromAPeerAreChecked) {
   });
   zmq::socket_t dealer = DialCalls(0);
   auto hello = [&](std::vector<std::string> voters) {
-    wire::PeerHello h;
-    h.from = me;
-    h.endpoints = {calls.endpoint(), "tcp://127.0.0.1:1", "tcp://127.0.0.1:1"};
+    wire::PeerHello h = HelloOf(me, calls);
     h.voters = std::move(voters);
-    dealer.send(zmq::buffer(wire::Encode(wire::PeerMessage(h))), zmq::send_flags::none);
-    zmq::message_t welcome;
-    ASSERT_TRUE(dealer.recv(welcome));
+    return Greet(dealer, h, calls);
   };
-  hello({"n1"});
-  ASSERT_TRUE(WaitFor([&] { return calls.heard_from_broker(); }));
+  ASSERT_TRUE(hello({"n1"}));
   // Sends a name call and waits for the broker's answer.
   auto call = [&](uint64_t id, wire::NameCallOp op, const std::string& data) -> Status {
     dealer.send(zmq::buffer(wire::Encode(wire::PeerMessage(wire::PeerNameCall{me, id, op, data}))),
@@ -755,7 +756,7 @@ TEST_F(BadInputTest, RegistryCallsFromAPeerAreChecked) {
   EXPECT_TRUE(WaitFor([&] { return mesh.broker(0).Stats()["raft_bad_messages"] > raft_bad; }));
 
   // Another voter set: said in leader(), and its raft messages are ignored.
-  hello({"impostor", "n1"});
+  ASSERT_TRUE(hello({"impostor", "n1"}));
   EXPECT_TRUE(WaitFor([&] {
     auto l = local.Leader();
     return l.ok() && l->problem.find("impostor") != std::string::npos;
