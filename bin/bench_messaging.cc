@@ -942,26 +942,33 @@ struct RawFanout {
 class RawChain {
  public:
   RawChain(std::vector<int> members, bool echo) : echo_(echo) {
+    // Every hop queues what is in flight: at ZeroMQ's default bound of 1,000
+    // a ROUTER would drop what does not fit, and a DEALER refuse it.
+    auto bound = [](zmq::socket_t& s) {
+      s.set(zmq::sockopt::sndhwm, 100000);
+      s.set(zmq::sockopt::rcvhwm, 100000);
+    };
     a_.front.set(zmq::sockopt::linger, 0);
+    bound(a_.front);
     std::string a_ep = BindLoopback(a_.front);
     for (size_t b = 0; b < members.size(); ++b) {
       auto& down = bs_.emplace_back(std::make_unique<Downstream>());
       for (auto* s : {&down->front, &down->back}) {
         s->set(zmq::sockopt::linger, 0);
-        s->set(zmq::sockopt::sndhwm, 100000);
-        s->set(zmq::sockopt::rcvhwm, 100000);
+        bound(*s);
       }
       down->back.set(zmq::sockopt::router_mandatory, 1);
       std::string front = BindLoopback(down->front);
       std::string back = BindLoopback(down->back);
       zmq::socket_t& dealer = a_.backs.emplace_back(a_.ctx, zmq::socket_type::dealer);
       dealer.set(zmq::sockopt::linger, 0);
+      bound(dealer);
       dealer.connect(front);
       for (int m = 0; m < members[b]; ++m) {
         auto& mem = members_.emplace_back(std::make_unique<Member>(ctx_));
         mem->id = "m" + std::to_string(b) + "." + std::to_string(m);
         mem->s.set(zmq::sockopt::linger, 0);
-        mem->s.set(zmq::sockopt::rcvhwm, 100000);
+        bound(mem->s);
         mem->s.set(zmq::sockopt::routing_id, mem->id);
         mem->s.connect(back);
         owner_.push_back(b);
@@ -969,6 +976,7 @@ class RawChain {
     }
     client_.set(zmq::sockopt::linger, 0);
     client_.set(zmq::sockopt::sndtimeo, 1000);
+    bound(client_);
     client_.connect(a_ep);
     // Sockets move to their threads here; starting a thread is the barrier
     // ZeroMQ asks for.
