@@ -68,6 +68,11 @@ struct MessagingFigure {
   double meshbus = -1, raw = -1;
 };
 
+// The metric names of the dispatch rows (one Dispatch per call, and
+// DispatchMany), with how many are kept in flight.
+const std::string& DispatchMetric();
+const std::string& DispatchManyMetric();
+
 // Runs the given parts on one 3-node mesh, each part's raw baseline just
 // before it, prints their table and returns its rows.
 std::vector<MessagingFigure> MessagingBenchmarks(const std::vector<MessagingPart>& parts);
