@@ -250,16 +250,22 @@ class BrokerLoop {
     wire::MessageKind kind = wire::MessageKind::kDispatch;
     uint64_t requester = 0;  // session
     uint64_t req = 0;
-    std::string scope, group;
-    MemberId sender;
+    // What the payloads of one DispatchMany share: its frame (one allocation
+    // for them all, freed when the last has an outcome) and its header.
+    struct Shared {
+      zmq::message_t frame;
+      std::string scope, group;
+      MemberId sender;
+    };
+    std::string scope, group;     // unless `shared` has them
+    MemberId sender;              // the same
     MemberId target;              // the member it went to last
     bool routed = false;          // target is set: it went to a member, or was addressed to one
     bool handed = false;          // the target's broker confirmed the member has it
     std::vector<MemberId> tried;  // the members before target, each once (mostly none)
     zmq::message_t payload;       // its own, unless it is one payload of a DispatchMany:
-    // then the request's frame, shared by its payloads (one allocation for
-    // them all, freed when the last has an outcome), and where it lies in it.
-    std::shared_ptr<const zmq::message_t> frame;
+    // then in the request's frame, at offset.
+    std::shared_ptr<const Shared> shared;
     uint32_t offset = 0, size = 0;
     uint32_t timeout_ms = 0;
     TimePoint deadline;
@@ -267,9 +273,12 @@ class BrokerLoop {
     uint32_t index = 0;  // which payload
 
     std::string_view Payload() const {
-      if (!frame) return payload.to_string_view();
-      return frame->to_string_view().substr(offset, size);
+      if (!shared) return payload.to_string_view();
+      return shared->frame.to_string_view().substr(offset, size);
     }
+    const std::string& Scope() const { return shared ? shared->scope : scope; }
+    const std::string& Group() const { return shared ? shared->group : group; }
+    const MemberId& Sender() const { return shared ? shared->sender : sender; }
   };
   // A request handed to a local member, until it answers.
   struct Serving {
@@ -422,7 +431,7 @@ class BrokerLoop {
   };
   void OnForward(const wire::PeerForward& forward, zmq::message_t& payload, TimePoint now,
                  ForwardRunMemo* memo = nullptr);
-  void OnForwardAck(const wire::PeerForwardAck& ack, TimePoint now);
+  void OnForwardAck(const wire::PeerId& from, uint64_t id, const Status& status, TimePoint now);
   void OnResponse(const wire::PeerResponse& response, zmq::message_t& payload);
   // A response to a request this broker made (pending_id) or relayed.
   void AnswerRequester(const MemberId& reply_to, Status status, const MemberId& responder,
@@ -663,6 +672,7 @@ class BrokerLoop {
     // The last entry, while it may still grow: forwards that share their
     // header, or ok acks (wire::PeerForwardRun, wire::PeerAckRun).
     std::optional<wire::PeerForwardRun> forward_run;
+    uint64_t run_batch = 0;    // the DispatchMany that opened it: its payloads share the header
     std::string run_payloads;  // wire::AppendSized, one per forward of the run
     std::optional<wire::PeerAckRun> ack_run;
   };

@@ -23,13 +23,14 @@ BrokerLoop::Session* BrokerLoop::SessionByRoute(const std::string& rid) {
 }
 
 void BrokerLoop::Reply(const std::string& rid, uint64_t req, Status status, wire::ReplyBody body) {
-  wire::Reply reply{req, std::move(status), std::move(body)};
+  // As the variant from the start: converting a Reply to it copies the body.
+  const wire::ClientInbound reply(wire::Reply{req, std::move(status), std::move(body)});
   if (Session* s = SessionByRoute(rid)) {
     Deliver(*s, reply);
     return;
   }
   // No session (an error before hello): best effort, and counted if lost.
-  if (SendFrames(clients_, rid, wire::Encode(wire::ClientInbound(reply)))) {
+  if (SendFrames(clients_, rid, wire::Encode(reply))) {
     ++counters_.client_messages_out;
   } else {
     ++counters_.client_deliveries_lost;

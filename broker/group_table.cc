@@ -133,30 +133,30 @@ std::vector<MemberId> GroupTable::DistinctMembers(const std::string& scope,
   return out;
 }
 
-std::optional<MemberId> GroupTable::PickMember(const std::string& scope, const std::string& group,
-                                               std::span<const MemberId> skip, std::mt19937_64& rng,
-                                               size_t* total) const {
+const MemberId* GroupTable::PickMember(const std::string& scope, const std::string& group,
+                                       std::span<const MemberId> skip, std::mt19937_64& rng,
+                                       size_t* total) const {
   *total = 0;
   auto g = groups_.find(Key(scope, group));
-  if (g == groups_.end()) return std::nullopt;
+  if (g == groups_.end()) return nullptr;
   const MemberCounts& members = g->second;
   *total = members.size();
   if (skip.empty()) {  // a first try, as most are: one walk, to the member picked
     auto k = std::uniform_int_distribution<size_t>(0, members.size() - 1)(rng);
-    return std::next(members.begin(), static_cast<std::ptrdiff_t>(k))->first;
+    return &std::next(members.begin(), static_cast<std::ptrdiff_t>(k))->first;
   }
   auto skipped_member = [&](const MemberId& m) {
     return std::find(skip.begin(), skip.end(), m) != skip.end();
   };
   size_t skipped = 0;  // (a walk, not a count per skip: skip may repeat a member)
   for (const auto& [m, n] : members) skipped += skipped_member(m);
-  if (skipped == members.size()) return std::nullopt;
+  if (skipped == members.size()) return nullptr;
   size_t k = std::uniform_int_distribution<size_t>(0, members.size() - skipped - 1)(rng);
   for (const auto& [m, n] : members) {
     if (skipped_member(m)) continue;
-    if (k-- == 0) return m;
+    if (k-- == 0) return &m;
   }
-  return std::nullopt;  // not reached: k < the members not skipped
+  return nullptr;  // not reached: k < the members not skipped
 }
 
 std::vector<MemberId> GroupTable::LocalMembers(const std::string& scope, const std::string& group,

@@ -59,9 +59,10 @@ class GroupTable {
   // Members of a group, each once however often it joined, sorted.
   std::vector<MemberId> DistinctMembers(const std::string& scope, const std::string& group) const;
   // One of the group's distinct members not in `skip`, each equally likely;
-  // nullopt when there is none. `*total` is told how many the group has.
-  // Copies nothing but the member chosen: a dispatch calls it each time.
-  std::optional<MemberId> PickMember(const std::string& scope, const std::string& group,
+  // null when there is none. `*total` is told how many the group has.
+  // Copies nothing (a dispatch calls it each time): the member it points to
+  // is the table's, valid until the table next changes.
+  const MemberId* PickMember(const std::string& scope, const std::string& group,
                                      std::span<const MemberId> skip, std::mt19937_64& rng,
                                      size_t* total) const;
   // How many times `member` joined (scope, group).

@@ -110,18 +110,23 @@ void BrokerLoop::OnMessagingRequest(Session& session, wire::ClientRequest& reque
   }
   // A call of this request, to be followed until it has an outcome: the
   // caller fills in the rest, then routes it.
-  auto open = [&](wire::MessageKind kind, const std::string& scope,
-                  const std::string& group) -> Pending& {
+  auto open = [&](wire::MessageKind kind) -> Pending& {
     auto [id, p] = pending_.Insert();  // not null: there is room, checked above
     p->id = id;
     p->kind = kind;
-    p->scope = scope;
-    p->group = group;
     p->requester = session.id;
     p->req = req;
-    p->sender = me;
     ++session.pending;
     return *p;
+  };
+  // A call with its own header.
+  auto open_one = [&](wire::MessageKind kind, const std::string& scope,
+                      const std::string& group) -> Pending& {
+    Pending& p = open(kind);
+    p.scope = scope;
+    p.group = group;
+    p.sender = me;
+    return p;
   };
   auto route = [&](Pending& p) {
     if (p.timeout_ms > 0) {
@@ -133,7 +138,7 @@ void BrokerLoop::OnMessagingRequest(Session& session, wire::ClientRequest& reque
 
   if (auto* d = std::get_if<wire::Dispatch>(&request)) {
     if (count == 0) {
-      Pending& p = open(wire::MessageKind::kDispatch, d->scope, d->group);
+      Pending& p = open_one(wire::MessageKind::kDispatch, d->scope, d->group);
       p.payload = std::move(payload);
       return route(p);
     }
@@ -144,10 +149,11 @@ void BrokerLoop::OnMessagingRequest(Session& session, wire::ClientRequest& reque
     // Where each payload lies, taken before the frame moves (a small one
     // moves with its bytes).
     const char* base = static_cast<const char*>(payload.data());
-    auto frame = std::make_shared<const zmq::message_t>(std::move(payload));
+    auto shared = std::make_shared<const Pending::Shared>(
+        Pending::Shared{std::move(payload), d->scope, d->group, me});
     for (uint32_t i = 0; i < count; ++i) {
-      Pending& p = open(wire::MessageKind::kDispatch, d->scope, d->group);
-      p.frame = frame;
+      Pending& p = open(wire::MessageKind::kDispatch);
+      p.shared = shared;
       p.offset = static_cast<uint32_t>(cast_payloads_[i].data() - base);
       p.size = static_cast<uint32_t>(cast_payloads_[i].size());
       p.batch = batch;
@@ -155,12 +161,12 @@ void BrokerLoop::OnMessagingRequest(Session& session, wire::ClientRequest& reque
       route(p);
     }
   } else if (auto* q = std::get_if<wire::Request>(&request)) {
-    Pending& p = open(wire::MessageKind::kRequest, q->scope, q->group);
+    Pending& p = open_one(wire::MessageKind::kRequest, q->scope, q->group);
     p.payload = std::move(payload);
     p.timeout_ms = q->timeout_ms;
     route(p);
   } else if (auto* s = std::get_if<wire::Send>(&request)) {
-    Pending& p = open(wire::MessageKind::kDirect, "", "");
+    Pending& p = open_one(wire::MessageKind::kDirect, "", "");
     p.target = s->member;
     p.payload = std::move(payload);
     route(p);
@@ -551,16 +557,14 @@ void BrokerLoop::Route(uint64_t pending_id, TimePoint now, Status why_not) {
   Pending& p = *found;
   const bool is_request = p.kind == wire::MessageKind::kRequest;
   while (true) {
-    MemberId target;
     if (p.kind == wire::MessageKind::kDirect) {
       if (p.routed) return Resolve(pending_id, why_not);
-      target = p.target;
     } else {
       if (p.routed) p.tried.push_back(p.target);
       size_t total = 0;
-      std::optional<MemberId> pick = table_.PickMember(p.scope, p.group, p.tried, rng_, &total);
-      if (!pick) {
-        std::string where = "group '" + p.group + "' of scope '" + p.scope + "'";
+      const MemberId* pick = table_.PickMember(p.Scope(), p.Group(), p.tried, rng_, &total);
+      if (pick == nullptr) {
+        std::string where = "group '" + p.Group() + "' of scope '" + p.Scope() + "'";
         if (total == 0 && p.tried.empty()) {
           return Resolve(pending_id, is_request ? Status::NoResponders("no members in " + where)
                                                 : Status::NoMembers("no members in " + where));
@@ -570,12 +574,12 @@ void BrokerLoop::Route(uint64_t pending_id, TimePoint now, Status why_not) {
                                            std::to_string(p.tried.size()) +
                                            " tried; last: " + why_not.message() + ")"));
       }
-      target = std::move(*pick);
+      p.target = *pick;
     }
     if (p.routed) ++counters_.redispatches;
     p.routed = true;
-    p.target = target;
     p.handed = false;
+    const MemberId& target = p.target;
 
     if (target.node == self_.node) {
       auto s = sessions_.find(target.session);
@@ -584,7 +588,7 @@ void BrokerLoop::Route(uint64_t pending_id, TimePoint now, Status why_not) {
         continue;
       }
       std::string reply_to = is_request ? ReplyTo(self_.node, self_.incarnation, p.id) : "";
-      wire::Message msg{p.kind, p.sender, "", p.scope, p.group, reply_to};
+      wire::Message msg{p.kind, p.Sender(), "", p.Scope(), p.Group(), reply_to};
       // A member on this node is reached without a network hop; a dispatch
       // is settled when its batch is sent (SettleDispatches).
       const bool is_dispatch = p.kind == wire::MessageKind::kDispatch;
@@ -593,7 +597,7 @@ void BrokerLoop::Route(uint64_t pending_id, TimePoint now, Status why_not) {
       // copied into its member's batch before DeliverMessage returns.
       std::string_view bytes = p.Payload();
       zmq::message_t view(const_cast<char*>(bytes.data()), bytes.size(), nullptr);
-      if (!DeliverMessage(s->second, msg, p.frame ? view : p.payload,
+      if (!DeliverMessage(s->second, msg, p.shared ? view : p.payload,
                           is_dispatch ? &batched : nullptr)) {
         why_not = Status::Unavailable("the queue of " + target.ToString() + " is full");
         continue;
@@ -666,8 +670,9 @@ void BrokerLoop::Resolve(uint64_t pending_id, Status status, wire::ReplyBody bod
   }
   outcome.status = std::move(status);
   if (--b->second.unresolved > 0) return;
-  wire::Reply reply{b->second.req, Status::Ok(),
-                    wire::DispatchedBody{std::move(b->second.outcomes)}};
+  // Moved in whole: a Reply converted to the variant would copy every outcome.
+  wire::ClientInbound reply(wire::Reply{b->second.req, Status::Ok(),
+                                        wire::DispatchedBody{std::move(b->second.outcomes)}});
   dispatch_batches_.erase(b);
   Deliver(s->second, reply);
 }
@@ -722,20 +727,22 @@ void BrokerLoop::OnForward(const wire::PeerForward& f, zmq::message_t& payload, 
   answer(Status::Ok());
 }
 
-void BrokerLoop::OnForwardAck(const wire::PeerForwardAck& ack, TimePoint now) {
-  Pending* found = pending_.Find(ack.id);
+void BrokerLoop::OnForwardAck(const wire::PeerId& from, uint64_t id, const Status& status,
+                              TimePoint now) {
+  Pending* found = pending_.Find(id);
   if (found == nullptr) return;  // resolved already (timed out, requester left)
   Pending& p = *found;
-  if (p.target.node != ack.from.node || p.handed) return;
-  if (ack.status.ok()) {
+  if (p.target.node != from.node || p.handed) return;
+  if (status.ok()) {
     if (p.kind == wire::MessageKind::kRequest) {
       p.handed = true;
       return;
     }
-    return Resolve(ack.id, Status::Ok(), wire::DeliveredBody{p.target});
+    // Not a request: Resolve does not read the target, and erases the entry.
+    return Resolve(id, Status::Ok(), wire::DeliveredBody{std::move(p.target)});
   }
-  if (p.kind == wire::MessageKind::kDirect) return Resolve(ack.id, ack.status);
-  Route(ack.id, now, ack.status);  // that member could not take it: another one
+  if (p.kind == wire::MessageKind::kDirect) return Resolve(id, status);
+  Route(id, now, status);  // that member could not take it: another one
 }
 
 void BrokerLoop::OnResponse(const wire::PeerResponse& r, zmq::message_t& payload) {

@@ -179,7 +179,9 @@ void BrokerLoop::OnCallsMessage(std::vector<zmq::message_t>& frames, TimePoint n
     }
     if (auto* forward = std::get_if<wire::PeerForward>(&*m))
       return OnForward(*forward, frames[2], now);
-    if (auto* ack = std::get_if<wire::PeerForwardAck>(&*m)) return OnForwardAck(*ack, now);
+    if (auto* ack = std::get_if<wire::PeerForwardAck>(&*m)) {
+      return OnForwardAck(ack->from, ack->id, ack->status, now);
+    }
     if (auto* run = std::get_if<wire::PeerForwardRun>(&*m)) {
       std::vector<std::string_view> payloads;
       Status split = wire::SplitSized(frames[2].to_string_view(), run->calls.size(), &payloads);
@@ -552,11 +554,14 @@ bool BrokerLoop::QueueForward(const Pending& p, const MemberId& target) {
   CallBatch* b = CallBatchFor(target.node, payload.size());
   if (b == nullptr) return false;
   wire::PeerForwardRun* run = b->forward_run ? &*b->forward_run : nullptr;
-  if (run == nullptr || run->kind != p.kind || run->timeout_ms != p.timeout_ms ||
-      run->sender != p.sender || run->group != p.group || run->scope != p.scope) {
+  const bool same_request = run != nullptr && p.batch != 0 && b->run_batch == p.batch;
+  if (!same_request &&
+      (run == nullptr || run->kind != p.kind || run->timeout_ms != p.timeout_ms ||
+       run->sender != p.Sender() || run->group != p.Group() || run->scope != p.Scope())) {
     CloseCallRun(*b);
     run = &b->forward_run.emplace(
-        wire::PeerForwardRun{self_, p.kind, p.scope, p.group, p.sender, p.timeout_ms, {}});
+        wire::PeerForwardRun{self_, p.kind, p.Scope(), p.Group(), p.Sender(), p.timeout_ms, {}});
+    b->run_batch = p.batch;
   }
   run->calls.push_back({p.id, target.session});
   wire::AppendSized(&b->run_payloads, payload);
@@ -697,7 +702,7 @@ void BrokerLoop::OnCallBatch(const wire::PeerCallBatch& batch, const zmq::messag
       OnForwardRun(*run, next.first(run->calls.size()), now);
       next = next.subspan(run->calls.size());
     } else if (auto* ack = std::get_if<wire::PeerForwardAck>(&call)) {
-      OnForwardAck(*ack, now);
+      OnForwardAck(ack->from, ack->id, ack->status, now);
     } else if (auto* acks = std::get_if<wire::PeerAckRun>(&call)) {
       OnAckRun(*acks, now);
     } else if (auto* forward = std::get_if<wire::PeerForward>(&call)) {
@@ -730,7 +735,7 @@ void BrokerLoop::OnForwardRun(const wire::PeerForwardRun& run,
 
 void BrokerLoop::OnAckRun(const wire::PeerAckRun& run, TimePoint now) {
   ++counters_.call_runs_in;
-  for (uint64_t id : run.ids) OnForwardAck(wire::PeerForwardAck{run.from, id, Status::Ok()}, now);
+  for (uint64_t id : run.ids) OnForwardAck(run.from, id, Status::Ok(), now);
 }
 
 void BrokerLoop::PublishControl(const wire::PeerMessage& message) {
