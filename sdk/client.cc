@@ -117,20 +117,28 @@ struct Client::Impl {
     }
     // The next message, as the user gets it: a copy of its header's fields
     // and its payload, nothing more.
-    Message Take() {
+    // Into `m`, which the caller made where the message is to be: a message
+    // moved costs as much as one built.
+    void TakeInto(Message* m) {
       const Entry& e = entries[next++];
       const wire::Message& h = headers[e.header];
-      Message m{h.kind,
-                h.from,
-                h.topic,
-                h.scope,
-                h.group,
-                h.reply_to,
-                std::string(static_cast<const char*>(frame.data()) + e.offset, e.size)};
+      m->kind = h.kind;
+      m->from = h.from;
+      m->topic = h.topic;
+      m->scope = h.scope;
+      m->group = h.group;
+      m->reply_to = h.reply_to;
+      m->payload.assign(static_cast<const char*>(frame.data()) + e.offset, e.size);
       if (empty()) clear();  // the frame goes as soon as its last message is read
-      return m;
     }
   } unread;
+  // The next message of `unread`, made where the caller's result is (its one
+  // return is elided): not moved once.
+  Result<Delivery> TakeUnread() {
+    Result<Delivery> out(std::in_place, std::in_place_type<Message>);
+    unread.TakeInto(&std::get<Message>(*out));
+    return out;
+  }
 
   // Sends [body] or [body][payload], waiting up to `timeout` for room. Most
   // sends go at once: the clock is read only when one must wait.
@@ -163,7 +171,8 @@ struct Client::Impl {
   // the session's loss once nothing is left to read.
   Result<std::optional<Inbound>> Read(Clock::time_point deadline) {
     if (!unread.empty()) {
-      Message m = unread.Take();
+      Message m;
+      unread.TakeInto(&m);
       wire::Message header{m.kind,
                            std::move(m.from),
                            std::move(m.topic),
@@ -504,7 +513,8 @@ struct Client::Impl {
   // The results of a DispatchMany request of `count` payloads, in order;
   // returns the reply's status. A refusal (none was dispatched) and an
   // answer of the wrong shape are every payload's.
-  static Status DispatchResults(const wire::Reply& reply, size_t count,
+  // Takes the members out of `reply`.
+  static Status DispatchResults(wire::Reply& reply, size_t count,
                                 std::vector<Result<MemberId>>* results) {
     results->clear();
     Status whole = reply.status;
@@ -518,8 +528,12 @@ struct Client::Impl {
       return whole;
     }
     results->reserve(count);
-    for (const wire::DispatchOutcome& o : body->outcomes) {
-      results->push_back(o.status.ok() ? Result<MemberId>(o.member) : Result<MemberId>(o.status));
+    for (wire::DispatchOutcome& o : body->outcomes) {
+      if (o.status.ok()) {
+        results->emplace_back(std::move(o.member));
+      } else {
+        results->emplace_back(std::move(o.status));
+      }
     }
     return whole;
   }
@@ -1007,7 +1021,7 @@ Result<Delivery> Client::Receive(std::chrono::milliseconds timeout) {
   }
   if (impl_->closed) return Status::Unavailable("the client is closed");
   // The rest of a batch needs no clock, and is a message each (checked).
-  if (!impl_->unread.empty()) return Delivery(impl_->unread.Take());
+  if (!impl_->unread.empty()) return impl_->TakeUnread();
   auto deadline = Impl::Clock::now() + timeout;
   while (true) {
     Result<std::optional<Impl::Inbound>> in = impl_->Read(deadline);
