@@ -212,6 +212,9 @@ class BrokerLoop {
     uint32_t batch_count = 0;
     uint64_t batch_bytes = 0;
     std::vector<BatchedDispatch> batch_dispatches;
+    // The last batch's sizes: the next is made with room for as much, so
+    // that it does not grow (and copy itself) step by step.
+    size_t last_batch_frame = 0, last_batch_dispatches = 0;
     uint64_t outstanding_bytes = 0;  // sent to the client and not yet consumed
     size_t pending = 0;              // its dispatches, requests and sends awaiting an outcome
     std::set<std::string> serving;   // reply_to of requests it was handed and has not answered
@@ -354,7 +357,8 @@ class BrokerLoop {
   bool Deliver(Session& session, const wire::ClientInbound& message,
                zmq::message_t* payload = nullptr);
   // The same with the message encoded: `batchable` for a publish, broadcast
-  // or dispatch (`dispatch` says which one it is).
+  // or dispatch (`dispatch` says which one it is), whose payload is then
+  // only read (copied into the session's batch), never sent or kept.
   // `refusable`: a message whose sender is told when it does not fit (a
   // dispatch, request or send), so it is not counted lost.
   bool DeliverEncoded(Session& session, const std::string& body, bool is_reply, bool batchable,

@@ -123,7 +123,11 @@ bool BrokerLoop::SendToClient(Session& session, const std::string& body, zmq::me
   if (batchable && payload != nullptr) {
     // Not full: DeliverEncoded, the one caller with a batchable message,
     // sent a full batch (and any notice of what it lost) before this.
-    if (session.batch_count == 0) batching_.push_back(session.id);
+    if (session.batch_count == 0) {
+      batching_.push_back(session.id);
+      session.batch_frame.reserve(session.last_batch_frame);
+      session.batch_dispatches.reserve(session.last_batch_dispatches);
+    }
     const bool same_header = session.batch_count > 0 && session.batch_header == body;
     if (!same_header) session.batch_header = body;
     wire::AppendBatchEntry(&session.batch_frame, body, same_header, payload->to_string_view());
@@ -147,6 +151,8 @@ void BrokerLoop::FlushDeliveries(Session& session) {
   const uint64_t bytes = session.batch_bytes;
   std::string frame = std::exchange(session.batch_frame, std::string());
   std::vector<BatchedDispatch> dispatches = std::exchange(session.batch_dispatches, {});
+  session.last_batch_frame = frame.size();
+  session.last_batch_dispatches = dispatches.size();
   session.batch_count = 0;
   session.batch_bytes = 0;
   bool sent = false;

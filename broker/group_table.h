@@ -63,8 +63,8 @@ class GroupTable {
   // Copies nothing (a dispatch calls it each time): the member it points to
   // is the table's, valid until the table next changes.
   const MemberId* PickMember(const std::string& scope, const std::string& group,
-                                     std::span<const MemberId> skip, std::mt19937_64& rng,
-                                     size_t* total) const;
+                             std::span<const MemberId> skip, std::mt19937_64& rng,
+                             size_t* total) const;
   // How many times `member` joined (scope, group).
   uint32_t JoinCount(const MemberId& member, const std::string& scope,
                      const std::string& group) const;

@@ -242,10 +242,14 @@ bool BrokerLoop::DeliverMessage(Session& session, const wire::Message& message,
   const bool is_cast =
       message.kind == wire::MessageKind::kPublish || message.kind == wire::MessageKind::kBroadcast;
   const bool batchable = is_cast || dispatch != nullptr;
-  zmq::message_t copy = CopyOf(payload);
+  // A batched message is copied into its batch, and the payload only read;
+  // one sent alone is handed to ZeroMQ, which takes a message of its own.
+  zmq::message_t copy;
+  if (!batchable) copy = CopyOf(payload);
+  zmq::message_t* handed = batchable ? const_cast<zmq::message_t*>(&payload) : &copy;
   // A dispatch, request or send that does not fit is not lost: the caller
   // sends it elsewhere or fails it.
-  if (!DeliverEncoded(session, last_message_body_, /*is_reply=*/false, batchable, &copy, dispatch,
+  if (!DeliverEncoded(session, last_message_body_, /*is_reply=*/false, batchable, handed, dispatch,
                       /*refusable=*/!is_cast)) {
     return false;
   }
