@@ -215,6 +215,8 @@ class BrokerLoop {
     // The last batch's sizes: the next is made with room for as much, so
     // that it does not grow (and copy itself) step by step.
     size_t last_batch_frame = 0, last_batch_dispatches = 0;
+    // (Large ones are left to grow: reserved whole, they cost more than
+    // they save, at 1 KiB publishes.)
     uint64_t outstanding_bytes = 0;  // sent to the client and not yet consumed
     size_t pending = 0;              // its dispatches, requests and sends awaiting an outcome
     std::set<std::string> serving;   // reply_to of requests it was handed and has not answered
@@ -682,6 +684,7 @@ class BrokerLoop {
   };
   std::map<std::string, CallBatch> call_batches_;  // by node
   static constexpr size_t kMaxCallBatchBytes = 256 << 10;
+  static constexpr size_t kBatchReserveCap = 32 << 10;
   static constexpr size_t kMaxDataBatchBytes = 256 << 10;
   // Subscriptions waiting for their peers' confirmation, by ticket.
   struct SubscribeCheck {

@@ -125,7 +125,7 @@ bool BrokerLoop::SendToClient(Session& session, const std::string& body, zmq::me
     // sent a full batch (and any notice of what it lost) before this.
     if (session.batch_count == 0) {
       batching_.push_back(session.id);
-      session.batch_frame.reserve(session.last_batch_frame);
+      session.batch_frame.reserve(std::min<size_t>(session.last_batch_frame, kBatchReserveCap));
       session.batch_dispatches.reserve(session.last_batch_dispatches);
     }
     const bool same_header = session.batch_count > 0 && session.batch_header == body;
