@@ -999,7 +999,8 @@ TEST(WireTest, LayoutMatchesDocumentation) {
       {Encode(ClientInbound{Reply{
            1, Status::Ok(), DispatchedBody{{{Status::Ok(), kM1}, {Status::NoMembers("x"), {}}}}}}),
        A({U(100), U(1), U(0), S(""), U(13), A({S("n1.5f3a9c.17")}),
-          A({U(0), A({U(uint64_t(Code::kNoMembers)), S("x")})})})},
+          Bin(std::string("\x00\x00\xff\xff", 4)),
+          A({A({U(uint64_t(Code::kNoMembers)), S("x")})})})},
       // Each member listed once, in the order of its first payload.
       {Encode(ClientInbound{Reply{1, Status::Ok(),
                                   DispatchedBody{{{Status::Ok(), kM3},
@@ -1007,9 +1008,10 @@ TEST(WireTest, LayoutMatchesDocumentation) {
                                                   {Status::Unavailable(""), {}},
                                                   {Status::Ok(), kM3}}}}}),
        A({U(100), U(1), U(0), S(""), U(13), A({S(kM3.ToString()), S("n1.5f3a9c.17")}),
-          A({U(0), U(1), A({U(uint64_t(Code::kUnavailable)), S("")}), U(0)})})},
+          Bin(std::string("\x00\x00\x01\x00\xff\xff\x00\x00", 8)),
+          A({A({U(uint64_t(Code::kUnavailable)), S("")})})})},
       {Encode(ClientInbound{Reply{1, Status::Ok(), DispatchedBody{}}}),
-       A({U(100), U(1), U(0), S(""), U(13), A({}), A({})})},
+       A({U(100), U(1), U(0), S(""), U(13), A({}), Bin(""), A({})})},
       {Encode(ClientRequest{Request{3, "s", "g", 50}}), A({U(25), U(3), S("s"), S("g"), U(50)})},
       {Encode(ClientRequest{Respond{3, "n2.a.3"}}), A({U(26), U(3), S("n2.a.3")})},
       {Encode(ClientRequest{Send{3, kM1}}), A({U(27), U(3), S("n1.5f3a9c.17")})},
@@ -1041,7 +1043,10 @@ TEST(WireTest, LayoutMatchesDocumentation) {
            {"n1", 5}, MessageKind::kDispatch, "s", "g", kM1, 0, {{7, 17}, {8, 18}}}}),
        A({U(224), from, U(3), S("s"), S("g"), S("n1.5f3a9c.17"), U(0),
           A({U(7), U(17), U(8), U(18)})})},
-      {Encode(PeerMessage{PeerAckRun{{"n1", 5}, {7, 8}}}), A({U(225), from, A({U(7), U(8)})})},
+      {Encode(PeerMessage{PeerAckRun{{"n1", 5}, {7, 0x0102030405060708}}}),
+       A({U(225), from,
+          Bin(std::string("\x07\x00\x00\x00\x00\x00\x00\x00\x08\x07\x06\x05\x04\x03\x02\x01",
+                          16))})},
       {Encode(PeerMessage{
            PeerHello{{"n1", 5},
                      false,
@@ -1330,35 +1335,46 @@ TEST(WireBadInputTest, MissingFields) {
             "a dispatch of too many", "0 to");
   ExpectBad(Dec::kRequest, Pack(A({U(24), U(1), S("s"), S("g")})), "a dispatch without a count",
             "missing field 'count'");
-  // A DispatchMany's outcomes: a listed member's index, or a failure's [code, message].
-  auto dispatched = [](V members, V outcomes) {
-    return Pack(A({U(100), U(1), U(0), S(""), U(13), members, outcomes}));
+  // A DispatchMany's outcomes: a listed member's index (2 bytes) for each
+  // payload, or 0xFFFF and a failure's [code, message] in the list after.
+  auto dispatched = [](V members, std::string indices, V failures) {
+    return Pack(A({U(100), U(1), U(0), S(""), U(13), members, Bin(indices), failures}));
   };
   const V one = A({S("n1.5f3a9c.17")});
-  ExpectBad(Dec::kInbound, dispatched(one, A({U(1)})), "an index past the members",
+  const std::string first("\x00\x00", 2), second("\x01\x00", 2), failed("\xff\xff", 2);
+  ExpectBad(Dec::kInbound, dispatched(one, second, A({})), "an index past the members",
             "names member 1 of 1");
-  ExpectBad(Dec::kInbound, dispatched(A({}), A({U(0)})), "an index and no members",
+  ExpectBad(Dec::kInbound, dispatched(A({}), first, A({})), "an index and no members",
             "names member 0 of 0");
-  ExpectBad(Dec::kInbound, dispatched(one, A({A({U(0), S("")})})), "a failure with code ok",
+  ExpectBad(Dec::kInbound, dispatched(one, failed, A({A({U(0), S("")})})), "a failure with code ok",
             "not a failure's");
-  ExpectBad(Dec::kInbound, dispatched(one, A({A({U(uint64_t(kLastCode) + 1), S("")})})),
+  ExpectBad(Dec::kInbound, dispatched(one, failed, A({A({U(uint64_t(kLastCode) + 1), S("")})})),
             "an unknown code", "not a failure's");
-  ExpectBad(Dec::kInbound, dispatched(one, A({A({U(uint64_t(Code::kNoMembers))})})),
+  ExpectBad(Dec::kInbound, dispatched(one, failed, A({A({U(uint64_t(Code::kNoMembers))})})),
             "a failure without a message", "missing field 'message'");
-  ExpectBad(Dec::kInbound,
-            dispatched(one, A({A({U(uint64_t(Code::kNoMembers)), S("x"), S("n1.5f3a9c.17")})})),
-            "a failure that names a member", "unexpected trailing");
-  ExpectBad(Dec::kInbound, dispatched(A({S("n1")}), A({U(0)})), "a malformed member",
+  ExpectBad(
+      Dec::kInbound,
+      dispatched(one, failed, A({A({U(uint64_t(Code::kNoMembers)), S("x"), S("n1.5f3a9c.17")})})),
+      "a failure that names a member", "unexpected trailing");
+  ExpectBad(Dec::kInbound, dispatched(one, failed, A({})), "a failure not in the list",
+            "fewer failures");
+  ExpectBad(Dec::kInbound, dispatched(one, first, A({A({U(uint64_t(Code::kNoMembers)), S("x")})})),
+            "a failure no outcome names", "more failures");
+  ExpectBad(Dec::kInbound, dispatched(A({S("n1")}), first, A({})), "a malformed member",
             "malformed member id");
-  ExpectBad(Dec::kInbound, dispatched(one, A({S("n1.5f3a9c.17")})), "a member in place of an index",
-            "not an unsigned integer");
+  ExpectBad(Dec::kInbound, dispatched(one, std::string(3, '\0'), A({})), "half an index",
+            "not 2 per outcome");
+  ExpectBad(Dec::kInbound, Pack(A({U(100), U(1), U(0), S(""), U(13), one, A({U(0)}), A({})})),
+            "indices as a list", "'outcomes' is not binary");
   ExpectBad(Dec::kInbound, Pack(A({U(100), U(1), U(0), S(""), U(13), one})),
             "members without outcomes", "missing field 'outcomes'");
+  ExpectBad(Dec::kInbound, Pack(A({U(100), U(1), U(0), S(""), U(13), one, Bin(first)})),
+            "outcomes without failures", "missing field 'failures'");
   {
-    std::vector<V> many(kMaxCastPayloads + 1, U(0));
-    ExpectBad(Dec::kInbound, dispatched(one, A(many)), "too many outcomes", "more than");
+    ExpectBad(Dec::kInbound, dispatched(one, std::string(2 * (kMaxCastPayloads + 1), '\0'), A({})),
+              "too many outcomes", "longer than");
     std::vector<V> members(kMaxCastPayloads + 1, S("n1.5f3a9c.17"));
-    ExpectBad(Dec::kInbound, dispatched(A(members), A({U(0)})), "too many members", "more than");
+    ExpectBad(Dec::kInbound, dispatched(A(members), first, A({})), "too many members", "more than");
   }
   // A call batch holds 2 to kMaxMessageBatch calls.
   ExpectBad(Dec::kPeer, Pack(A({U(223), A({S("n1"), U(1)}), U(1)})), "a call batch of one", "2 to");
@@ -1381,12 +1397,15 @@ TEST(WireBadInputTest, MissingFields) {
             "has kind 1");
   ExpectBad(Dec::kPeer, run(U(3), S(""), A({U(1), U(2)})), "a dispatch run with no scope",
             "field 'scope'");
-  ExpectBad(Dec::kPeer, Pack(A({U(225), A({S("n1"), U(1)}), A({})})), "an empty ack run", "1 to");
-  ExpectBad(Dec::kPeer,
-            Pack(A({U(225), A({S("n1"), U(1)}), A(std::vector<V>(kMaxMessageBatch + 1, U(1)))})),
-            "too long an ack run", "1 to");
-  ExpectBad(Dec::kPeer, Pack(A({U(225), A({S("n1"), U(1)}), A({S("1")})})),
-            "an ack run's id as text", "'id' is not an unsigned integer");
+  ExpectBad(Dec::kPeer, Pack(A({U(225), A({S("n1"), U(1)}), Bin("")})), "an empty ack run", "1 to");
+  ExpectBad(
+      Dec::kPeer,
+      Pack(A({U(225), A({S("n1"), U(1)}), Bin(std::string(8 * (kMaxMessageBatch + 1), 'x'))})),
+      "too long an ack run", "longer than");
+  ExpectBad(Dec::kPeer, Pack(A({U(225), A({S("n1"), U(1)}), Bin(std::string(12, 'x'))})),
+            "an ack run with part of an id", "1 to");
+  ExpectBad(Dec::kPeer, Pack(A({U(225), A({S("n1"), U(1)}), A({U(1)})})),
+            "an ack run's ids as a list", "'ids' is not binary");
   EXPECT_TRUE(BatchesAsCall(PeerForwardRun{}));
   EXPECT_TRUE(BatchesAsCall(PeerAckRun{}));
   EXPECT_TRUE(CarriesPayload(PeerMessage{PeerForwardRun{}}));

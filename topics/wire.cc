@@ -118,8 +118,11 @@ uint32_t ReadCastCount(Reader& r) {
   return n;
 }
 
-// A DispatchMany's outcomes: the members that took payloads, then for each
-// payload the index of its member or, when it failed, [code, message].
+// A DispatchMany's outcomes: the members that took payloads; for each
+// payload, as 2 bytes, the index of its member or kFailedOutcome; and the
+// failures, [code, message] each, in order.
+constexpr uint16_t kFailedOutcome = 0xFFFF;
+
 std::vector<DispatchOutcome> ReadDispatchOutcomes(Reader& r) {
   std::vector<DispatchOutcome> out;
   std::vector<MemberId> members;
@@ -131,26 +134,33 @@ std::vector<DispatchOutcome> ReadDispatchOutcomes(Reader& r) {
   }
   members.reserve(listed.size());
   while (listed.has_more()) members.push_back(listed.Member("member", kMaxHandleBytes));
-  Reader list = r.Array("outcomes");
-  if (!list.ok()) return out;
-  if (list.size() > kMaxCastPayloads) {
-    list.Fail("holds more than " + std::to_string(kMaxCastPayloads) + " outcomes");
+  if (!listed.ok()) return out;
+  const std::string indices = r.Bin("outcomes", 2 * kMaxCastPayloads);
+  Reader failures = r.Array("failures");
+  if (!failures.ok()) return out;
+  if (indices.size() % 2 != 0) {
+    failures.Fail("field 'outcomes' holds " + std::to_string(indices.size()) +
+                  " bytes, not 2 per outcome");
     return out;
   }
-  out.reserve(list.size());
-  while (list.has_more()) {
-    if (!list.PeekArray()) {
-      uint64_t index = list.U64("outcome");
-      if (!list.ok()) return out;
+  out.reserve(indices.size() / 2);
+  for (size_t i = 0; i < indices.size(); i += 2) {
+    const uint16_t index = static_cast<uint16_t>(static_cast<uint8_t>(indices[i]) |
+                                                 static_cast<uint8_t>(indices[i + 1]) << 8);
+    if (index != kFailedOutcome) {
       if (index >= members.size()) {
-        list.Fail("names member " + std::to_string(index) + " of " +
-                  std::to_string(members.size()));
+        failures.Fail("outcome " + std::to_string(i / 2) + " names member " +
+                      std::to_string(index) + " of " + std::to_string(members.size()));
         return out;
       }
       out.push_back({Status::Ok(), members[index]});
       continue;
     }
-    Reader failed = list.Array("failure");
+    if (!failures.has_more()) {
+      failures.Fail("holds fewer failures than the outcomes say");
+      return out;
+    }
+    Reader failed = failures.Array("failure");
     uint64_t code = failed.U64("code");
     std::string message = failed.Str("message", 1u << 16);
     failed.End();
@@ -161,6 +171,7 @@ std::vector<DispatchOutcome> ReadDispatchOutcomes(Reader& r) {
     }
     out.push_back({Status(static_cast<Code>(code), std::move(message)), {}});
   }
+  if (failures.has_more()) failures.Fail("holds more failures than the outcomes say");
   return out;
 }
 
@@ -785,9 +796,10 @@ std::string Encode(const ClientInbound& m) {
             return 0;
           else if constexpr (std::is_same_v<T, WelcomeBody>)
             return 8;
-          else if constexpr (std::is_same_v<T, MonitorBody> || std::is_same_v<T, NamesBody> ||
-                             std::is_same_v<T, DispatchedBody>)
+          else if constexpr (std::is_same_v<T, MonitorBody> || std::is_same_v<T, NamesBody>)
             return 2;
+          else if constexpr (std::is_same_v<T, DispatchedBody>)
+            return 3;
           else if constexpr (std::is_same_v<T, NameInfo>)
             return 3;
           else if constexpr (std::is_same_v<T, LeaderBody>)
@@ -866,29 +878,34 @@ std::string Encode(const ClientInbound& m) {
           } else if constexpr (std::is_same_v<T, RecordsBody>) {
             PackRecords(pk, b.records);
           } else if constexpr (std::is_same_v<T, DispatchedBody>) {
-            // Each member once: most payloads went to one of a few.
+            // Each member once (most payloads went to one of a few), then 2
+            // bytes per payload: packed, not one msgpack item each.
             std::vector<const MemberId*> members;
-            std::vector<uint32_t> index(b.outcomes.size());
+            std::string indices(2 * b.outcomes.size(), '\0');
+            size_t failures = 0;
             for (size_t i = 0; i < b.outcomes.size(); ++i) {
-              if (!b.outcomes[i].status.ok()) continue;
-              const MemberId& m = b.outcomes[i].member;
-              auto at = std::find_if(members.begin(), members.end(),
-                                     [&](const MemberId* seen) { return *seen == m; });
-              index[i] = static_cast<uint32_t>(at - members.begin());
-              if (at == members.end()) members.push_back(&m);
+              uint16_t index = kFailedOutcome;
+              if (b.outcomes[i].status.ok()) {
+                const MemberId& m = b.outcomes[i].member;
+                auto at = std::find_if(members.begin(), members.end(),
+                                       [&](const MemberId* seen) { return *seen == m; });
+                index = static_cast<uint16_t>(at - members.begin());
+                if (at == members.end()) members.push_back(&m);
+              } else {
+                ++failures;
+              }
+              indices[2 * i] = static_cast<char>(index & 0xFF);
+              indices[2 * i + 1] = static_cast<char>(index >> 8);
             }
             pk.pack_array(static_cast<uint32_t>(members.size()));
             for (const MemberId* m : members) PackStr(pk, m->ToString());
-            pk.pack_array(static_cast<uint32_t>(b.outcomes.size()));
-            for (size_t i = 0; i < b.outcomes.size(); ++i) {
-              const Status& s = b.outcomes[i].status;
-              if (s.ok()) {
-                pk.pack_uint32(index[i]);
-                continue;
-              }
+            PackBin(pk, indices);
+            pk.pack_array(static_cast<uint32_t>(failures));
+            for (const DispatchOutcome& o : b.outcomes) {
+              if (o.status.ok()) continue;
               pk.pack_array(2);
-              pk.pack_uint8(uint8_t(s.code()));
-              PackStr(pk, s.message());
+              pk.pack_uint8(uint8_t(o.status.code()));
+              PackStr(pk, o.status.message());
             }
           } else if constexpr (std::is_same_v<T, LeaderBody>) {
             PackStr(pk, b.node);
@@ -1247,8 +1264,12 @@ std::string Encode(const PeerMessage& m) {
           pk.pack_array(3);
           pk.pack_uint16(uint16_t(Type::kPeerAckRun));
           PackPeerId(pk, v.from);
-          pk.pack_array(static_cast<uint32_t>(v.ids.size()));
-          for (uint64_t id : v.ids) pk.pack_uint64(id);
+          // 8 bytes per id, little-endian: packed, not one msgpack item each.
+          std::string ids(8 * v.ids.size(), '\0');
+          for (size_t i = 0; i < v.ids.size(); ++i) {
+            for (int k = 0; k < 8; ++k) ids[8 * i + k] = static_cast<char>(v.ids[i] >> (8 * k));
+          }
+          PackBin(pk, ids);
         } else if constexpr (std::is_same_v<T, PeerData>) {
           pk.pack_array(v.is_mark ? 4 : 5);
           pk.pack_uint16(uint16_t(v.is_mark ? Type::kPeerDataMark : Type::kPeerData));
@@ -1478,12 +1499,19 @@ Result<PeerMessage> DecodePeerMessage(std::string_view frame) {
     case Type::kPeerAckRun: {
       PeerAckRun a;
       a.from = ReadPeerId(r);
-      Reader ids = r.Array("ids");
-      if (ids.ok() && (ids.size() == 0 || ids.size() > kMaxMessageBatch)) {
-        ids.Fail("must hold 1 to " + std::to_string(kMaxMessageBatch) + " ids");
+      const std::string ids = r.Bin("ids", 8 * kMaxMessageBatch);
+      if (st.ok() && (ids.empty() || ids.size() % 8 != 0)) {
+        r.Fail("field 'ids' must hold 1 to " + std::to_string(kMaxMessageBatch) +
+               " ids of 8 bytes, not " + std::to_string(ids.size()) + " bytes");
       }
-      a.ids.reserve(ids.ok() ? ids.size() : 0);
-      while (ids.has_more()) a.ids.push_back(ids.U64("id"));
+      if (st.ok()) {
+        a.ids.resize(ids.size() / 8);
+        for (size_t i = 0; i < a.ids.size(); ++i) {
+          uint64_t id = 0;
+          for (int k = 7; k >= 0; --k) id = id << 8 | static_cast<uint8_t>(ids[8 * i + k]);
+          a.ids[i] = id;
+        }
+      }
       return Finish<PeerMessage>(st, std::move(a));
     }
     case Type::kPeerForwardAck: {

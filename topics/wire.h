@@ -62,10 +62,12 @@
 //        11 leader          node, leader, role, term, commit, applied, problem,
 //                           [[node, voter, alive, match, replication, active]...]
 //        12 records         [[key, value (bin)]...]   sorted by key
-//        13 dispatched      [member_id...], [outcome...]   a DispatchMany's outcomes, one per
-//                           payload in order: the index of the member that has it in the
-//                           list before, or [code, message] (code not 0) when it failed.
-//                           Each member is listed once, however many payloads it took.
+//        13 dispatched      [member_id...], outcomes (bin), [[code, message]...]
+//                           a DispatchMany's outcomes: 2 bytes (little-endian) per payload
+//                           in order, the index of the member that has it in the list
+//                           before, or 0xFFFF when it failed; then each failure in order
+//                           (code not 0). Each member is listed once, however many
+//                           payloads it took.
 //   [101 Event, ref, kind (1 join, 2 leave), scope, group, [member_id...]]
 //   [102 Gap,   lost]    deliveries lost for this client since the last one it got
 //   [103 Message, kind, from, topic, scope, group, reply_to]  + payload
@@ -103,7 +105,8 @@
 //   [224 ForwardRun, from, kind, scope, group, sender, timeout_ms, [id, session, id, ...]]
 //        + one frame of one payload per call (AppendSized): consecutive Forwards that
 //        differ only in id, session and payload, 1 to kMaxMessageBatch of them
-//   [225 AckRun,     from, [id...]]   consecutive ok ForwardAcks, 1 to kMaxMessageBatch
+//   [225 AckRun,     from, ids (bin)]   consecutive ok ForwardAcks, 1 to kMaxMessageBatch
+//        ids of 8 bytes each, little-endian
 //   [240 Raft,       from, [type, to, term, index, log_term, commit, reject,
 //                      hint_index, hint_term, context, [[term, index, data]...],
 //                      [snapshot_index, snapshot_term, snapshot_data]]]
@@ -150,7 +153,7 @@
 
 namespace meshbus::wire {
 
-inline constexpr uint32_t kProtocolVersion = 6;
+inline constexpr uint32_t kProtocolVersion = 7;
 // Upper bounds on decoded collections: a peer or client cannot make us
 // allocate without limit by sending a large count.
 inline constexpr size_t kMaxListItems = 4'000'000;
