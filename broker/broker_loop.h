@@ -212,11 +212,10 @@ class BrokerLoop {
     uint32_t batch_count = 0;
     uint64_t batch_bytes = 0;
     std::vector<BatchedDispatch> batch_dispatches;
-    // The last batch's sizes: the next is made with room for as much, so
-    // that it does not grow (and copy itself) step by step.
+    // The last batch's sizes: the next is made with room for as much (up to
+    // kBatchReserveCap; past it a batch grows in a few steps anyway), so that
+    // it does not grow (and copy itself) step by step.
     size_t last_batch_frame = 0, last_batch_dispatches = 0;
-    // (Large ones are left to grow: reserved whole, they cost more than
-    // they save, at 1 KiB publishes.)
     uint64_t outstanding_bytes = 0;  // sent to the client and not yet consumed
     size_t pending = 0;              // its dispatches, requests and sends awaiting an outcome
     std::set<std::string> serving;   // reply_to of requests it was handed and has not answered
