@@ -115,10 +115,9 @@ struct Client::Impl {
       next = 0;
       frame.rebuild(size_t{0});
     }
-    // The next message, as the user gets it: a copy of its header's fields
-    // and its payload, nothing more.
-    // Into `m`, which the caller made where the message is to be: a message
-    // moved costs as much as one built.
+    // The next message, as the user gets it (a copy of its header's fields
+    // and its payload, nothing more), into `m`, which the caller made where
+    // the message is to be: a message moved costs as much as one built.
     void TakeInto(Message* m) {
       const Entry& e = entries[next++];
       const wire::Message& h = headers[e.header];
