@@ -109,6 +109,18 @@ void PackRecords(Packer& pk, const std::vector<Record>& records) {
   }
 }
 
+// Fixed-width unsigned numbers in packed frames, little-endian.
+template <typename T>
+void PutLittleEndian(char* out, T v) {
+  for (size_t k = 0; k < sizeof(T); ++k) out[k] = static_cast<char>(v >> (8 * k));
+}
+template <typename T>
+T GetLittleEndian(const char* in) {
+  T v = 0;
+  for (size_t k = sizeof(T); k-- > 0;) v = static_cast<T>(v << 8 | static_cast<uint8_t>(in[k]));
+  return v;
+}
+
 // A publish's or broadcast's count of packed payloads (0: one, unpacked).
 uint32_t ReadCastCount(Reader& r) {
   uint32_t n = r.U32("count");
@@ -145,8 +157,7 @@ std::vector<DispatchOutcome> ReadDispatchOutcomes(Reader& r) {
   }
   out.reserve(indices.size() / 2);
   for (size_t i = 0; i < indices.size(); i += 2) {
-    const uint16_t index = static_cast<uint16_t>(static_cast<uint8_t>(indices[i]) |
-                                                 static_cast<uint8_t>(indices[i + 1]) << 8);
+    const uint16_t index = GetLittleEndian<uint16_t>(&indices[i]);
     if (index != kFailedOutcome) {
       if (index >= members.size()) {
         failures.Fail("outcome " + std::to_string(i / 2) + " names member " +
@@ -334,13 +345,13 @@ bool CarriesPayload(const ClientInbound& m) {
 
 namespace {
 void AppendU32(std::string* out, uint32_t v) {
-  const char b[4] = {char(v), char(v >> 8), char(v >> 16), char(v >> 24)};
+  char b[4];
+  PutLittleEndian(b, v);
   out->append(b, 4);
 }
 bool ReadU32(std::string_view* in, uint32_t* v) {
   if (in->size() < 4) return false;
-  const auto* b = reinterpret_cast<const unsigned char*>(in->data());
-  *v = uint32_t(b[0]) | uint32_t(b[1]) << 8 | uint32_t(b[2]) << 16 | uint32_t(b[3]) << 24;
+  *v = GetLittleEndian<uint32_t>(in->data());
   in->remove_prefix(4);
   return true;
 }
@@ -894,8 +905,7 @@ std::string Encode(const ClientInbound& m) {
               } else {
                 ++failures;
               }
-              indices[2 * i] = static_cast<char>(index & 0xFF);
-              indices[2 * i + 1] = static_cast<char>(index >> 8);
+              PutLittleEndian(&indices[2 * i], index);
             }
             pk.pack_array(static_cast<uint32_t>(members.size()));
             for (const MemberId* m : members) PackStr(pk, m->ToString());
@@ -1266,9 +1276,7 @@ std::string Encode(const PeerMessage& m) {
           PackPeerId(pk, v.from);
           // 8 bytes per id, little-endian: packed, not one msgpack item each.
           std::string ids(8 * v.ids.size(), '\0');
-          for (size_t i = 0; i < v.ids.size(); ++i) {
-            for (int k = 0; k < 8; ++k) ids[8 * i + k] = static_cast<char>(v.ids[i] >> (8 * k));
-          }
+          for (size_t i = 0; i < v.ids.size(); ++i) PutLittleEndian(&ids[8 * i], v.ids[i]);
           PackBin(pk, ids);
         } else if constexpr (std::is_same_v<T, PeerData>) {
           pk.pack_array(v.is_mark ? 4 : 5);
@@ -1506,11 +1514,7 @@ Result<PeerMessage> DecodePeerMessage(std::string_view frame) {
       }
       if (st.ok()) {
         a.ids.resize(ids.size() / 8);
-        for (size_t i = 0; i < a.ids.size(); ++i) {
-          uint64_t id = 0;
-          for (int k = 7; k >= 0; --k) id = id << 8 | static_cast<uint8_t>(ids[8 * i + k]);
-          a.ids[i] = id;
-        }
+        for (size_t i = 0; i < a.ids.size(); ++i) a.ids[i] = GetLittleEndian<uint64_t>(&ids[8 * i]);
       }
       return Finish<PeerMessage>(st, std::move(a));
     }
