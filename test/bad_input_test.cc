@@ -138,9 +138,13 @@ class FakePeerCalls {
     endpoint_ = sock.get(zmq::sockopt::last_endpoint);
     thread_ = std::thread([this, sock = std::move(sock)]() mutable { Serve(sock); });
   }
-  ~FakePeerCalls() {
+  ~FakePeerCalls() { Stop(); }
+  // Closes the socket: the fake peer falls silent and refuses connections,
+  // so the broker declares it dead. While it serves, it answers every probe
+  // and stays alive.
+  void Stop() {
     stop_ = true;
-    thread_.join();
+    if (thread_.joinable()) thread_.join();
   }
   const std::string& endpoint() const { return endpoint_; }
   // The broker answers over its own link to this socket, which queues
@@ -669,6 +673,7 @@ TEST_F(BadInputTest, AForwardThatIsNeverConfirmedTimesOutAsUnknown) {
       << r.status().ToString();
   EXPECT_EQ(forwards.load(), 1);
   EXPECT_EQ(mesh.broker(0).Stats()["dispatch_failures"], failures + 1);
+  calls.Stop();
   ExpectStillServing("after-a-mute-peer");
 }
 
@@ -770,6 +775,7 @@ TEST_F(BadInputTest, RegistryCallsFromAPeerAreChecked) {
   ASSERT_TRUE(l.ok());
   EXPECT_EQ(l->leader, "n1");
   EXPECT_EQ(l->term, mesh.broker(0).Stats()["raft_term"]);
+  calls.Stop();
   ExpectStillServing("after-registry-calls");
 }
 
