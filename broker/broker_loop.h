@@ -267,8 +267,9 @@ class BrokerLoop {
     bool routed = false;          // target is set: it went to a member, or was addressed to one
     bool handed = false;          // the target's broker confirmed the member has it
     std::vector<MemberId> tried;  // the members before target, each once (mostly none)
-    zmq::message_t payload;       // its own, unless it is one payload of a DispatchMany:
-    // then in the request's frame, at offset.
+    // The frame its payload is in, at offset: the request's, or its payload
+    // frame; shared by the payloads of a DispatchMany.
+    zmq::message_t payload;
     std::shared_ptr<const Shared> shared;
     uint32_t offset = 0, size = 0;
     uint32_t timeout_ms = 0;
@@ -277,8 +278,7 @@ class BrokerLoop {
     uint32_t index = 0;  // which payload
 
     std::string_view Payload() const {
-      if (!shared) return payload.to_string_view();
-      return shared->frame.to_string_view().substr(offset, size);
+      return (shared ? shared->frame : payload).to_string_view().substr(offset, size);
     }
     const std::string& Scope() const { return shared ? shared->scope : scope; }
     const std::string& Group() const { return shared ? shared->group : group; }
@@ -348,7 +348,13 @@ class BrokerLoop {
 
   // clients.cc
   void OnClientMessage(std::vector<zmq::message_t>& frames, TimePoint now);
-  void HandleRequest(const std::string& rid, wire::ClientRequest& request, zmq::message_t* payload,
+  // A request's payload: `bytes`, all of a payload frame or the end of the
+  // request's own frame. A call that keeps it takes `frame` whole.
+  struct RequestPayload {
+    zmq::message_t& frame;
+    std::string_view bytes;
+  };
+  void HandleRequest(const std::string& rid, wire::ClientRequest& request, RequestPayload* payload,
                      TimePoint now);
   void Reply(const std::string& rid, uint64_t req, Status status, wire::ReplyBody body = {});
   // A batched delivery of `bytes` would not fit the session's batch.
@@ -391,7 +397,7 @@ class BrokerLoop {
   wire::MonitorBody MonitorSnapshot(const MonitorReg& reg) const;
 
   // messaging.cc
-  void OnMessagingRequest(Session& session, wire::ClientRequest& request, zmq::message_t& payload,
+  void OnMessagingRequest(Session& session, wire::ClientRequest& request, RequestPayload& payload,
                           TimePoint now);
   void OnCast(Session& session, const wire::ClientRequest& request,
               std::span<const std::string_view> payloads);
@@ -457,7 +463,7 @@ class BrokerLoop {
   Status CreateRaft();
   void OnNameRequest(Session& session, const std::string& rid, wire::ClientRequest& request,
                      TimePoint now);
-  void OnSendName(Session& session, wire::SendName& send, zmq::message_t& payload, TimePoint now);
+  void OnSendName(Session& session, wire::SendName& send, RequestPayload& payload, TimePoint now);
   void StartNameCall(NameCall call, TimePoint now);
   // Sends a call to the leader (or takes it on, as the leader), or leaves it waiting.
   void RouteNameCall(NameCall& call, TimePoint now);

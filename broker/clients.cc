@@ -331,11 +331,16 @@ void BrokerLoop::OnClientMessage(std::vector<zmq::message_t>& frames, TimePoint 
   }
   std::string rid = frames[0].to_string();
   uint64_t req = 0;
-  Result<wire::ClientRequest> request = wire::DecodeClientRequest(frames[1].to_string_view(), &req);
+  std::string_view rest;  // a payload in the request's frame
+  Result<wire::ClientRequest> request =
+      wire::DecodeClientRequest(frames[1].to_string_view(), &req, &rest);
   Status bad = request.status();
-  if (request.ok() && wire::CarriesPayload(*request) != (frames.size() == 3)) {
-    bad = Status::BadMessage(frames.size() == 3 ? "this request takes no payload frame"
-                                                : "this request needs a payload frame");
+  const bool payload_frame = frames.size() == 3;
+  if (request.ok() && !wire::CarriesPayload(*request)) {
+    if (payload_frame) bad = Status::BadMessage("this request takes no payload frame");
+    if (!rest.empty()) bad = Status::BadMessage("trailing bytes after a request with no payload");
+  } else if (request.ok() && payload_frame && !rest.empty()) {
+    bad = Status::BadMessage("a payload in the request's frame and a payload frame too");
   }
   if (!bad.ok()) {
     ++counters_.client_bad_messages;
@@ -343,11 +348,13 @@ void BrokerLoop::OnClientMessage(std::vector<zmq::message_t>& frames, TimePoint 
     Reply(rid, req, bad);
     return;
   }
-  HandleRequest(rid, request.value(), frames.size() == 3 ? &frames[2] : nullptr, now);
+  RequestPayload payload = payload_frame ? RequestPayload{frames[2], frames[2].to_string_view()}
+                                         : RequestPayload{frames[1], rest};
+  HandleRequest(rid, request.value(), wire::CarriesPayload(*request) ? &payload : nullptr, now);
 }
 
 void BrokerLoop::HandleRequest(const std::string& rid, wire::ClientRequest& request,
-                               zmq::message_t* payload, TimePoint now) {
+                               RequestPayload* payload, TimePoint now) {
   if (auto* credit = std::get_if<wire::Credit>(&request)) {
     auto s = sessions_.find(credit->session);
     if (s == sessions_.end() || s->second.token != credit->token) {

@@ -47,7 +47,7 @@ std::string ReplyTo(const std::string& node, uint64_t incarnation, uint64_t id) 
 }  // namespace
 
 void BrokerLoop::OnMessagingRequest(Session& session, wire::ClientRequest& request,
-                                    zmq::message_t& payload, TimePoint now) {
+                                    RequestPayload& payload, TimePoint now) {
   const std::string& rid = session.routing_id;
   uint64_t req = wire::RequestIdOf(request);
   // A publish, broadcast or dispatch may hold many payloads in its frame (count > 0).
@@ -57,12 +57,11 @@ void BrokerLoop::OnMessagingRequest(Session& session, wire::ClientRequest& reque
   if (auto* d = std::get_if<wire::Dispatch>(&request)) count = d->count;
   cast_payloads_.clear();
   if (count == 0) {
-    cast_payloads_.push_back(payload.to_string_view());
-  } else if (Status s = wire::SplitSized(payload.to_string_view(), count, &cast_payloads_);
-             !s.ok()) {
+    cast_payloads_.push_back(payload.bytes);
+  } else if (Status s = wire::SplitSized(payload.bytes, count, &cast_payloads_); !s.ok()) {
     ++counters_.client_bad_messages;
     Reply(rid, req,
-          Status::BadMessage("the payload frame does not hold its count: " + s.message()));
+          Status::BadMessage("the payload does not hold its count: " + s.message()));
     return;
   }
   for (size_t i = 0; i < cast_payloads_.size(); ++i) {
@@ -128,6 +127,14 @@ void BrokerLoop::OnMessagingRequest(Session& session, wire::ClientRequest& reque
     p.sender = me;
     return p;
   };
+  // A call with the request's only payload keeps the frame it is in.
+  auto keep_payload = [&](Pending& p) {
+    // Where it lies, taken before the frame moves (a small one moves with
+    // its bytes).
+    p.offset = static_cast<uint32_t>(payload.bytes.data() - payload.frame.data<char>());
+    p.size = static_cast<uint32_t>(payload.bytes.size());
+    p.payload = std::move(payload.frame);
+  };
   auto route = [&](Pending& p) {
     if (p.timeout_ms > 0) {
       p.deadline = now + std::chrono::milliseconds(p.timeout_ms);
@@ -139,7 +146,7 @@ void BrokerLoop::OnMessagingRequest(Session& session, wire::ClientRequest& reque
   if (auto* d = std::get_if<wire::Dispatch>(&request)) {
     if (count == 0) {
       Pending& p = open_one(wire::MessageKind::kDispatch, d->scope, d->group);
-      p.payload = std::move(payload);
+      keep_payload(p);
       return route(p);
     }
     // A DispatchMany: each payload its own dispatch, one reply for them all.
@@ -148,9 +155,9 @@ void BrokerLoop::OnMessagingRequest(Session& session, wire::ClientRequest& reque
         batch, DispatchBatch{session.id, req, count, std::vector<wire::DispatchOutcome>(count)});
     // Where each payload lies, taken before the frame moves (a small one
     // moves with its bytes).
-    const char* base = static_cast<const char*>(payload.data());
+    const char* base = payload.frame.data<char>();
     auto shared = std::make_shared<const Pending::Shared>(
-        Pending::Shared{std::move(payload), d->scope, d->group, me});
+        Pending::Shared{std::move(payload.frame), d->scope, d->group, me});
     for (uint32_t i = 0; i < count; ++i) {
       Pending& p = open(wire::MessageKind::kDispatch);
       p.shared = shared;
@@ -162,16 +169,23 @@ void BrokerLoop::OnMessagingRequest(Session& session, wire::ClientRequest& reque
     }
   } else if (auto* q = std::get_if<wire::Request>(&request)) {
     Pending& p = open_one(wire::MessageKind::kRequest, q->scope, q->group);
-    p.payload = std::move(payload);
+    keep_payload(p);
     p.timeout_ms = q->timeout_ms;
     route(p);
   } else if (auto* s = std::get_if<wire::Send>(&request)) {
     Pending& p = open_one(wire::MessageKind::kDirect, "", "");
     p.target = s->member;
-    p.payload = std::move(payload);
+    keep_payload(p);
     route(p);
   } else if (auto* r = std::get_if<wire::Respond>(&request)) {
-    OnRespond(session, *r, payload);
+    // The answer travels as a frame of its own.
+    zmq::message_t answer;
+    if (payload.bytes.size() == payload.frame.size()) {
+      answer = std::move(payload.frame);
+    } else {
+      answer.rebuild(payload.bytes.data(), payload.bytes.size());
+    }
+    OnRespond(session, *r, answer);
   }
 }
 
@@ -597,12 +611,11 @@ void BrokerLoop::Route(uint64_t pending_id, TimePoint now, Status why_not) {
       // is settled when its batch is sent (SettleDispatches).
       const bool is_dispatch = p.kind == wire::MessageKind::kDispatch;
       BatchedDispatch batched{self_, p.id};
-      // A DispatchMany's payload as a view of its frame: a dispatch is
-      // copied into its member's batch before DeliverMessage returns.
+      // The payload as a view of its frame: DeliverMessage copies what it
+      // keeps (a dispatch into its member's batch).
       std::string_view bytes = p.Payload();
       zmq::message_t view(const_cast<char*>(bytes.data()), bytes.size(), nullptr);
-      if (!DeliverMessage(s->second, msg, p.shared ? view : p.payload,
-                          is_dispatch ? &batched : nullptr)) {
+      if (!DeliverMessage(s->second, msg, view, is_dispatch ? &batched : nullptr)) {
         why_not = Status::Unavailable("the queue of " + target.ToString() + " is full");
         continue;
       }

@@ -251,7 +251,7 @@ void BrokerLoop::OnNameRequest(Session& session, const std::string& rid,
       request);
 }
 
-void BrokerLoop::OnSendName(Session& session, wire::SendName& send, zmq::message_t& payload,
+void BrokerLoop::OnSendName(Session& session, wire::SendName& send, RequestPayload& payload,
                             TimePoint now) {
   std::optional<registry::Entry> e = registry_.Whereis(send.name);
   if (!e) {

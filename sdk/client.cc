@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <condition_variable>
 #include <cstdlib>
+#include <cstring>
 #include <deque>
 #include <map>
 #include <mutex>
@@ -139,20 +140,23 @@ struct Client::Impl {
     return out;
   }
 
-  // Sends [body] or [body][payload], waiting up to `timeout` for room. Most
-  // sends go at once: the clock is read only when one must wait.
+  // Sends body, and the payload after it in the same frame (one ZeroMQ
+  // message of one frame, not two: see topics/wire.h), waiting up to
+  // `timeout` for room. Most sends go at once: the clock is read only when
+  // one must wait.
   Status Send(const std::string& body, const std::string_view* payload,
               std::chrono::milliseconds timeout) {
     zmq::pollitem_t item{dealer.handle(), 0, ZMQ_POLLOUT, 0};
-    auto more = payload ? zmq::send_flags::sndmore : zmq::send_flags::none;
+    const size_t payload_bytes = payload ? payload->size() : 0;
+    zmq::message_t frame(body.size() + payload_bytes);
+    std::memcpy(frame.data(), body.data(), body.size());
+    if (payload_bytes)
+      std::memcpy(frame.data<char>() + body.size(), payload->data(), payload_bytes);
     std::optional<Clock::time_point> deadline;
     while (true) {
       try {
-        if (dealer.send(zmq::buffer(body), more | zmq::send_flags::dontwait)) {
-          // The first frame taken, the rest of the message is too.
-          if (payload) (void)dealer.send(zmq::buffer(*payload), zmq::send_flags::dontwait);
-          return Status::Ok();
-        }
+        // Refused for want of room, the frame is left as it was.
+        if (dealer.send(frame, zmq::send_flags::dontwait)) return Status::Ok();
         if (!deadline) deadline = Clock::now() + timeout;
         auto left = std::chrono::duration_cast<std::chrono::milliseconds>(*deadline - Clock::now());
         if (left.count() <= 0) break;

@@ -1245,14 +1245,18 @@ TEST_F(SlowConsumerTest, OversizeAndMalformedCallsGetErrors) {
   ASSERT_TRUE(call(hello, {}).ok());
   std::string publish = wire::Encode(wire::ClientRequest(wire::Publish{2, "t"}));
   EXPECT_EQ(call(publish, {big}).code(), Code::kTooLarge);
-  EXPECT_EQ(call(publish, {}).code(), Code::kBadMessage) << "a publish needs a payload";
+  EXPECT_EQ(call(publish + big, {}).code(), Code::kTooLarge) << "a payload in the request's frame";
   std::string join = wire::Encode(wire::ClientRequest(wire::Join{3, "s", "g"}));
   std::string small = "x";
   EXPECT_EQ(call(join, {small}).code(), Code::kBadMessage) << "a join takes no payload";
+  EXPECT_EQ(call(join + small, {}).code(), Code::kBadMessage) << "nor bytes after it";
+  EXPECT_EQ(call(publish + small, {small}).code(), Code::kBadMessage) << "two payloads";
   std::string respond = wire::Encode(wire::ClientRequest(wire::Respond{4, "n1.1.99"}));
   EXPECT_EQ(call(respond, {small}).code(), Code::kNotFound);
+  EXPECT_EQ(call(respond + small, {}).code(), Code::kNotFound);
   std::string send = wire::Encode(wire::ClientRequest(wire::Send{5, MemberId{"n1", 1, 1}}));
   EXPECT_EQ(call(send, {small}).code(), Code::kNotFound);
+  EXPECT_EQ(call(send + small, {}).code(), Code::kNotFound);
 
   // Many payloads in one frame: only a publish or broadcast packs them, as
   // many as its count says, and a batch with one too large is refused whole.
@@ -1279,10 +1283,18 @@ TEST_F(SlowConsumerTest, OversizeAndMalformedCallsGetErrors) {
   std::vector<std::string> good;
   for (size_t i = 0; i < wire::kMaxCastPayloads; ++i) good.push_back("r" + std::to_string(i));
   send_raw(many(uint32_t(good.size())), {pack(good)});  // answered only on error
+  // One payload after its request in the same frame, and in a frame of its
+  // own: a frame that ends with the request carries an empty one.
+  std::string one = wire::Encode(wire::ClientRequest(wire::Publish{9, "raw.one"}));
+  send_raw(one + "in its request's frame", {});
+  send_raw(one, {"in a frame of its own"});
+  send_raw(one, {});
+  std::vector<std::string> want = good;
+  for (const char* p : {"in its request's frame", "in a frame of its own", ""}) want.push_back(p);
   Inbox box;
-  Collect(sub, &box, [&](const Inbox& b) { return b.messages.size() >= good.size(); });
-  EXPECT_EQ(Payloads(box.messages), good) << "a refused batch must deliver nothing";
-  EXPECT_EQ(Stat(0, "publishes_in") - publishes, good.size());
+  Collect(sub, &box, [&](const Inbox& b) { return b.messages.size() >= want.size(); });
+  EXPECT_EQ(Payloads(box.messages), want) << "a refused batch must deliver nothing";
+  EXPECT_EQ(Stat(0, "publishes_in") - publishes, want.size());
   EXPECT_GE(Stat(0, "messages_too_large"), 1u);
   // A DispatchMany's frame is checked the same way, before any is dispatched.
   auto dispatch_many = [](uint32_t n) {

@@ -1874,5 +1874,34 @@ TEST(WireBadInputTest, DecodeClientRequestReportsReqId) {
   }
 }
 
+// With `rest`, what follows the request in its frame is handed back (a
+// payload in the request's frame); without, it is an error.
+TEST(WireBadInputTest, DecodeClientRequestHandsBackWhatFollows) {
+  const std::string publish = Encode(ClientRequest(Publish{4, "t"}));
+  const struct {
+    std::string label;
+    std::string frame;
+    bool ok;
+    std::string rest;
+  } kCases[] = {
+      {"publish alone", publish, true, ""},
+      {"publish and a payload", publish + "payload", true, "payload"},
+      {"publish and bytes that look like msgpack", publish + publish, true, publish},
+      {"publish and a NUL", publish + std::string(1, '\0'), true, std::string(1, '\0')},
+      {"a truncated publish", publish.substr(0, publish.size() - 1), false, ""},
+      {"garbage", std::string("\xc1\x07", 2), false, ""},
+  };
+  for (const auto& c : kCases) {
+    std::string_view rest = "overwritten";
+    uint64_t req = 0;
+    Result<ClientRequest> r = DecodeClientRequest(c.frame, &req, &rest);
+    EXPECT_EQ(r.ok(), c.ok) << c.label << ": " << r.status().ToString();
+    EXPECT_EQ(rest, c.rest) << c.label;
+    if (r.ok()) EXPECT_EQ(std::get<Publish>(*r).topic, "t") << c.label;
+    EXPECT_EQ(DecodeClientRequest(c.frame).ok(), c.ok && c.rest.empty())
+        << c.label << " without rest";
+  }
+}
+
 }  // namespace
 }  // namespace meshbus::wire

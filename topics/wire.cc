@@ -259,7 +259,9 @@ Snapshot ReadSnapshot(Reader& r) {
 // thread's that the next Unpack on the thread reuses (a fresh zone allocates
 // 8 KiB per message). The object is valid until then: decoders copy out
 // everything they keep before returning.
-Result<const msgpack::object*> Unpack(std::string_view frame) {
+// The one msgpack object a frame holds. With `rest`, the frame may go on
+// after it, and *rest is what follows; without, that is an error.
+Result<const msgpack::object*> Unpack(std::string_view frame, std::string_view* rest = nullptr) {
   if (frame.empty()) return Status::BadMessage("empty frame");
   if (frame.size() > kMaxFrameBytes) return Status::BadMessage("frame is too large");
   thread_local msgpack::zone zone;
@@ -274,7 +276,11 @@ Result<const msgpack::object*> Unpack(std::string_view frame) {
     msgpack::unpack_limit limit(/*array=*/max_items, /*map=*/0, /*str=*/64u << 20,
                                 /*bin=*/kMaxFrameBytes, /*ext=*/0, /*depth=*/8);
     object = msgpack::unpack(zone, frame.data(), frame.size(), off, nullptr, nullptr, limit);
-    if (off != frame.size()) return Status::BadMessage("trailing bytes after the message");
+    if (rest != nullptr) {
+      *rest = frame.substr(off);
+    } else if (off != frame.size()) {
+      return Status::BadMessage("trailing bytes after the message");
+    }
     return &object;
   } catch (const std::exception& e) {
     return Status::BadMessage(std::string("invalid msgpack: ") + e.what());
@@ -601,9 +607,11 @@ std::string Encode(const ClientRequest& m) {
   return std::string(buf.data(), buf.size());
 }
 
-Result<ClientRequest> DecodeClientRequest(std::string_view frame, uint64_t* req_out) {
+Result<ClientRequest> DecodeClientRequest(std::string_view frame, uint64_t* req_out,
+                                          std::string_view* rest) {
   if (req_out) *req_out = 0;
-  Result<const msgpack::object*> obj = Unpack(frame);
+  if (rest) *rest = {};
+  Result<const msgpack::object*> obj = Unpack(frame, rest);
   if (!obj.ok()) return obj.status();
   Status st;
   Reader r(*obj, &st, "request");

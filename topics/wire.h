@@ -41,7 +41,10 @@
 //   [39 Records,     req, prefix, consistent, exact]  body 12; consistent: answered by the
 //                    leader after it confirmed its leadership; exact: only the record whose
 //                    key is `prefix` (then a valid key; not_found when there is none)
-// "+ payload": a second frame, the opaque payload, forwarded as it is.
+// "+ payload": the opaque payload, forwarded as it is: the bytes after the
+//   request's array in the same frame (what the SDK sends: one ZeroMQ frame,
+//   not two), or a second frame, after a frame that ends with the array.
+//   One frame that ends with the array carries an empty payload.
 // count 0: the payload frame is the payload; 1 to kMaxCastPayloads:
 //   it holds that many (AppendSized), each its own message to the same topic
 //   or group, in order (PublishMany, BroadcastMany, DispatchMany).
@@ -153,7 +156,7 @@
 
 namespace meshbus::wire {
 
-inline constexpr uint32_t kProtocolVersion = 7;
+inline constexpr uint32_t kProtocolVersion = 8;
 // Upper bounds on decoded collections: a peer or client cannot make us
 // allocate without limit by sending a large count.
 inline constexpr size_t kMaxListItems = 4'000'000;
@@ -377,7 +380,7 @@ using ClientRequest =
                  Demonitor, Nodes, Stats, JoinMany, Subscribe, Publish, Broadcast, Dispatch,
                  Request, Respond, Send, Credit, Register, Unregister, Whereis, ListNames,
                  MonitorNames, Leader, SendName, PutRecord, DeleteRecord, ListRecords>;
-// True for the requests that are followed by a payload frame.
+// True for the requests that carry a payload (in their frame or the next).
 bool CarriesPayload(const ClientRequest& m);
 // The most payloads one Publish or Broadcast may carry (its count).
 inline constexpr size_t kMaxCastPayloads = 256;
@@ -386,8 +389,11 @@ uint64_t RequestIdOf(const ClientRequest& m);
 
 std::string Encode(const ClientRequest& m);
 // On failure, *req (if given) holds the request id when it could be read, so
-// the broker can address its error reply; 0 otherwise.
-Result<ClientRequest> DecodeClientRequest(std::string_view frame, uint64_t* req = nullptr);
+// the broker can address its error reply; 0 otherwise. With `rest`, the
+// frame may go on after the request, and *rest is what follows (a payload
+// in the request's frame); without, that is an error.
+Result<ClientRequest> DecodeClientRequest(std::string_view frame, uint64_t* req = nullptr,
+                                          std::string_view* rest = nullptr);
 
 // ---- broker -> client ------------------------------------------------------
 
