@@ -427,6 +427,9 @@ class BrokerLoop {
   void StreamTargets(const std::string& stream, std::vector<uint64_t>* sessions) const;
   // The local sessions a data topic reaches.
   void DataTargets(const std::string& data_topic, std::vector<uint64_t>* sessions) const;
+  // The same for a broadcast to (scope, group), with nothing to parse.
+  void GroupTargets(const std::string& scope, const std::string& group,
+                    std::vector<uint64_t>* sessions) const;
   void SendDataMarks();
   // Tries members until one has the pending message or none is left.
   // `why_not`: why the member tried last could not take it, if one was.
@@ -671,6 +674,15 @@ class BrokerLoop {
   };
   std::vector<std::string_view> data_payloads_;  // OnDataMessage's, kept for the capacity
   std::vector<std::string_view> cast_payloads_;  // OnMessagingRequest's, the same
+  // The last publish or broadcast request decoded, and its bytes. A stream
+  // of them repeats its request byte for byte (the SDK encodes it once),
+  // and msgpack is self-delimiting: a frame that starts with these bytes
+  // holds this request, checked already, and its payload after them.
+  struct LastCast {
+    std::string bytes;
+    wire::ClientRequest request;
+  };
+  LastCast last_cast_;
   DataBatch data_batch_;
   // A turn's forwards, acks and responses to one peer (wire::PeerCallBatch).
   struct CallBatch {

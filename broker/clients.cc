@@ -330,12 +330,20 @@ void BrokerLoop::OnClientMessage(std::vector<zmq::message_t>& frames, TimePoint 
     return;
   }
   std::string rid = frames[0].to_string();
+  const std::string_view frame = frames[1].to_string_view();
+  const bool payload_frame = frames.size() == 3;
+  if (!last_cast_.bytes.empty() && frame.starts_with(last_cast_.bytes) &&
+      (!payload_frame || frame.size() == last_cast_.bytes.size())) {
+    RequestPayload payload = payload_frame
+                                 ? RequestPayload{frames[2], frames[2].to_string_view()}
+                                 : RequestPayload{frames[1], frame.substr(last_cast_.bytes.size())};
+    // A cast only reads its request.
+    return HandleRequest(rid, last_cast_.request, &payload, now);
+  }
   uint64_t req = 0;
   std::string_view rest;  // a payload in the request's frame
-  Result<wire::ClientRequest> request =
-      wire::DecodeClientRequest(frames[1].to_string_view(), &req, &rest);
+  Result<wire::ClientRequest> request = wire::DecodeClientRequest(frame, &req, &rest);
   Status bad = request.status();
-  const bool payload_frame = frames.size() == 3;
   if (request.ok() && !wire::CarriesPayload(*request)) {
     if (payload_frame) bad = Status::BadMessage("this request takes no payload frame");
     if (!rest.empty()) bad = Status::BadMessage("trailing bytes after a request with no payload");
@@ -347,6 +355,11 @@ void BrokerLoop::OnClientMessage(std::vector<zmq::message_t>& frames, TimePoint 
     log_.LogLimited(LogLevel::kWarn, "client-bad", "bad client request: " + bad.message());
     Reply(rid, req, bad);
     return;
+  }
+  if (std::holds_alternative<wire::Publish>(*request) ||
+      std::holds_alternative<wire::Broadcast>(*request)) {
+    last_cast_.bytes.assign(frame.substr(0, frame.size() - rest.size()));
+    last_cast_.request = *request;
   }
   RequestPayload payload = payload_frame ? RequestPayload{frames[2], frames[2].to_string_view()}
                                          : RequestPayload{frames[1], rest};

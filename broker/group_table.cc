@@ -170,6 +170,16 @@ std::vector<MemberId> GroupTable::LocalMembers(const std::string& scope, const s
   return out;
 }
 
+void GroupTable::AppendLocalSessions(const std::string& scope, const std::string& group,
+                                     const std::string& node, uint64_t incarnation,
+                                     std::vector<uint64_t>* sessions) const {
+  auto g = groups_.find(Key(scope, group));
+  if (g == groups_.end()) return;
+  for (const auto& [m, n] : g->second) {
+    if (m.incarnation == incarnation && m.node == node) sessions->push_back(m.session);
+  }
+}
+
 std::vector<wire::GroupCount> GroupTable::WhichGroups(const std::string& scope,
                                                       const std::string& node) const {
   std::vector<wire::GroupCount> out;

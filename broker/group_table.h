@@ -50,6 +50,12 @@ class GroupTable {
   std::vector<MemberId> Members(const std::string& scope, const std::string& group) const;
   std::vector<MemberId> LocalMembers(const std::string& scope, const std::string& group,
                                      const std::string& node) const;
+  // Appends the session of each member of the group that `node`'s
+  // incarnation `incarnation` has, once however often it joined. Copies no
+  // member: a publish-like path calls it for every message.
+  void AppendLocalSessions(const std::string& scope, const std::string& group,
+                           const std::string& node, uint64_t incarnation,
+                           std::vector<uint64_t>* sessions) const;
   // Groups with at least one member (of `node` only when node is non-empty);
   // every scope when scope is empty. count = joins in the group.
   std::vector<wire::GroupCount> WhichGroups(const std::string& scope,

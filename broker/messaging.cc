@@ -60,8 +60,7 @@ void BrokerLoop::OnMessagingRequest(Session& session, wire::ClientRequest& reque
     cast_payloads_.push_back(payload.bytes);
   } else if (Status s = wire::SplitSized(payload.bytes, count, &cast_payloads_); !s.ok()) {
     ++counters_.client_bad_messages;
-    Reply(rid, req,
-          Status::BadMessage("the payload does not hold its count: " + s.message()));
+    Reply(rid, req, Status::BadMessage("the payload does not hold its count: " + s.message()));
     return;
   }
   for (size_t i = 0; i < cast_payloads_.size(); ++i) {
@@ -282,13 +281,14 @@ void BrokerLoop::OnCast(Session& session, const wire::ClientRequest& request,
     counters_.publishes_in += payloads.size();
     data_topic = PublishDataTopic(pub->topic);
     m = {wire::MessageKind::kPublish, me, pub->topic, "", "", ""};
+    DataTargets(data_topic, &targets_);
   } else {
     const auto& b = std::get<wire::Broadcast>(request);
     counters_.broadcasts_in += payloads.size();
     data_topic = BroadcastDataTopic(b.scope, b.group);
     m = {wire::MessageKind::kBroadcast, me, "", b.scope, b.group, ""};
+    GroupTargets(b.scope, b.group, &targets_);
   }
-  DataTargets(data_topic, &targets_);
   for (std::string_view p : payloads) {
     // A view, no copy: a publish or broadcast is copied into its session's
     // batch before DeliverMessage returns.
@@ -419,15 +419,18 @@ void BrokerLoop::DataTargets(const std::string& data_topic, std::vector<uint64_t
   if (data_topic.empty()) return;
   if (data_topic[0] == kPublishTopicMark) {
     topics_.Match(std::string_view(data_topic).substr(1), sessions);
+    // Callers index sessions_ with these: only live sessions, whatever happens.
+    std::erase_if(*sessions, [&](uint64_t id) { return sessions_.count(id) == 0; });
   } else if (local_groups_.count(data_topic)) {
     std::optional<DataTopic> t = ParseDataTopic(data_topic);
-    if (!t) return;
-    for (const MemberId& m : table_.LocalMembers(t->scope, t->group, self_.node)) {
-      if (m.incarnation == self_.incarnation) sessions->push_back(m.session);
-    }
-    sessions->erase(std::unique(sessions->begin(), sessions->end()), sessions->end());
+    if (t) GroupTargets(t->scope, t->group, sessions);
   }
-  // Callers index sessions_ with these: only live sessions, whatever happens.
+}
+
+void BrokerLoop::GroupTargets(const std::string& scope, const std::string& group,
+                              std::vector<uint64_t>* sessions) const {
+  sessions->clear();
+  table_.AppendLocalSessions(scope, group, self_.node, self_.incarnation, sessions);
   std::erase_if(*sessions, [&](uint64_t id) { return sessions_.count(id) == 0; });
 }
 
