@@ -122,12 +122,16 @@ struct Client::Impl {
     void TakeInto(Message* m) {
       const Entry& e = entries[next++];
       const wire::Message& h = headers[e.header];
+      // `m` is new, and a message leaves most of its fields empty.
+      auto copy = [](const std::string& from, std::string* to) {
+        if (!from.empty()) *to = from;
+      };
       m->kind = h.kind;
       m->from = h.from;
-      m->topic = h.topic;
-      m->scope = h.scope;
-      m->group = h.group;
-      m->reply_to = h.reply_to;
+      copy(h.topic, &m->topic);
+      copy(h.scope, &m->scope);
+      copy(h.group, &m->group);
+      copy(h.reply_to, &m->reply_to);
       m->payload.assign(static_cast<const char*>(frame.data()) + e.offset, e.size);
       if (empty()) clear();  // the frame goes as soon as its last message is read
     }
