@@ -332,11 +332,14 @@ void BrokerLoop::OnClientMessage(std::vector<zmq::message_t>& frames, TimePoint 
   std::string rid = frames[0].to_string();
   const std::string_view frame = frames[1].to_string_view();
   const bool payload_frame = frames.size() == 3;
+  // The payload frame, or what follows the request (`rest`) in its own.
+  auto payload_of = [&](std::string_view rest) {
+    return payload_frame ? RequestPayload{frames[2], frames[2].to_string_view()}
+                         : RequestPayload{frames[1], rest};
+  };
   if (!last_cast_.bytes.empty() && frame.starts_with(last_cast_.bytes) &&
       (!payload_frame || frame.size() == last_cast_.bytes.size())) {
-    RequestPayload payload = payload_frame
-                                 ? RequestPayload{frames[2], frames[2].to_string_view()}
-                                 : RequestPayload{frames[1], frame.substr(last_cast_.bytes.size())};
+    RequestPayload payload = payload_of(frame.substr(last_cast_.bytes.size()));
     // A cast only reads its request.
     return HandleRequest(rid, last_cast_.request, &payload, now);
   }
@@ -361,8 +364,7 @@ void BrokerLoop::OnClientMessage(std::vector<zmq::message_t>& frames, TimePoint 
     last_cast_.bytes.assign(frame.substr(0, frame.size() - rest.size()));
     last_cast_.request = *request;
   }
-  RequestPayload payload = payload_frame ? RequestPayload{frames[2], frames[2].to_string_view()}
-                                         : RequestPayload{frames[1], rest};
+  RequestPayload payload = payload_of(rest);
   HandleRequest(rid, request.value(), wire::CarriesPayload(*request) ? &payload : nullptr, now);
 }
 
