@@ -1,12 +1,13 @@
 // meshbus-compare: what `make compare` runs (issue #6). meshbus and its peers
 // on the same shapes of work, in one run, on this machine: raw libzmq (the
-// transport's limit) and a 3-server NATS cluster (bin/compare_nats.cc); each
-// part RUNS times (3 by default), and every row gives the median with the
-// spread, the peer's figure, the ratio and which is better. The rows also go
-// to a CSV file (argv[1], default compare.csv) for scripts/compare.sh's chart;
-// Erlang/OTP pg on 3 nodes (bin/compare_pg.cc) for groups, broadcast and
-// failure detection. Every process it starts is stopped by its pid, and
-// every run is bounded in count and time.
+// transport's limit, bin/compare_zmq.cc), a 3-server NATS cluster
+// (bin/compare_nats.cc), and Erlang/OTP pg on 3 nodes (bin/compare_pg.cc)
+// for groups, broadcast and failure detection. Each part runs kRuns times;
+// every row gives the median with the spread, the peer's figure, the ratio
+// and which is better, then each of issue 6's goals is judged on them
+// (bin/compare_report.h). The rows also go to a CSV file (argv[1], default
+// compare.csv) for scripts/compare.sh's chart. Every process it starts is
+// stopped by its pid, and every run is bounded in count and time.
 #include <signal.h>
 
 #include <algorithm>
@@ -21,6 +22,7 @@
 #include "bin/bench_messaging.h"
 #include "bin/compare_nats.h"
 #include "bin/compare_pg.h"
+#include "bin/compare_report.h"
 #include "bin/compare_zmq.h"
 #include "test/process_mesh.h"
 
@@ -28,64 +30,9 @@ namespace {
 
 using meshbus::bench::MessagingFigure;
 using meshbus::bench::MessagingPart;
+using meshbus::compare::Row;
 
 constexpr int kRuns = 3;
-
-struct Spread {
-  std::vector<double> values;
-  void Add(double v) {
-    if (v >= 0) values.push_back(v);
-  }
-  double Median() const {
-    if (values.empty()) return -1;
-    std::vector<double> v = values;
-    std::sort(v.begin(), v.end());
-    return v[v.size() / 2];
-  }
-  double Min() const {
-    return values.empty() ? -1 : *std::min_element(values.begin(), values.end());
-  }
-  double Max() const {
-    return values.empty() ? -1 : *std::max_element(values.begin(), values.end());
-  }
-};
-
-struct Row {
-  std::string shape, peer, unit, label;  // label: the chart's, short
-  bool higher_is_better = true;
-  Spread meshbus, other;
-};
-
-std::string Num(double v, const std::string& unit) {
-  char buf[64];
-  if (v < 0) return "-";
-  if (unit == "msgs/s") {
-    if (v >= 1e6) {
-      std::snprintf(buf, sizeof buf, "%.2f M", v / 1e6);
-    } else if (v >= 1e3) {
-      std::snprintf(buf, sizeof buf, "%.1f k", v / 1e3);
-    } else {
-      std::snprintf(buf, sizeof buf, "%.0f", v);
-    }
-  } else if (unit == "ms" && v < 100) {
-    std::snprintf(buf, sizeof buf, "%.1f", v);
-  } else {
-    std::snprintf(buf, sizeof buf, "%.0f", v);
-  }
-  return buf;
-}
-
-std::string WithSpread(const Spread& s, const std::string& unit) {
-  if (s.values.empty()) return "-";
-  return Num(s.Median(), unit) + " (" + Num(s.Min(), unit) + "-" + Num(s.Max(), unit) + ")";
-}
-
-// meshbus's figure over the peer's, so that > 1 means meshbus is better.
-double Advantage(const Row& r) {
-  double m = r.meshbus.Median(), o = r.other.Median();
-  if (m <= 0 || o <= 0) return -1;
-  return r.higher_is_better ? m / o : o / m;
-}
 
 double Figure(const std::vector<MessagingFigure>& figures, const std::string& metric, bool raw) {
   for (const MessagingFigure& f : figures) {
@@ -99,52 +46,8 @@ double Figure(const std::vector<MessagingFigure>& figures, const std::string& me
 int main(int argc, char** argv) {
   signal(SIGPIPE, SIG_IGN);
   const std::string csv_path = argc > 1 ? argv[1] : "compare.csv";
-  std::vector<Row> rows = {
-      {"publish n1 -> subscriber on n3, 64 B, msgs/s", "raw libzmq PUB/SUB", "msgs/s",
-       "pub 64 B / zmq"},
-      {"publish n1 -> subscriber on n3, 64 B, msgs/s", "NATS cluster A -> C", "msgs/s",
-       "pub 64 B / NATS"},
-      {"publish n1 -> subscriber on n3, 1 KiB, msgs/s", "raw libzmq PUB/SUB", "msgs/s",
-       "pub 1 KiB / zmq"},
-      {"publish n1 -> subscriber on n3, 1 KiB, msgs/s", "NATS cluster A -> C", "msgs/s",
-       "pub 1 KiB / NATS"},
-      {"the same, 64 B, PublishMany of 64", "NATS cluster A -> C", "msgs/s",
-       "PublishMany 64 B / NATS"},
-      {"the same, 1 KiB, PublishMany of 64", "NATS cluster A -> C", "msgs/s",
-       "PublishMany 1 KiB / NATS"},
-      {"dispatch to a group of 3, 2048 in flight, msgs/s", "raw libzmq DEALER/ROUTER", "msgs/s",
-       "dispatch / zmq"},
-      {"dispatch to a group of 3, 2048 in flight, msgs/s", "NATS queue group of 3 on C", "msgs/s",
-       "dispatch / NATS queue"},
-      {"the same, DispatchMany of 64, 32 in flight", "NATS queue group of 3 on C", "msgs/s",
-       "DispatchMany / NATS queue"},
-      {"request/reply across two brokers, p50 us", "raw libzmq 3 hops, broker-like loops", "us",
-       "req p50 / zmq", false},
-      {"request/reply across two brokers, p50 us", "NATS A -> responder on C", "us",
-       "req p50 / NATS", false},
-      {"request/reply across two brokers, p99 us", "raw libzmq 3 hops, broker-like loops", "us",
-       "req p99 / zmq", false},
-      {"request/reply across two brokers, p99 us", "NATS A -> responder on C", "us",
-       "req p99 / NATS", false},
-      {"request/reply across two brokers, p50 us", "raw libzmq 1-hop DEALER/ROUTER", "us",
-       "req p50 / zmq 1 hop", false},
-      {"request/reply across two brokers, p50 us", "raw libzmq 2-hop chain (1 proxy)", "us",
-       "req p50 / zmq 2 hops", false},
-      {"request/reply across two brokers, p50 us", "raw libzmq 3-hop chain (2 proxies)", "us",
-       "req p50 / zmq 3 hops", false},
-      {"publish n1 -> subscriber on n3, 64 B, msgs/s", "raw libzmq PUB -> forwarder -> SUB",
-       "msgs/s", "pub 64 B / zmq forwarder"},
-      {"join on n1 visible on n2, p50 us", "Erlang pg, 3 nodes", "us", "join p50 / pg", false},
-      {"joins/s visible on n2, one join per call", "Erlang pg, 3 nodes", "msgs/s", "joins/s / pg"},
-      {"joins/s visible on n2, JoinMany of 100", "Erlang pg (one join per call)", "msgs/s",
-       "JoinMany/s / pg"},
-      {"broadcast to a group of 3, deliveries/s", "Erlang pg, 3 nodes", "msgs/s", "broadcast / pg"},
-      {"the same, BroadcastMany of 64", "Erlang pg, 3 nodes", "msgs/s", "BroadcastMany / pg"},
-      {"members gone after kill -9 of their node, ms", "Erlang pg, net_ticktime 2", "ms",
-       "kill -9 / pg", false},
-      {"members gone after SIGSTOP of their node, ms", "Erlang pg, net_ticktime 2", "ms",
-       "SIGSTOP / pg", false},
-  };
+  // Every figure below goes to its row, in this order.
+  std::vector<Row> rows = meshbus::compare::CompareRows();
   const std::string beam_dir = [&] {
     size_t slash = csv_path.rfind('/');
     return slash == std::string::npos ? std::string(".") : csv_path.substr(0, slash);
@@ -185,15 +88,19 @@ int main(int argc, char** argv) {
           pg->stop_ms);
     }
     std::printf("\n==== run %d of %d: raw libzmq chains and forwarder ====\n", run + 1, kRuns);
-    meshbus::compare::ChainFigures chains[3] = {meshbus::compare::MeasureChain(1),
-                                                meshbus::compare::MeasureChain(2),
-                                                meshbus::compare::MeasureChain(3)};
+    using meshbus::compare::IoThreads;
+    using meshbus::compare::MeasureChain;
+    meshbus::compare::ChainFigures chains[3] = {MeasureChain(1), MeasureChain(2), MeasureChain(3)};
+    meshbus::compare::ChainFigures shared_chain = MeasureChain(3, IoThreads::kShared);
     unsigned long long forwarder_lost = 0;
     double forwarder = meshbus::compare::MeasureForwarder(&forwarder_lost);
+    meshbus::compare::JoinPathFigures join_path = meshbus::compare::MeasureJoinPath();
     std::printf(
-        "raw libzmq: round trip p50 1 hop %.0f us, 2 hops %.0f us, 3 hops %.0f us; "
-        "PUB -> forwarder -> SUB 64 B %.0f msgs/s (%llu lost)\n",
-        chains[0].p50_us, chains[1].p50_us, chains[2].p50_us, forwarder, forwarder_lost);
+        "raw libzmq: round trip p50 1 hop %.0f us, 2 hops %.0f us, 3 hops %.0f us (one I/O "
+        "thread for all: %.0f us); PUB -> forwarder -> SUB 64 B %.0f msgs/s (%llu lost); a join's "
+        "path: p50 %.0f us, %.0f calls/s\n",
+        chains[0].p50_us, chains[1].p50_us, chains[2].p50_us, shared_chain.p50_us, forwarder,
+        forwarder_lost, join_path.p50_us, join_path.per_s);
     std::printf("\n==== run %d of %d: NATS ====\n", run + 1, kRuns);
     std::fflush(stdout);
     std::string error;
@@ -234,9 +141,12 @@ int main(int argc, char** argv) {
         {mesh(req + ", p50"), chains[0].p50_us},
         {mesh(req + ", p50"), chains[1].p50_us},
         {mesh(req + ", p50"), chains[2].p50_us},
+        {mesh(req + ", p50"), shared_chain.p50_us},
         {mesh(p64), forwarder},
         {join.p50_us, pg ? pg->join_p50_us : -1},
+        {join.p50_us, join_path.p50_us},
         {joins, pg ? pg->joins_per_s : -1},
+        {joins, join_path.per_s},
         {join_many, pg ? pg->joins_per_s : -1},
         {mesh(bcast), pg ? pg->broadcast_per_s : -1},
         {mesh(bcast_many), pg ? pg->broadcast_per_s : -1},
@@ -267,29 +177,10 @@ int main(int argc, char** argv) {
     }
   }
 
-  std::printf("\n%-46s %-36s %-24s %-24s %-8s %s\n", "shape", "peer", "meshbus (median, range)",
-              "peer (median, range)", "ratio", "better");
-  std::printf("%s\n", std::string(140, '-').c_str());
+  meshbus::compare::PrintTable(stdout, rows);
+  meshbus::compare::PrintGoals(stdout, rows, meshbus::compare::IssueSixGoals());
   std::ofstream csv(csv_path);
-  csv << "label,shape,peer,unit,meshbus_median,meshbus_min,meshbus_max,peer_median,peer_min,peer_"
-         "max,"
-         "meshbus_advantage\n";
-  for (const Row& r : rows) {
-    double adv = Advantage(r);
-    char ratio[32] = "-";
-    if (adv > 0) std::snprintf(ratio, sizeof ratio, "%.2fx", adv);
-    std::printf("%-46s %-36s %-24s %-24s %-8s %s\n", r.shape.c_str(), r.peer.c_str(),
-                WithSpread(r.meshbus, r.unit).c_str(), WithSpread(r.other, r.unit).c_str(), ratio,
-                adv < 0    ? "-"
-                : adv >= 1 ? "meshbus"
-                           : "peer");
-    csv << '"' << r.label << "\",\"" << r.shape << "\",\"" << r.peer << "\"," << r.unit << ','
-        << r.meshbus.Median() << ',' << r.meshbus.Min() << ',' << r.meshbus.Max() << ','
-        << r.other.Median() << ',' << r.other.Min() << ',' << r.other.Max() << ',' << adv << '\n';
-  }
-  std::printf(
-      "ratio: meshbus's advantage (its rate over the peer's, or the peer's latency over "
-      "its own); under 1 the peer is better\n");
+  meshbus::compare::WriteCsv(csv, rows);
   notes.push_back(
       "shapes: meshbus publish is the highest paced rate with nothing lost (every loss would be "
       "reported by a gap notice), NATS's is full speed, counting what arrived; meshbus "
@@ -300,8 +191,10 @@ int main(int argc, char** argv) {
       "or two servers (NATS)");
   notes.push_back(
       "raw libzmq rows: the messaging bench's own (PUB/SUB pair; DEALER/ROUTER dispatch; its "
-      "3-hop chain is hand-written loops like a broker's), and zmq_proxy chains of 1-3 hops "
-      "and an XSUB/XPUB forwarder");
+      "3-hop chain is hand-written loops like a broker's); zmq_proxy chains of 1-3 hops with a "
+      "context (an I/O thread) per node, as processes have, and the 3-hop one again with one "
+      "I/O thread for all; an XSUB/XPUB forwarder; and a join's path through three poll loops "
+      "(bin/compare_zmq.h)");
   for (const std::string& n : notes) std::printf("note: %s\n", n.c_str());
   std::printf("csv: %s\n", csv_path.c_str());
   return 0;
