@@ -28,10 +28,11 @@ set title "meshbus against its peers on $(hostname), $(date -u +%Y-%m-%d): advan
 set style fill solid 0.6
 set boxwidth 0.6
 set logscale y 2
-set yrange [0.05:20]
+set yrange [0.03:20]
 set grid ytics
 set xtics rotate by -30 font ",8"
 set key off
+set rmargin 10
 plot "$out/compare.csv" every ::1 using 0:(\$11 > 0 ? \$11 : 1/0):xtic(1) with boxes, 1 with lines lc rgb "black"
 GNUPLOT
 echo "compare: table $out/compare.txt, csv $out/compare.csv, chart $out/compare.png"
