@@ -27,7 +27,7 @@ sanitize: deps
 	cmake -S . -B $(SANITIZE_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 	  -DCMAKE_CXX_FLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
 	  -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined"
-	cmake --build $(SANITIZE_BUILD) -j $(JOBS) --target unit_test mesh_test process_test meshbusd meshbus
+	cmake --build $(SANITIZE_BUILD) -j $(JOBS) --target unit_test mesh_test process_test compare_test meshbusd meshbus
 	scripts/sanitize-run.sh $(SANITIZE_BUILD)
 
 demo: build

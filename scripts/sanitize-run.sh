@@ -17,7 +17,7 @@ export UBSAN_OPTIONS="print_stacktrace=1:log_path=$reports/ubsan"
 export MESHBUS_BIN_DIR="$build/bin" MESHBUS_SCRIPTS_DIR="$repo/scripts"
 
 failed=0
-for t in unit_test mesh_test process_test; do
+for t in unit_test mesh_test process_test compare_test; do
   echo "== $t"
   "$build/bin/$t" || failed=1
 done
