@@ -10,7 +10,6 @@
 // stopped by its pid, and every run is bounded in count and time.
 #include <signal.h>
 
-#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <map>
